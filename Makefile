@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean chromium
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Browser tests drive Debian's chromium; install it when missing and apt-get is usable.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/chainlens demo
+
+test: $(STAMP) chromium lint
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check chainlens collector ingestion sdk_js tests $(wildcard bench)
+	$(BIN)/mypy chainlens collector ingestion sdk_js
+
+bench: $(STAMP)
+	$(BIN)/python bench/collector.py
+	$(BIN)/python bench/rollup.py
+
+clean:
+	rm -rf $(VENV) data

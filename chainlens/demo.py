@@ -1,0 +1,160 @@
+"""`chainlens demo`: the main job on the embedded default, from nothing.
+
+Starts a real `chainlens serve` on a fresh embedded store under ./data/demo,
+sends seeded shopper traffic through its HTTP API as browsers would, waits for
+the load path to drain, and prints what a store manager wants to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from chainlens.settings import DEMO_CHAIN, Settings, dump_toml
+from chainlens.shoppers import ShopperModel
+
+DEMO_DIR = Path("data/demo")
+STORE_PORT = 8000
+DAYS = 7  # of history, as far back as the collector's 7-day age limit lets browsers' events in
+PER_DAY = 450
+CHANGE_DAYS = 1.5  # shipping costs jump for the last day and a half: the early warning should say so
+
+
+def demo_config(port: int, store_port: int) -> dict[str, Any]:
+    origin = f"http://127.0.0.1:{store_port}"
+    return {
+        "store": {"dsn": f"chdb://./{DEMO_DIR}/store"},
+        "collector": {"host": "127.0.0.1", "port": port, "spool_dir": f"./{DEMO_DIR}/spool",
+                      "rate_limit_rps": 0.0, "flush_interval_s": 0.5},
+        "rollup": {"session_timeout_s": 1800, "every_s": 0},
+        "sites": [{
+            "id": "demo", "origins": [origin, f"http://localhost:{store_port}"], "secret": "demo-secret",
+            "timezone": "UTC", "chain": list(DEMO_CHAIN), "checkout_from": "cart",
+            "step_urls": {"discover": ["/"], "search": ["/search"], "select": ["/product/*"], "cart": ["/cart"],
+                          "checkout.info": ["/checkout/info"], "checkout.shipping": ["/checkout/shipping"],
+                          "checkout.payment": ["/checkout/payment"], "checkout.review": ["/checkout/review"]},
+        }],
+    }
+
+
+def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | None = None) -> int:
+    if DEMO_DIR.exists():
+        shutil.rmtree(DEMO_DIR)
+    DEMO_DIR.mkdir(parents=True)
+    port = _free_port(settings.collector.port)
+    config = demo_config(port, _free_port(STORE_PORT))
+    path = DEMO_DIR / "chainlens.toml"
+    path.write_text(dump_toml(config))
+    url = f"http://127.0.0.1:{port}"
+    print(f"chainlens demo: starting the collector on {url} with a fresh embedded store in {DEMO_DIR}/")
+    with open(DEMO_DIR / "serve.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "chainlens.cli", "serve", "-c", str(path)],
+                                stdout=log, stderr=log)
+    try:
+        _wait_healthy(url, proc)
+        per_day = max(1, (sessions or DAYS * PER_DAY) // DAYS)
+        started = time.monotonic()
+        sent, accepted = asyncio.run(_send_traffic(url, config, per_day=per_day))
+        print(f"sent {sent} shopper sessions ({accepted} events accepted) in {time.monotonic() - started:.1f} s")
+        _wait_loaded(url)
+        _print_report(path)
+        if keep_running:
+            print(f"\ncollector: {url}  (Ctrl-C to stop)")
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(120)
+    print(f"collector stopped (exit {code})")
+    return 0 if code == 0 else 1
+
+
+async def _send_traffic(url: str, config: dict[str, Any], *, per_day: int) -> tuple[int, int]:
+    origin = config["sites"][0]["origins"][0]
+    now = int(time.time() * 1000)
+    day = 86_400_000
+    model = ShopperModel(seed=7, origin=origin, change_at_ms=now - int(CHANGE_DAYS * day))
+    accepted = sent = 0
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal accepted
+        while (item := await queue.get()) is not None:
+            body = orjson.dumps({"site": "demo", "sent_at": int(time.time() * 1000), "events": item.events})
+            async with session.post(url + "/e", data=body, headers={
+                "Content-Type": "text/plain", "Origin": origin, "User-Agent": item.user_agent}) as resp:
+                accepted += (await resp.json())["accepted"]
+
+    async with aiohttp.ClientSession() as session:
+        workers = [asyncio.create_task(worker(session)) for _ in range(8)]
+        # Sessions end well before now, so they are closed and enter the rollups.
+        start, end = now - DAYS * day + 3_600_000, now - 3 * 3_600_000
+        for shopper in model.sessions(start_ms=start, end_ms=end, count=per_day * DAYS):
+            await queue.put(shopper)
+            sent += 1
+        for _ in workers:
+            await queue.put(None)
+        await asyncio.gather(*workers)
+    return sent, accepted
+
+
+def _print_report(config: Path) -> None:
+    def sql(title: str, query: str) -> None:
+        print(f"\n{title}")
+        out = subprocess.run([sys.executable, "-m", "chainlens.cli", "sql", query, "-c", str(config)],
+                             capture_output=True, text=True, check=True).stdout
+        print(out.rstrip())
+
+    sql("Sessions reaching each step (raw events, bots excluded)",
+        "SELECT step, uniqExact(session_id) AS sessions FROM events WHERE NOT is_bot AND step != '' "
+        "GROUP BY step ORDER BY indexOf(['" + "','".join(DEMO_CHAIN) + "'], step)")
+    sql("Rejected events", "SELECT count() AS rejected FROM events_rejected")
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the collector exited ({proc.returncode}); see {DEMO_DIR}/serve.log")
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the collector did not become ready")
+
+
+def _wait_loaded(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url + "/readyz", timeout=5) as resp:
+            state = orjson.loads(resp.read())
+        if state["backlog_bytes"] == 0:
+            return
+        time.sleep(0.3)
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            pass
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+

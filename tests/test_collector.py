@@ -1,0 +1,184 @@
+"""The accept path over real HTTP, in process, on an embedded store per test."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from collector.app import SERVER_OPTIONS, create_app
+from ingestion.runner import StoreRunner
+from tests.conftest import BROWSER_UA, MOBILE_UA, ORIGIN, beacon, event, wait_for
+
+JSON = {"Content-Type": "application/json"}
+HEADERS = {"Content-Type": "text/plain", "Origin": ORIGIN, "User-Agent": BROWSER_UA}
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Any) -> Any:
+    runner = StoreRunner(settings.store.dsn)
+    cli = await aiohttp_client(create_app(settings, runner=runner), server_kwargs=SERVER_OPTIONS)
+
+    async def rows(query: str, **params: Any) -> list[tuple]:
+        return await runner.call(lambda c: c.query(query, parameters=params).result_rows)
+
+    cli.rows = rows
+    return cli
+
+
+async def landed(client: Any, query: str, expected: Any) -> Any:
+    async def check() -> bool:
+        return (await client.rows(query)) == expected
+    await wait_for(check)
+    return await client.rows(query)
+
+
+async def test_beacon_lands_as_rows_with_enrichment(client: Any) -> None:
+    ev = event("step", step="checkout.shipping", url="https://shop.example/checkout/shipping?email=a@b.c",
+               props={"method": "express", "ship_days": 2, "gift": False}, uid="user-9", sn=3)
+    resp = await client.post("/e", data=beacon(ev), headers={**HEADERS, "User-Agent": MOBILE_UA})
+    assert resp.status == 202
+    assert await resp.json() == {"accepted": 1, "rejected": 0, "errors": []}
+    rows = await landed(client, "SELECT count() FROM events", [(1,)])
+    assert rows == [(1,)]
+    (row,) = await client.rows(
+        "SELECT toString(event_id), step, url, props, user_id, session_number, device, is_bot, os FROM events")
+    assert row == (ev["id"], "checkout.shipping", "https://shop.example/checkout/shipping",
+                   {"method": "express", "ship_days": "2", "gift": "false"}, "user-9", 3, "mobile", False, "iOS")
+
+
+async def test_mixed_batch_keeps_valid_and_rejects_invalid_with_reasons(client: Any) -> None:
+    good = event("obstacle", name="payment_declined", step="checkout.payment")
+    bad = [
+        event("step"),  # no step
+        event("obstacle", step="cart"),  # no name
+        {**event(), "id": "not-a-uuid", "step": "cart"},
+        event("step", step="teleport"),
+        event("nonsense", step="cart"),
+        event("step", step="cart", props={"nested": {"a": 1}}),
+        event("step", step="cart", ts=int(time.time() * 1000) - 8 * 86400 * 1000),
+        event("step", step="cart", ts=int(time.time() * 1000) + 3600 * 1000),
+    ]
+    resp = await client.post("/e", data=beacon(good, *bad), headers=HEADERS)
+    body = await resp.json()
+    assert resp.status == 202
+    assert body["accepted"] == 1 and body["rejected"] == len(bad)
+    assert [e["error"] for e in body["errors"]] == [
+        "step: missing",
+        "name: missing",
+        "id: not a UUID",
+        "step: 'teleport' is not a step of site 'demo''s chain",
+        "type: must be one of identify, obstacle, page, step, track",
+        "props.nested: not a string, number or boolean",
+        "ts: older than 7 days",
+        "ts: in the future",
+    ]
+    assert [e["index"] for e in body["errors"]] == list(range(1, 9))
+    await landed(client, "SELECT count() FROM events_rejected", [(8,)])
+    reasons = await client.rows("SELECT reason, source FROM events_rejected ORDER BY reason")
+    assert ("id: not a UUID", "e") in reasons
+    assert await client.rows("SELECT name FROM events") == [("payment_declined",)]
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "message"), [
+    (b"{not json", {}, 400, "body is not valid JSON"),
+    (b"[1, 2]", {}, 400, "body must be a JSON object"),
+    (b'{"site": "demo"}', {}, 400, "events: missing or not an array"),
+    (beacon(event(step="cart"), site="elsewhere"), {}, 404, "unknown site 'elsewhere'"),
+    (beacon(event(step="cart")), {"Origin": "https://evil.example"}, 403,
+     "origin 'https://evil.example' is not allowed"),
+    (beacon(event(step="cart")), {"Content-Type": "application/xml"}, 415, "unsupported Content-Type"),
+    (beacon(event(step="cart")), {"Content-Encoding": "compress"}, 415, "unsupported Content-Encoding"),
+    (b"x" * 70_000, {}, 413, "over the 65536-byte limit"),
+    (gzip.compress(b" " * (3 << 20)), {"Content-Encoding": "gzip"}, 413, "decompresses past"),
+    (b"\x1f\x8bnot gzip", {"Content-Encoding": "gzip"}, 400, "not valid gzip"),
+    (beacon(*[event(step="cart") for _ in range(501)]), {}, 413, "at most 500"),
+])
+async def test_unreadable_requests_get_a_4xx_naming_the_problem_and_are_kept(
+    client: Any, body: bytes, headers: dict[str, str], status: int, message: str
+) -> None:
+    resp = await client.post("/e", data=body, headers={**HEADERS, **headers})
+    assert resp.status == status
+    assert message in (await resp.json())["error"]
+    rows = await landed(client, "SELECT count() FROM events_rejected", [(1,)])
+    assert rows == [(1,)]
+    (reason,) = (await client.rows("SELECT reason FROM events_rejected"))[0]
+    assert reason.startswith(f"{status}: ") and message in reason
+    assert await client.rows("SELECT count() FROM events") == [(0,)]
+
+
+async def test_body_over_the_limit_is_refused_without_reading_a_chunked_upload(client: Any) -> None:
+    async def chunks() -> Any:
+        for _ in range(40):
+            yield b"x" * 4096
+    resp = await client.post("/e", data=chunks(), headers=HEADERS)
+    assert resp.status == 413
+
+
+async def test_gzip_and_application_json_are_accepted(client: Any) -> None:
+    resp = await client.post("/e", data=gzip.compress(beacon(event(step="cart"), event(step="checkout.info"))),
+                             headers={**HEADERS, "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert resp.status == 202 and (await resp.json())["accepted"] == 2
+    await landed(client, "SELECT count() FROM events", [(2,)])
+
+
+async def test_retried_event_ids_collapse(client: Any) -> None:
+    ev = event(step="cart")
+    for _ in range(3):
+        assert (await client.post("/e", data=beacon(ev), headers=HEADERS)).status == 202
+    await landed(client, "SELECT count(DISTINCT event_id) FROM events", [(1,)])
+    await wait_for(lambda: _loaded_all(client, 3))
+    assert await client.rows("SELECT count() FROM events FINAL") == [(1,)]
+
+
+async def _loaded_all(client: Any, n: int) -> bool:
+    status = await (await client.get("/readyz")).json()
+    return status["backlog_bytes"] == 0
+
+
+async def test_client_clock_skew_is_corrected_beyond_two_seconds(client: Any) -> None:
+    now = int(time.time() * 1000)
+    hour = 3600 * 1000
+    slow_clock = {"site": "demo", "sent_at": now - hour, "events": [event(step="cart", ts=now - hour - 500, sid="a")]}
+    small_skew = {"site": "demo", "sent_at": now - 1500, "events": [event(step="cart", ts=now - 1600, sid="b")]}
+    for body in (slow_clock, small_skew):
+        assert (await client.post("/e", data=orjson.dumps(body), headers=HEADERS)).status == 202
+    await landed(client, "SELECT count() FROM events", [(2,)])
+    rows = dict(await client.rows("SELECT session_id, toUnixTimestamp64Milli(ts) - toUnixTimestamp64Milli(client_ts) "
+                                  "FROM events"))
+    assert abs(rows["a"] - hour) < 5_000  # shifted by the client's skew
+    assert rows["b"] == 0  # within 2 s: kept as sent
+
+
+async def test_cors_preflight_allows_site_origins_only(client: Any) -> None:
+    ok = await client.options("/e", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"})
+    assert ok.status == 204
+    assert ok.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "Content-Encoding" in ok.headers["Access-Control-Allow-Headers"]
+    bad = await client.options("/e", headers={"Origin": "https://evil.example",
+                                              "Access-Control-Request-Method": "POST"})
+    assert bad.status == 403
+    assert "Access-Control-Allow-Origin" not in bad.headers
+    post = await client.post("/e", data=beacon(event(step="cart")), headers=HEADERS)
+    assert post.headers["Access-Control-Allow-Origin"] == ORIGIN
+
+
+async def test_server_to_server_needs_the_site_secret(client: Any) -> None:
+    body = beacon(event("track", name="delivered"))
+    missing = await client.post("/s2s", data=body, headers={"Content-Type": "application/json"})
+    wrong = await client.post("/s2s", data=body, headers={"Authorization": "Bearer nope", **JSON})
+    assert missing.status == wrong.status == 401
+    assert "Bearer" in (await wrong.json())["error"]
+    ok = await client.post("/s2s", data=body, headers={"Authorization": "Bearer s3cret", **JSON})
+    assert ok.status == 202
+    await landed(client, "SELECT name FROM events", [("delivered",)])
+    assert await client.rows("SELECT source FROM events_rejected") == [("s2s",), ("s2s",)]
+
+
+async def test_health_and_readiness(client: Any) -> None:
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["store_ok"] is True

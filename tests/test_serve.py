@@ -1,0 +1,84 @@
+"""The real `chainlens serve` process: hand-off to `sql`/`import`, clean stop."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import BROWSER_UA, ORIGIN, beacon, event, make_config
+
+pytestmark = pytest.mark.slow
+
+
+def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url + "/e", data=body, method="POST", headers={
+        "Content-Type": "text/plain", "Origin": ORIGIN, "User-Agent": BROWSER_UA, **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, orjson.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
+def wait_count(srv: Any, query: str, expected: int, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        n = int(srv.sql(query)[0]["n"])
+        if n == expected or time.monotonic() > deadline:
+            return n
+        time.sleep(0.2)
+
+
+def jsonl(path: Path, lines: list[Any]) -> Path:
+    path.write_bytes(b"\n".join(x if isinstance(x, bytes) else orjson.dumps(x) for x in lines) + b"\n")
+    return path
+
+
+def test_sql_and_import_work_while_serve_owns_the_store(serve_factory: Any, tmp_path: Path) -> None:
+    srv = serve_factory()
+    status, body = post(srv.url, beacon(*[event(step="cart", sid=f"s{i}") for i in range(5)]))
+    assert (status, body["accepted"]) == (202, 5)
+    assert wait_count(srv, "SELECT count() AS n FROM events", 5) == 5
+
+    old = event(step="purchase", ts=1_600_000_000_000, sid="imported")  # years old: imports have no age limit
+    path = jsonl(tmp_path / "events.jsonl", [old, b'{"broken', event(step="nowhere"), event(step="cart")])
+    result = srv.cli("import", str(path), "--site", "demo", check=False)
+    assert result.returncode == 3
+    assert "imported 2 events" in result.stdout and "rejected 2" in result.stdout
+    assert f"{path}:2: rejected: not valid JSON" in result.stderr
+    assert f"{path}:3: rejected: step: 'nowhere' is not a step" in result.stderr
+    assert wait_count(srv, "SELECT count() AS n FROM events", 7) == 7
+    rejected = srv.sql("SELECT reason FROM events_rejected WHERE source = 'import' ORDER BY reason")
+    assert [r["reason"][:7] for r in rejected] == ["line 2:", "line 3:"]
+
+    refused = srv.cli("sql", "DROP TABLE events", check=False)
+    assert refused.returncode == 1 and "read-only" in refused.stderr
+    pretty = srv.cli("sql", "SELECT count() AS n FROM events").stdout
+    assert "n" in pretty and "7" in pretty  # the readable default format
+    assert srv.stop() == 0
+
+
+def test_clean_stop_flushes_everything_accepted(serve_factory: Any) -> None:
+    srv = serve_factory()
+    accepted = 0
+    for i in range(40):
+        status, body = post(srv.url, beacon(*[event(step="cart", sid=f"s{i}-{j}") for j in range(25)]))
+        assert status == 202
+        accepted += body["accepted"]
+    assert srv.stop() == 0  # SIGTERM right after the last ack
+    assert int(srv.sql("SELECT count() AS n FROM events")[0]["n"]) == accepted
+
+
+def test_sql_and_import_work_on_the_directory_without_a_service(tmp_path: Path, serve_factory: Any) -> None:
+    srv = serve_factory(make_config(tmp_path), start=False)
+    path = jsonl(tmp_path / "e.jsonl", [event(step="cart"), event(step="checkout.info")])
+    result = srv.cli("import", str(path), "--site", "demo")
+    assert "imported 2 events" in result.stdout
+    assert int(srv.sql("SELECT count() AS n FROM events")[0]["n"]) == 2
+    tsv = srv.cli("sql", "SELECT step FROM events ORDER BY step", "--format", "TSVWithNames").stdout
+    assert tsv.splitlines() == ["step", "cart", "checkout.info"]
