@@ -20,12 +20,15 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from chainlens import metrics
 from chainlens.settings import Settings
 from collector import beacon
 from collector.cors import cors_headers, preflight
 from collector.ratelimit import RateLimiter
 from collector.spool import SpoolWriter
+from ingestion import admin
 from ingestion.runner import StoreRunner
+from ingestion.service import RUNNER, attach_store
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,6 @@ def create_app(
         app[LINK] = store_link
     if runner is not None:
         # Registered first so its cleanup runs last: the spool is closed, then drained into the store.
-        from ingestion.service import attach_store
         attach_store(app, settings, runner)
     app.cleanup_ctx.append(_spool_ctx(writer))
     app.on_shutdown.append(_mark_draining)
@@ -74,6 +76,7 @@ def create_app(
     app.router.add_post("/s2s", _beacon("s2s"))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
     return app
 
 
@@ -97,6 +100,7 @@ def _beacon(source: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         app = request.app
         wait = app[LIMITER].check(client_address(request, app[SETTINGS]))
         if wait:
+            metrics.RATE_LIMITED.inc()
             return beacon.error_response(429, "rate limit exceeded", **{"Retry-After": str(wait)})
         response = await beacon.accept(request, settings=app[SETTINGS], spool=app[SPOOL], source=source)
         if source == "e":
@@ -112,6 +116,12 @@ def client_address(request: web.Request, settings: Settings) -> str:
         if forwarded:
             return forwarded.split(",")[0].strip()
     return request.remote or ""
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    await store_status(request.app)  # refreshes the store process's gauges (spool backlog, age, store up)
+    body, content_type = metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -130,8 +140,6 @@ _status_cache: dict[int, tuple[float, dict]] = {}
 
 
 async def store_status(app: web.Application) -> dict:
-    from ingestion import admin
-    from ingestion.service import RUNNER
     if RUNNER in app:
         return admin.status_of(app)
     link = app.get(LINK)
@@ -160,10 +168,12 @@ async def request_context(
         response = await handler(request)
     except web.HTTPException as exc:
         exc.headers["X-Request-Id"] = request_id
+        metrics.REQUESTS.labels("unmatched", str(exc.status)).inc()
         raise
     except Exception:
         log.exception("unhandled error", extra={"request_id": request_id, "path": request.path})
         response = beacon.error_response(500, "internal error", **{"X-Request-Id": request_id})
-        return response
     response.headers["X-Request-Id"] = request_id
+    route = request.match_info.route.resource
+    metrics.REQUESTS.labels(route.canonical if route else "unmatched", str(response.status)).inc()
     return response

@@ -18,10 +18,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from chainlens import metrics
 from chainlens.contract import BeaconError, build_rows, parse_envelope, rejected_row
 from chainlens.settings import Settings, Site
 from collector.enrich import client_from_ua
 from collector.spool import SpoolFull, SpoolWriter
+from ingestion.spoolfile import EVENTS, REJECTED, encode_rows
 
 JSON_TYPES = ("text/plain", "application/json", "")
 
@@ -98,6 +100,7 @@ async def accept(request: web.Request, *, settings: Settings, spool: SpoolWriter
         else:
             check_origin(request, site)
     except BeaconError as exc:
+        metrics.REJECTED.labels(f"request_{exc.status}").inc()
         await _keep_rejected_request(spool, exc, received_ms=received_ms, site=site_hint, source=source, body=body)
         return error_response(exc.status, exc.message)
     rows, rejected, errors = build_rows(
@@ -105,9 +108,14 @@ async def accept(request: web.Request, *, settings: Settings, spool: SpoolWriter
         received_ms=received_ms, sent_at=sent_at, source=source,
     )
     try:
-        await spool.append(orjson.dumps([rows, rejected]))
+        await spool.append(encode_rows(EVENTS, received_ms, rows) + encode_rows(REJECTED, received_ms, rejected))
     except SpoolFull as exc:
+        metrics.SPOOL_FULL.inc()
         return overloaded(str(exc))
+    if rows:
+        metrics.ACCEPTED.labels(site.id).inc(len(rows))
+    for err in errors:  # the field, without props' own keys: a bounded label set
+        metrics.REJECTED.labels(err["error"].split(":", 1)[0].split(".", 1)[0]).inc()
     return web.json_response(
         {"accepted": len(rows), "rejected": len(rejected), "errors": errors}, status=202, dumps=_dumps,
     )
@@ -119,7 +127,7 @@ async def _keep_rejected_request(
     row = rejected_row(received_ms=received_ms, site_id=str(site)[:64] if isinstance(site, str) else "",
                        source=source, reason=f"{exc.status}: {exc.message}", payload=body[:65536])
     try:
-        await spool.append(orjson.dumps([[], [row]]))
+        await spool.append(encode_rows(REJECTED, received_ms, [row]))
     except SpoolFull:
         pass  # the request is answered with its own 4xx; a full spool cannot keep more
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+from chainlens import metrics
 from chainlens.logs import setup_logging
 from chainlens.settings import Settings
 from ingestion.service import admin_file, run_store_process
@@ -56,6 +57,7 @@ def serve(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
 
+    metrics.prepare_multiprocess_dir(Path(cfg.spool_dir) / "metrics")
     path = admin_file(settings)
     path.unlink(missing_ok=True)
     store = ctx.Process(target=run_store_process, args=(settings,), name="chainlens-store")
@@ -81,6 +83,7 @@ def serve(settings: Settings) -> int:
         for i, proc in list(procs.items()):
             if not proc.is_alive() and not stopping:
                 log.error("worker exited; restarting", extra={"worker": i, "exitcode": proc.exitcode})
+                metrics.mark_process_dead(proc.pid or 0)
                 start_worker(i)
         if not store.is_alive() and not stopping:
             log.error("store process exited", extra={"exitcode": store.exitcode})

@@ -14,7 +14,8 @@ import os
 import time
 from pathlib import Path
 
-from ingestion.spoolfile import SUFFIX, frame, fsync_dir, spool_bytes
+from chainlens import metrics
+from ingestion.spoolfile import SUFFIX, fsync_dir, spool_bytes
 
 
 class SpoolFull(Exception):
@@ -52,13 +53,16 @@ class SpoolWriter:
         now = time.monotonic()
         if now - self._scanned_at > 0.5:
             self._scanned_bytes, self._scanned_at, self._since_scan = spool_bytes(self.root), now, 0
+            metrics.SPOOL_BYTES.set(self._scanned_bytes)
         return self._scanned_bytes + self._since_scan
 
-    async def append(self, payload: bytes) -> None:
-        """Write one frame and return once it is on disk; SpoolFull when it cannot be."""
+    async def append(self, data: bytes) -> None:
+        """Write framed payloads (`spoolfile.encode_rows`) and return once they are on disk.
+
+        SpoolFull when they cannot be.
+        """
         if self._offset >= self.segment_bytes:
             await self._rotate()
-        data = frame(payload)
         if self.used_bytes() + len(data) > self.max_bytes:
             raise SpoolFull("spool is at collector.spool_max_bytes")
         try:
@@ -87,6 +91,7 @@ class SpoolWriter:
         try:
             await asyncio.get_running_loop().run_in_executor(None, os.fdatasync, fd)
             self.fsyncs += 1
+            metrics.FSYNCS.inc()
             self._synced = max(self._synced, target)
         finally:
             self._sync_task = None

@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from chainlens import metrics
+
 TOKEN = web.AppKey("admin_token", str)
 
 
@@ -67,12 +69,17 @@ def status_of(app: web.Application) -> dict[str, Any]:
     from ingestion.service import LOADER, RUNNER
     runner, loader = app[RUNNER], app.get(LOADER)
     oldest = loader.oldest_unloaded_ms if loader else None
+    age = None if oldest is None else max(0.0, time.time() - oldest / 1000)
+    backlog = loader.backlog_bytes() if loader else 0
+    metrics.BACKLOG_BYTES.set(backlog)
+    metrics.OLDEST_AGE.set(age or 0.0)
+    metrics.STORE_UP.set(1 if runner.ok else 0)
     return {
         "store_ok": runner.ok,
         "store_errors": runner.errors,
         "last_error": runner.last_error,
-        "backlog_bytes": loader.backlog_bytes() if loader else 0,
-        "oldest_unloaded_age_s": None if oldest is None else max(0.0, time.time() - oldest / 1000),
+        "backlog_bytes": backlog,
+        "oldest_unloaded_age_s": age,
         "inserted_rows": loader.inserted_rows if loader else 0,
         "batches": loader.batches if loader else 0,
         "last_batch_rows": loader.last_batch_rows if loader else 0,

@@ -48,10 +48,10 @@ def import_lines(client: Client, lines: Iterable[bytes], *, site: Site, first_li
     )
     errors.extend({"line": numbers[e["index"]], "error": e["error"]} for e in event_errors)
     errors.sort(key=lambda e: e["line"])
-    for row, err in zip(rejected, event_errors, strict=True):
+    for row, err in zip(rejected, event_errors, strict=True):  # name the line in the kept reason
         row[3] = f"line {numbers[err['index']]}: {row[3]}"
     # The same lines imported twice carry the same token: the second insert is a no-op.
     token = "import-" + digest.hexdigest()[:32]
-    store.insert_events(client, rows, token=token)
-    store.insert_rejected(client, bad_json + rejected, token=token + "-r")
+    store.insert_events(client, store.rows_json(rows), token=token)
+    store.insert_rejected(client, store.rows_json(bad_json + rejected), token=token + "-r")
     return {"accepted": len(rows), "rejected": len(bad_json) + len(rejected), "errors": errors}

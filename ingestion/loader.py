@@ -25,21 +25,22 @@ from typing import Any
 
 import orjson
 
-from chainlens.contract import EVENT_COLUMNS
+from chainlens import metrics
 from ingestion import store
 from ingestion.runner import StoreRunner
-from ingestion.spoolfile import Checkpoint, newest_per_writer, read_frames, segments
+from ingestion.spoolfile import EVENTS, REJECTED, Checkpoint, decode_rows, newest_per_writer, read_frames, segments
 
 log = logging.getLogger(__name__)
-RECEIVED = EVENT_COLUMNS.index("received_at")
 READ_CHUNK = 16 << 20
 
 
 @dataclass
 class Batch:
     ranges: list[list[Any]]  # [segment, start, end, end_after_skip]
-    events: list[list[Any]]
-    rejected: list[list[Any]]
+    events: bytes  # JSONCompactEachRow
+    rejected: bytes
+    event_count: int
+    rejected_count: int
 
     @property
     def token(self) -> str:
@@ -75,12 +76,13 @@ class Loader:
                 loaded = await self.load_once()
                 backoff = self.interval
             except Exception as exc:  # the store is down or refused the batch: retry, never drop
-                log.warning("insert failed; retrying", extra={"error": str(exc)[:300], "retry_in_s": backoff})
-                await (asyncio.sleep(backoff) if stopping.is_set() else _wait(stopping, backoff))
-                backoff = min(backoff * 2, self.max_backoff)
-                if stopping.is_set() and not self.runner.ok and self.runner.errors > 3:
-                    log.error("stopping with the store down; the spool keeps the backlog for the next start")
+                if stopping.is_set():
+                    log.error("stopping with the store failing; the spool keeps the backlog for the next start",
+                              extra={"error": str(exc)[:300]})
                     return
+                log.warning("insert failed; retrying", extra={"error": str(exc)[:300], "retry_in_s": backoff})
+                await _wait(stopping, backoff)
+                backoff = min(backoff * 2, self.max_backoff)
                 continue
             if stopping.is_set():
                 if loaded == 0:
@@ -93,15 +95,21 @@ class Loader:
         batch = await asyncio.to_thread(self._plan)
         if batch is None:
             return 0
-        if batch.events or batch.rejected:
+        if batch.event_count or batch.rejected_count:
             started = time.monotonic()
-            await self.runner.call(self._insert, batch)
+            try:
+                await self.runner.call(self._insert, batch)
+            except Exception:
+                metrics.STORE_ERRORS.inc()
+                raise
             self.last_insert_s = time.monotonic() - started
+            metrics.INSERT_SECONDS.observe(self.last_insert_s)
+            metrics.BATCH_ROWS.observe(batch.event_count + batch.rejected_count)
             self.batches += 1
-            self.last_batch_rows = len(batch.events)
-            self.inserted_rows += len(batch.events)
+            self.last_batch_rows = batch.event_count
+            self.inserted_rows += batch.event_count
         await asyncio.to_thread(self._commit, batch)
-        return len(batch.events) + len(batch.rejected) or 1
+        return batch.event_count + batch.rejected_count or 1
 
     def _insert(self, client: Any, batch: Batch) -> None:
         store.insert_events(client, batch.events, token=batch.token)
@@ -150,15 +158,17 @@ class Loader:
         return self._batch(ranges, payloads)
 
     def _batch(self, ranges: list[list[Any]], payloads: list[bytes]) -> Batch:
-        events: list[list[Any]] = []
-        rejected: list[list[Any]] = []
+        bodies: dict[bytes, list[bytes]] = {EVENTS: [], REJECTED: []}
+        counts = {EVENTS: 0, REJECTED: 0}
+        oldest: int | None = None
         for payload in payloads:
-            ev, rej = orjson.loads(payload)
-            events.extend(ev)
-            rejected.extend(rej)
-        received = [r[RECEIVED] for r in events] + [r[0] for r in rejected]
-        self.oldest_unloaded_ms = min(received) if received else None
-        return Batch(ranges, events, rejected)
+            kind, received_ms, count, body = decode_rows(payload)
+            bodies[kind].append(body)
+            counts[kind] += count
+            oldest = received_ms if oldest is None else min(oldest, received_ms)
+        self.oldest_unloaded_ms = oldest
+        return Batch(ranges, b"\n".join(bodies[EVENTS]), b"\n".join(bodies[REJECTED]),
+                     counts[EVENTS], counts[REJECTED])
 
     def _commit(self, batch: Batch) -> None:
         cp = self.checkpoint

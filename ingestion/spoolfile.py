@@ -5,7 +5,9 @@ holding numbered segment files. A segment is a sequence of frames:
 
     u32 little-endian payload length | u32 CRC-32 of the payload | payload
 
-A payload is the orjson of `[event_rows, rejected_rows]` for one request. A
+A payload is one request's rows for one table: a kind byte (`E` events, `R`
+rejected), the receive time (u64 ms), the row count (u32), then the rows as
+ClickHouse `JSONCompactEachRow` lines, so the loader inserts them as they are. A
 writer only ever appends to its newest segment and starts a new one when it
 restarts, so every segment but the newest of each writer is sealed: a bad
 frame in a sealed segment is a tail torn by a crash and is skipped; in the
@@ -28,6 +30,8 @@ from typing import Any
 import orjson
 
 HEADER = struct.Struct("<II")
+PAYLOAD = struct.Struct("<cQI")
+EVENTS, REJECTED = b"E", b"R"
 MAX_FRAME = 64 << 20
 SUFFIX = ".seg"
 CHECKPOINT = "checkpoint.json"
@@ -35,6 +39,20 @@ CHECKPOINT = "checkpoint.json"
 
 def frame(payload: bytes) -> bytes:
     return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def encode_rows(kind: bytes, received_ms: int, rows: list[list[Any]]) -> bytes:
+    """One framed payload, or b"" when there are no rows."""
+    if not rows:
+        return b""
+    body = b"\n".join([orjson.dumps(r) for r in rows])
+    return frame(PAYLOAD.pack(kind, received_ms, len(rows)) + body)
+
+
+def decode_rows(payload: bytes) -> tuple[bytes, int, int, bytes]:
+    """(kind, received_ms, row count, JSONCompactEachRow body)."""
+    kind, received_ms, count = PAYLOAD.unpack_from(payload)
+    return kind, received_ms, count, payload[PAYLOAD.size:]
 
 
 @dataclass

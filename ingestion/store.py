@@ -7,7 +7,6 @@ unlike clickhouse-connect's own DSN parser, which reads `chdb://./x` as a host);
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import clickhouse_connect
+import orjson
 from clickhouse_connect.driver.client import Client
 
 from chainlens.contract import EVENT_COLUMNS, REJECTED_COLUMNS
@@ -94,29 +94,21 @@ def ensure_schema(client: Client) -> int:
     return current
 
 
-def _ms(value: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
-
-
-def insert_events(client: Client, rows: Sequence[list[Any]], *, token: str | None = None) -> None:
-    """Insert `events` rows (EVENT_COLUMNS order, times in epoch ms)."""
-    if not rows:
+def insert_json(client: Client, table: str, columns: Sequence[str], body: bytes, *, token: str | None = None) -> None:
+    """Insert `JSONCompactEachRow` lines as they are: no Python work per row."""
+    if not body:
         return
-    columns = list(zip(*rows, strict=True))
-    for name in ("ts", "client_ts", "received_at"):
-        i = EVENT_COLUMNS.index(name)
-        columns[i] = tuple(_ms(v) for v in columns[i])
-    client.insert(
-        "events", column_oriented=True, data=columns, column_names=list(EVENT_COLUMNS),
-        settings={"insert_deduplication_token": token} if token else None,
-    )
+    client.raw_insert(table, list(columns), insert_block=body, fmt="JSONCompactEachRow",
+                      settings={"insert_deduplication_token": token} if token else None)
 
 
-def insert_rejected(client: Client, rows: Sequence[list[Any]], *, token: str | None = None) -> None:
-    if not rows:
-        return
-    data = [[_ms(r[0]), *r[1:]] for r in rows]
-    client.insert(
-        "events_rejected", data, column_names=list(REJECTED_COLUMNS),
-        settings={"insert_deduplication_token": token} if token else None,
-    )
+def insert_events(client: Client, body: bytes, *, token: str | None = None) -> None:
+    insert_json(client, "events", EVENT_COLUMNS, body, token=token)
+
+
+def insert_rejected(client: Client, body: bytes, *, token: str | None = None) -> None:
+    insert_json(client, "events_rejected", REJECTED_COLUMNS, body, token=token)
+
+
+def rows_json(rows: Sequence[list[Any]]) -> bytes:
+    return b"\n".join([orjson.dumps(r) for r in rows])

@@ -182,3 +182,17 @@ async def test_health_and_readiness(client: Any) -> None:
     assert (await client.get("/healthz")).status == 200
     ready = await client.get("/readyz")
     assert ready.status == 200 and (await ready.json())["store_ok"] is True
+
+
+async def test_rate_limit_answers_429_with_retry_after(aiohttp_client: Any, tmp_path: Any) -> None:
+    from chainlens.settings import from_mapping
+    from tests.conftest import make_config
+    settings = from_mapping(make_config(tmp_path, collector={"rate_limit_rps": 2.0}))
+    client = await aiohttp_client(create_app(settings, runner=StoreRunner(settings.store.dsn)),
+                                  server_kwargs=SERVER_OPTIONS)
+    statuses = [(await client.post("/e", data=beacon(event(step="cart")), headers=HEADERS)) for _ in range(8)]
+    codes = [r.status for r in statuses]
+    assert codes[:4] == [202] * 4  # the burst
+    limited = [r for r in statuses if r.status == 429]
+    assert limited and limited[0].headers["Retry-After"] == "1"
+    assert (await limited[0].json())["error"] == "rate limit exceeded"

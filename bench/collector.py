@@ -1,0 +1,208 @@
+"""Collector throughput and latency, durable ack on, beside a bare aiohttp handler.
+
+    .venv/bin/python bench/collector.py [--seconds 10]
+
+wrk (Debian's package; installed when missing and apt-get is usable) runs
+pinned to core 0; the server under test runs pinned to core 1: first a bare
+aiohttp handler that reads the body and answers 202, then `chainlens serve`
+with one accept worker and its store process (embedded ClickHouse). Every
+request carries fresh event ids (a Lua counter). Prints req/s, events/s,
+p50/p99 latency, fsyncs/s and RSS; the p99 at 80% of the maximum rate comes
+from wrk's `delay()` pacing (closed-loop, so it understates queueing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+
+from chainlens.settings import dump_toml  # noqa: E402
+
+LUA = r"""
+local n = 0
+local tid = 0
+local events_per = tonumber(os.getenv("BENCH_EVENTS") or "1")
+local pace = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+local ts = os.time() * 1000
+setup = function(thread) thread:set("tid", math.random(0, 0xffffff)) end
+init = function(args) tid = tid end
+delay = function() return pace end
+request = function()
+  local parts = {}
+  for i = 1, events_per do
+    n = n + 1
+    parts[i] = string.format(
+      '{"id":"%08x-0000-4000-8000-%012x","type":"step","ts":%d,"sid":"s%x","aid":"a","step":"cart",' ..
+      '"url":"https://shop.example/cart","props":{"items":3}}', tid, n, ts, n)
+  end
+  local body = '{"site":"demo","sent_at":' .. ts .. ',"events":[' .. table.concat(parts, ",") .. ']}'
+  return wrk.format("POST", "/e", {["Content-Type"] = "text/plain", ["Origin"] = "http://127.0.0.1:8000",
+    ["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"}, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT requests=%d seconds=%f p50=%f p99=%f errors=%d non2xx=%d\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status))
+end
+"""
+
+BARE = """
+import asyncio, sys
+from aiohttp import web
+async def handle(request):
+    await request.read()
+    return web.json_response({"accepted": 1}, status=202)
+app = web.Application()
+app.router.add_post("/e", handle)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def ensure_wrk() -> str:
+    path = shutil.which("wrk")
+    if path:
+        return path
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
+    path = shutil.which("wrk")
+    if not path:
+        sys.exit("wrk is needed (apt-get install wrk)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(url: str) -> None:
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return 0.0
+    match = re.search(r"VmRSS:\s+(\d+) kB", text)
+    return int(match.group(1)) / 1024 if match else 0.0
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def wrk(url: str, lua: Path, *, seconds: int, events: int, connections: int = 32, delay_ms: int = 0) -> dict:
+    env = {**os.environ, "BENCH_EVENTS": str(events), "BENCH_DELAY_MS": str(delay_ms)}
+    out = subprocess.run(
+        ["taskset", "-c", "0", ensure_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+         "-s", str(lua), url],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout
+    match = re.search(r"RESULT (.*)", out)
+    assert match, out
+    fields = dict(kv.split("=") for kv in match.group(1).split())
+    result = {k: float(v) for k, v in fields.items()}
+    result["rps"] = result["requests"] / result["seconds"]
+    result["eps"] = result["rps"] * events
+    return result
+
+
+def metric(url: str, name: str) -> float:
+    text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")
+               or line.startswith(name + "{"))
+
+
+def line(label: str, r: dict, extra: str = "") -> None:
+    print(f"{label:<44} {r['rps']:>9,.0f} req/s {r['eps']:>10,.0f} events/s  p50 {r['p50']:6.2f} ms  "
+          f"p99 {r['p99']:6.2f} ms  errors {int(r['errors'] + r['non2xx'])}{extra}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    ensure_wrk()
+    work = Path(tempfile.mkdtemp(prefix="chainlens-bench-"))
+    lua = work / "beacon.lua"
+    lua.write_text(LUA)
+    print(f"machine: {os.cpu_count()} cores; wrk pinned to core 0, server to core 1; {args.seconds} s per run\n")
+
+    port = free_port()
+    bare = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-c", BARE, str(port)])
+    url = f"http://127.0.0.1:{port}"
+    wait_up(url + "/e")
+    bare_1 = wrk(url, lua, seconds=args.seconds, events=1)
+    line("bare aiohttp handler, 1-event beacons", bare_1)
+    bare_50 = wrk(url, lua, seconds=args.seconds, events=50)
+    line("bare aiohttp handler, 50-event beacons", bare_50)
+    bare.terminate()
+    bare.wait()
+
+    port = free_port()
+    config = {
+        "store": {"dsn": f"chdb://{work}/db"},
+        "collector": {"port": port, "workers": 1, "spool_dir": str(work / "spool"), "rate_limit_rps": 0.0},
+        "rollup": {"every_s": 0},
+    }
+    (work / "chainlens.toml").write_text(dump_toml(config))
+    with open(work / "serve.log", "w") as log:
+        serve = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "chainlens.cli", "serve",
+                                  "-c", str(work / "chainlens.toml")], cwd=ROOT, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    wait_up(url + "/readyz")
+    store_pid = int(orjson.loads((work / "spool" / "admin.json").read_bytes())["pid"])
+    workers = [p for p in children(serve.pid) if p != store_pid and b"--multiprocessing-fork" in
+               Path(f"/proc/{p}/cmdline").read_bytes()]
+    results = {}
+    for events in (1, 50):
+        fsyncs = metric(url, "chainlens_spool_fsyncs_total")
+        r = wrk(url, lua, seconds=args.seconds, events=events)
+        rate = (metric(url, "chainlens_spool_fsyncs_total") - fsyncs) / r["seconds"]
+        results[events] = r
+        line(f"chainlens serve, {events}-event beacons", r,
+             f"  fsyncs/s {rate:,.0f}  RSS worker {max(rss_mb(p) for p in workers):.0f} MB, "
+             f"store process {rss_mb(store_pid):.0f} MB")
+    # p99 at 80% of the maximum single-event rate: 32 connections, each paced by delay().
+    target = 0.8 * results[1]["rps"]
+    delay = max(1, round(32 * 1000 / target))
+    paced = wrk(url, lua, seconds=args.seconds, events=1, delay_ms=delay)
+    line(f"chainlens serve, paced at ~{paced['rps']:,.0f} req/s (80%)", paced)
+    serve.send_signal(signal.SIGTERM)
+    serve.wait(120)
+    print()
+    print(f"single-event req/s vs bare handler: {results[1]['rps'] / bare_1['rps']:.2f}x (target >= 0.6)")
+    print(f"50-event beacons: {results[50]['eps']:,.0f} events/s (target >= 100,000)")
+    print(f"p99 at 80% load: {paced['p99']:.2f} ms (target <= 25 ms)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

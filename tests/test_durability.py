@@ -1,0 +1,171 @@
+"""Nothing accepted is lost: kill -9, torn spool tails, a store outage, a full spool."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from ingestion.spoolfile import EVENTS, encode_rows
+from tests.conftest import BROWSER_UA, ORIGIN, beacon, event, free_port, make_config
+
+pytestmark = pytest.mark.slow
+
+
+def post(url: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url + "/e", data=body, method="POST", headers={
+        "Content-Type": "text/plain", "Origin": ORIGIN, "User-Agent": BROWSER_UA})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def count_ids(srv: Any, ids: list[str]) -> tuple[int, int]:
+    """(distinct acked ids stored, rows for them after dedup) via `chainlens sql`."""
+    srv.tmp.joinpath("ids.txt").write_text("\n".join(ids))
+    rows = srv.sql(
+        f"SELECT uniqExact(event_id) AS n, count() AS c FROM (SELECT event_id FROM events FINAL "
+        f"WHERE toString(event_id) IN (SELECT * FROM file('{srv.tmp}/ids.txt', 'LineAsString')))")
+    return int(rows[0]["n"]), int(rows[0]["c"])
+
+
+def wait_drained(srv: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = get(srv.url + "/readyz")
+        if status == 200 and orjson.loads(body)["backlog_bytes"] == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"spool not drained: {body!r}")
+
+
+def test_kill_9_under_load_loses_no_acknowledged_event(serve_factory: Any) -> None:
+    srv = serve_factory()
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            events = [event(step="cart", sid=f"k{time.monotonic_ns()}") for _ in range(10)]
+            try:
+                status, _, _ = post(srv.url, beacon(*events))
+            except OSError:
+                continue  # the collector is gone: these were never acknowledged
+            if status == 202:
+                acked.extend(e["id"] for e in events)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(2.5)
+    srv.kill()  # SIGKILL the supervisor, workers and store process mid-load
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(acked) > 200, "the load generator should have been acknowledged many times"
+    srv.start()
+    wait_drained(srv)
+    stored, rows = count_ids(srv, acked)
+    assert stored == len(set(acked)) == rows  # all there, each once
+    assert srv.stop() == 0
+
+
+def test_torn_spool_tail_is_skipped_without_losing_earlier_records(serve_factory: Any, tmp_path: Path) -> None:
+    srv = serve_factory(start=False)
+    good = [event(step="cart", sid=f"t{i}") for i in range(6)]
+    rows_frames = []
+    from chainlens.contract import Client, validate_event
+    from chainlens.settings import from_mapping
+    site = from_mapping(srv.config).site("demo")
+    now = int(time.time() * 1000)
+    for chunk in (good[:3], good[3:]):
+        rows = [validate_event(e, site=site, client=Client(), received_ms=now, sent_at=None) for e in chunk]
+        rows_frames.append(encode_rows(EVENTS, now, rows))
+    segment = tmp_path / "spool" / "w0" / "000000000001.seg"
+    segment.parent.mkdir(parents=True)
+    torn = encode_rows(EVENTS, now, [["x"] * 5])
+    segment.write_bytes(rows_frames[0] + rows_frames[1] + torn[: len(torn) // 2])  # a crash mid-write
+    srv.start()
+    wait_drained(srv)
+    assert count_ids(srv, [e["id"] for e in good]) == (6, 6)
+    assert not segment.exists()  # sealed, loaded, removed
+    assert "torn spool tail skipped" in srv.log.read_text()
+    assert srv.stop() == 0
+
+
+def test_store_outage_keeps_accepting_then_the_backlog_lands(serve_factory: Any, tmp_path: Path) -> None:
+    down = make_config(tmp_path, collector={"workers": 1}, dsn=f"http://default:@127.0.0.1:{free_port()}/chainlens")
+    srv = serve_factory(down)
+    status, body = get(srv.url + "/readyz")
+    assert status == 503 and orjson.loads(body)["store_ok"] is False
+    events = [event(step="cart", sid=f"o{i}") for i in range(30)]
+    for i in range(0, 30, 10):
+        assert post(srv.url, beacon(*events[i:i + 10]))[0] == 202
+    time.sleep(1.5)
+    assert "insert failed; retrying" in srv.log.read_text()
+    metrics = get(srv.url + "/metrics")[1].decode()
+    assert "chainlens_store_up 0.0" in metrics
+    assert srv.stop() == 0  # stops with the backlog kept in the spool
+    srv.config["store"]["dsn"] = f"chdb://{tmp_path}/db"  # the store is back (same spool)
+    srv.path.write_text(__import__("chainlens.settings", fromlist=["dump_toml"]).dump_toml(srv.config))
+    srv.start()
+    wait_drained(srv)
+    assert count_ids(srv, [e["id"] for e in events]) == (30, 30)
+    assert srv.stop() == 0
+
+
+def test_full_spool_answers_503_with_retry_after(serve_factory: Any, tmp_path: Path) -> None:
+    config = make_config(tmp_path, collector={"workers": 1, "spool_max_bytes": 4000},
+                         dsn=f"http://default:@127.0.0.1:{free_port()}/x")
+    srv = serve_factory(config)
+    statuses = []
+    for i in range(12):
+        status, headers, body = post(srv.url, beacon(*[event(step="cart", sid=f"f{i}") for _ in range(2)]))
+        statuses.append(status)
+        if status == 503:
+            assert headers["Retry-After"] == "5"
+            assert "spool" in orjson.loads(body)["error"]
+    assert statuses[0] == 202 and 503 in statuses
+    assert get(srv.url + "/healthz")[0] == 200  # no crash
+    assert srv.stop() == 0
+
+
+def test_metrics_sum_over_all_processes(serve_factory: Any) -> None:
+    srv = serve_factory()
+    for i in range(20):
+        post(srv.url, beacon(event(step="cart", sid=f"m{i}"), event(step="nowhere")))
+    post(srv.url, b"{broken")
+    wait_drained(srv)
+    text = get(srv.url + "/metrics")[1].decode()
+    assert 'chainlens_http_requests_total{route="/e",status="202"} 20.0' in text
+    assert 'chainlens_events_accepted_total{site="demo"} 20.0' in text
+    assert 'chainlens_events_rejected_total{reason="step"} 20.0' in text
+    assert 'chainlens_events_rejected_total{reason="request_400"} 1.0' in text
+    assert "chainlens_load_batch_rows_count" in text and "chainlens_insert_seconds_bucket" in text
+    assert "chainlens_spool_fsyncs_total" in text and "chainlens_spool_oldest_unloaded_seconds" in text
+    assert srv.stop() == 0
+
+
+def test_sigterm_stops_everything_within_a_bound(serve_factory: Any) -> None:
+    srv = serve_factory()
+    post(srv.url, beacon(event(step="cart")))
+    started = time.monotonic()
+    assert srv.stop() == 0
+    assert time.monotonic() - started < 30
+    assert int(srv.sql("SELECT count() AS n FROM events")[0]["n"]) == 1
