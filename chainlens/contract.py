@@ -220,5 +220,4 @@ def _url(url: str, scrub: bool) -> str:
     """Privacy by default: query strings and fragments can carry e-mails and tokens."""
     if not scrub or not url:
         return url
-    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
-    return url if cut < 0 else url[:cut]
+    return url.split("?", 1)[0].split("#", 1)[0]

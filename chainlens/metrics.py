@@ -8,9 +8,11 @@ over all of them. Without it (tests, one process) the default registry is used.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,6 +43,17 @@ BATCH_ROWS = Histogram("chainlens_load_batch_rows", "Rows per insert into the st
                        buckets=(1, 10, 100, 1_000, 5_000, 20_000, 100_000, 500_000))
 INSERT_SECONDS = Histogram("chainlens_insert_seconds", "Duration of one batch insert into the store")
 STORE_ERRORS = Counter("chainlens_store_errors", "Failed store calls (inserts retried later)")
+
+
+# Label lookups cost a lock and a dict walk; the hot path takes its children from here.
+@functools.cache
+def request_counter(route: str, status: int) -> Any:
+    return REQUESTS.labels(route, str(status))
+
+
+@functools.cache
+def accepted_counter(site: str) -> Any:
+    return ACCEPTED.labels(site)
 
 
 def prepare_multiprocess_dir(path: Path) -> None:

@@ -23,7 +23,7 @@ from aiohttp import web
 from chainlens import metrics
 from chainlens.settings import Settings
 from collector import beacon
-from collector.cors import cors_headers, preflight
+from collector.cors import allowed_origins, cors_headers, preflight
 from collector.ratelimit import RateLimiter
 from collector.spool import SpoolWriter
 from ingestion import admin
@@ -36,6 +36,7 @@ SETTINGS = web.AppKey("collector_settings", Settings)
 SPOOL = web.AppKey("spool", SpoolWriter)
 LIMITER = web.AppKey("limiter", RateLimiter)
 DRAINING = web.AppKey("draining", list)
+ORIGINS = web.AppKey("origins", frozenset)
 
 
 # Server options every collector runs with (`web.run_app`, `AppRunner`, test servers):
@@ -64,6 +65,7 @@ def create_app(
     app[SETTINGS] = settings
     app[LIMITER] = RateLimiter(settings.collector.rate_limit_rps)
     app[DRAINING] = [False]
+    app[ORIGINS] = allowed_origins(settings)
     if store_link is not None:
         app[LINK] = store_link
     if runner is not None:
@@ -104,7 +106,7 @@ def _beacon(source: str) -> Callable[[web.Request], Awaitable[web.Response]]:
             return beacon.error_response(429, "rate limit exceeded", **{"Retry-After": str(wait)})
         response = await beacon.accept(request, settings=app[SETTINGS], spool=app[SPOOL], source=source)
         if source == "e":
-            response.headers.update(cors_headers(request, app[SETTINGS]))
+            response.headers.update(cors_headers(request, app[ORIGINS]))
         return response
     return handler
 
@@ -175,5 +177,5 @@ async def request_context(
         response = beacon.error_response(500, "internal error", **{"X-Request-Id": request_id})
     response.headers["X-Request-Id"] = request_id
     route = request.match_info.route.resource
-    metrics.REQUESTS.labels(route.canonical if route else "unmatched", str(response.status)).inc()
+    metrics.request_counter(route.canonical if route else "unmatched", response.status).inc()
     return response

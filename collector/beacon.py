@@ -113,7 +113,7 @@ async def accept(request: web.Request, *, settings: Settings, spool: SpoolWriter
         metrics.SPOOL_FULL.inc()
         return overloaded(str(exc))
     if rows:
-        metrics.ACCEPTED.labels(site.id).inc(len(rows))
+        metrics.accepted_counter(site.id).inc(len(rows))
     for err in errors:  # the field, without props' own keys: a bounded label set
         metrics.REJECTED.labels(err["error"].split(":", 1)[0].split(".", 1)[0]).inc()
     return web.json_response(

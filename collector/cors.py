@@ -17,17 +17,17 @@ def allowed_origins(settings: Settings) -> frozenset[str]:
     return frozenset(o for site in settings.sites for o in site.origins)
 
 
-def cors_headers(request: web.Request, settings: Settings) -> dict[str, str]:
+def cors_headers(request: web.Request, origins: frozenset[str]) -> dict[str, str]:
     origin = request.headers.get("Origin", "")
-    if origin and origin in allowed_origins(settings):
+    if origin and origin in origins:
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
     return {"Vary": "Origin"}
 
 
 async def preflight(request: web.Request) -> web.Response:
-    from collector.app import SETTINGS
+    from collector.app import ORIGINS
     origin = request.headers.get("Origin", "")
-    if origin not in allowed_origins(request.app[SETTINGS]):
+    if origin not in request.app[ORIGINS]:
         return web.json_response({"error": f"origin {origin!r} is not allowed"}, status=403)
     return web.Response(status=204, headers={
         "Access-Control-Allow-Origin": origin,
