@@ -29,6 +29,7 @@ from collector.spool import SpoolWriter
 from ingestion import admin
 from ingestion.runner import StoreRunner
 from ingestion.service import RUNNER, attach_store
+from sdk_js.render import render as render_snippet
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_get("/sdk/{site:[A-Za-z0-9_-]+}.js", sdk_script)
     return app
 
 
@@ -118,6 +120,27 @@ def client_address(request: web.Request, settings: Settings) -> str:
         if forwarded:
             return forwarded.split(",")[0].strip()
     return request.remote or ""
+
+
+async def sdk_script(request: web.Request) -> web.Response:
+    """The site's snippet: cached per site and config, ETag, gzip, CORS for the SRI tag."""
+    settings = request.app[SETTINGS]
+    site = settings.site(request.match_info["site"])
+    if site is None:
+        return beacon.error_response(404, f"unknown site {request.match_info['site']!r}")
+    script = render_snippet(site, public_url=settings.collector.url())
+    headers = {
+        "ETag": script.etag,
+        "Cache-Control": "public, max-age=300",
+        "Access-Control-Allow-Origin": "*",  # `crossorigin="anonymous"` + SRI needs a CORS response
+        "Vary": "Accept-Encoding",
+    }
+    if script.etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    body = script.body
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        body, headers["Content-Encoding"] = script.gzipped, "gzip"
+    return web.Response(body=body, headers=headers, content_type="application/javascript", charset="utf-8")
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

@@ -1,0 +1,243 @@
+"""The snippet in real Chromium against a real `chainlens serve`: rows in ClickHouse."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sdk_js.render import STUB
+from tests.conftest import Serve, free_port, make_config, site_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+CHROMIUM = Path("/usr/bin/chromium")
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+
+
+class Pages:
+    """A local storefront: each path maps to (body html, extra headers)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.routes: dict[str, tuple[str, dict[str, str]]] = {}
+        pages = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                path = self.path.split("?")[0]
+                body, headers = pages.routes.get(path, pages.routes.get("*", ("not found", {})))
+                self.send_response(200 if path in pages.routes or "*" in pages.routes else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is required: `make test` installs it with apt-get")
+    from playwright.sync_api import sync_playwright
+    tmp = tmp_path_factory.mktemp("browser")
+    pages = Pages()
+    site = site_config(origins=[pages.origin], step_urls={
+        "discover": ["/"], "select": ["/product/*"], "checkout.shipping": ["/app/shipping"]})
+    config = make_config(tmp, collector={"workers": 1, "flush_interval_s": 0.2}, sites=[site])
+    srv = Serve(tmp, config).start()
+    tag = srv.cli("snippet", "demo").stdout.strip()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield {"srv": srv, "pages": pages, "browser": browser, "tag": tag}
+        browser.close()
+    srv.stop()
+    pages.server.shutdown()
+    pages.server.server_close()
+
+
+def html(tag: str, body: str = "", head: str = "", body_attrs: str = "") -> str:
+    return f"<!doctype html><html><head>{head}{tag}</head><body {body_attrs}>{body}</body></html>"
+
+
+def new_page(env: dict[str, Any], **context: Any) -> Any:
+    ctx = env["browser"].new_context(user_agent=UA, **context)
+    page = ctx.new_page()
+    page.set_default_timeout(10_000)
+    page.console_messages = []
+    page.on("console", lambda m: page.console_messages.append(m))
+    return page
+
+
+def session_id(page: Any) -> str:
+    return str(page.evaluate("JSON.parse(localStorage.chainlens_id).s"))
+
+
+def rows(env: dict[str, Any], sid: str, *, expect: int = 1, timeout: float = 20) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = env["srv"].sql(
+            "SELECT type, step, name, props, value, currency, order_id, url, toString(event_id) AS id "
+            f"FROM events FINAL WHERE session_id = '{sid}' ORDER BY ts, type")
+        if len(got) >= expect or time.monotonic() > deadline:
+            return got
+        time.sleep(0.3)
+
+
+def test_a_shopper_session_across_pages_lands_as_steps_and_obstacles(env: dict[str, Any]) -> None:
+    pages, tag = env["pages"], env["tag"]
+    pages.routes["/"] = (html(tag, '<a href="/product/42">shoes</a>'), {})
+    # GA4 before the snippet loads: dataLayer.push form.
+    pages.routes["/product/42"] = (html(tag, "<button id=b>buy</button>", head=(
+        "<script>window.dataLayer=[{event:'view_item',ecommerce:{items:[{item_id:'42'}]}}];</script>")), {})
+    pages.routes["/basket"] = (html(tag, body_attrs='data-chain-step="cart"', body=(
+        '<button id=go data-chain-step="checkout.info">checkout</button>'
+        '<form><input name=email required><button id=send>send</button></form>'
+        "<button id=rage>apply coupon</button>"
+        "<script>chainlens('obstacle', 'shipping_cost_shown', {amount: 4.9});</script>")), {})
+    page = new_page(env)
+    page.goto(pages.origin + "/?utm_source=mail")
+    page.click("a")
+    page.wait_for_url("**/product/42")
+    page.goto(pages.origin + "/basket")
+    page.wait_for_function("window.chainlens && !window.chainlens.q")
+    page.click("#send")  # invalid: the email is required
+    for _ in range(3):
+        page.click("#rage")
+    page.click("#go")
+    page.evaluate("setTimeout(function () { throw new Error('boom at checkout') }, 0)")
+    page.evaluate("void Promise.reject(new Error('payment sdk failed'))")
+    page.wait_for_timeout(200)
+    # gtag form after load, then a purchase through the page API.
+    page.evaluate("() => { function gtag() { dataLayer.push(arguments) } "
+                  "gtag('event', 'add_payment_info', {payment_type: 'card'}) }")
+    page.evaluate("chainlens('step', 'purchase', {value: 59.9, currency: 'EUR', order_id: 'o-1'})")
+    sid = session_id(page)
+    page.close(run_before_unload=True)  # the tab closes: pagehide flushes with sendBeacon
+    got = rows(env, sid, expect=14)
+    steps = [(r["type"], r["step"]) for r in got if r["type"] in ("page", "step")]
+    assert steps[:2] == [("page", "discover"), ("page", "select")]
+    assert ("step", "select") in steps  # view_item from dataLayer pushed before load
+    assert ("page", "cart") in steps  # data-chain-step on <body>
+    assert ("step", "checkout.info") in steps  # data-chain-step on a clicked element
+    assert ("step", "checkout.payment") in steps  # gtag('event', 'add_payment_info')
+    purchase = next(r for r in got if r["step"] == "purchase")
+    assert (purchase["value"], purchase["currency"], purchase["order_id"]) == (59.9, "EUR", "o-1")
+    obstacles = {(r["name"], r["step"]) for r in got if r["type"] == "obstacle"}
+    assert ("shipping_cost_shown", "cart") in obstacles
+    assert ("form_invalid", "cart") in obstacles
+    assert ("rage_click", "cart") in obstacles
+    assert ("js_error", "checkout.info") in obstacles
+    invalid = next(r for r in got if r["name"] == "form_invalid")
+    assert invalid["props"] == {"field": "email"}  # the field's name, never its value
+    errors = sorted(r["props"]["message"] for r in got if r["name"] == "js_error")
+    assert any("boom at checkout" in m for m in errors) and any("payment sdk failed" in m for m in errors)
+    timings = [r for r in got if r["name"] == "step_time"]
+    assert timings and all(int(r["props"]["active_ms"]) >= 0 for r in timings)
+    assert all("utm_source" not in r["url"] for r in got)  # query strings are scrubbed
+    assert len({r["id"] for r in got}) == len(got)
+
+
+def test_single_page_app_navigation(env: dict[str, Any]) -> None:
+    pages, tag = env["pages"], env["tag"]
+    pages.routes["/app/start"] = (html(tag), {})
+    page = new_page(env)
+    page.goto(pages.origin + "/app/start")
+    page.wait_for_function("window.chainlens && !window.chainlens.q")
+    page.evaluate("history.pushState({}, '', '/app/shipping')")
+    page.evaluate("history.replaceState({}, '', '/app/shipping?tab=2')")  # same path: not a new page
+    page.evaluate("history.pushState({}, '', '/app/other')")
+    page.evaluate("history.back()")
+    page.wait_for_function("location.pathname == '/app/shipping'")
+    page.wait_for_timeout(100)
+    sid = session_id(page)
+    page.close(run_before_unload=True)
+    got = [r for r in rows(env, sid, expect=4) if r["type"] == "page"]
+    assert [(r["url"].split(pages.origin)[1], r["step"]) for r in got] == [
+        ("/app/start", ""), ("/app/shipping", "checkout.shipping"), ("/app/other", ""),
+        ("/app/shipping", "checkout.shipping")]
+
+
+def test_collector_down_then_up_delivers_each_event_once(env: dict[str, Any]) -> None:
+    pages, tag, srv = env["pages"], env["tag"], env["srv"]
+    pages.routes["/outage"] = (html(tag), {})
+    page = new_page(env)
+    page.goto(pages.origin + "/outage")
+    page.wait_for_function("window.chainlens && !window.chainlens.q")
+    page.wait_for_timeout(3500)  # the page view is delivered
+    sid = session_id(page)
+    assert srv.stop() == 0
+    for i in range(3):
+        page.evaluate(f"chainlens('track', 'while_down_{i}')")
+    page.wait_for_timeout(3500)  # the interval flush fails and keeps them
+    stored = page.evaluate("JSON.parse(localStorage.chainlens_q || '[]').length")
+    assert stored >= 3
+    srv.start()
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    got = rows(env, sid, expect=4)
+    names = sorted(r["name"] for r in got if r["name"].startswith("while_down"))
+    assert names == ["while_down_0", "while_down_1", "while_down_2"]
+    page.wait_for_timeout(1000)
+    assert page.evaluate("localStorage.chainlens_q") is None
+    raw = srv.sql(f"SELECT count() AS n, uniqExact(event_id) AS u FROM events WHERE session_id = '{sid}' "
+                  "AND name LIKE 'while_down%'")[0]
+    assert int(raw["u"]) == 3
+    page.close()
+
+
+@pytest.mark.parametrize("case", ["dnt", "gpc", "consent"])
+def test_do_not_track_gpc_and_consent_send_and_store_nothing(env: dict[str, Any], case: str) -> None:
+    pages, tag = env["pages"], env["tag"]
+    init = {"dnt": "Object.defineProperty(navigator, 'doNotTrack', {get: () => '1'})",
+            "gpc": "Object.defineProperty(navigator, 'globalPrivacyControl', {get: () => true})",
+            "consent": ""}[case]
+    stub_consent = "<script>" + STUB + "chainlens('consent', false);</script>" if case == "consent" else ""
+    pages.routes[f"/private-{case}"] = (html(tag, head=stub_consent, body="<button id=b>x</button>"), {})
+    page = new_page(env)
+    if init:
+        page.add_init_script(init)
+    beacons: list[str] = []
+    page.on("request", lambda r: beacons.append(r.url) if r.url.endswith("/e") else None)
+    page.goto(pages.origin + f"/private-{case}")
+    page.wait_for_function("typeof window.chainlens === 'function' && !window.chainlens.q")
+    page.evaluate("chainlens('step', 'cart'); chainlens('obstacle', 'account_required')")
+    page.click("#b")
+    page.close(run_before_unload=True)
+    time.sleep(1)
+    assert beacons == []
+    assert env["srv"].sql(f"SELECT count() AS n FROM events WHERE url LIKE '%/private-{case}'")[0]["n"] in (0, "0")
+
+
+def test_strict_csp_without_unsafe_eval_works_with_the_sri_tag(env: dict[str, Any]) -> None:
+    pages, tag, srv = env["pages"], env["tag"], env["srv"]
+    stub_hash = base64.b64encode(hashlib.sha256(STUB.encode()).digest()).decode()
+    csp = (f"default-src 'none'; script-src {srv.url} 'sha256-{stub_hash}'; connect-src {srv.url}; "
+           "require-trusted-types-for 'script'")
+    assert 'integrity="sha384-' in tag and 'crossorigin="anonymous"' in tag
+    pages.routes["/csp"] = (html(tag, body='<button data-chain-step="checkout.info">go</button>'),
+                            {"Content-Security-Policy": csp})
+    page = new_page(env)
+    page.goto(pages.origin + "/csp")
+    page.wait_for_function("window.chainlens && !window.chainlens.q")
+    page.click("button")
+    sid = session_id(page)
+    page.close(run_before_unload=True)
+    got = rows(env, sid, expect=2)
+    assert ("step", "checkout.info") in [(r["type"], r["step"]) for r in got]
+    violations = [m.text for m in page.console_messages if "Content Security Policy" in m.text]
+    assert violations == []
