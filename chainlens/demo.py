@@ -108,17 +108,51 @@ async def _send_traffic(url: str, config: dict[str, Any], *, per_day: int) -> tu
     return sent, accepted
 
 
-def _print_report(config: Path) -> None:
-    def sql(title: str, query: str) -> None:
-        print(f"\n{title}")
-        out = subprocess.run([sys.executable, "-m", "chainlens.cli", "sql", query, "-c", str(config)],
-                             capture_output=True, text=True, check=True).stdout
-        print(out.rstrip())
+def _cli(config: Path, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "chainlens.cli", *args, "-c", str(config)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"chainlens {args[0]} failed: {done.stderr.strip()}")
+    return done.stdout.rstrip()
 
-    sql("Sessions reaching each step (raw events, bots excluded)",
-        "SELECT step, uniqExact(session_id) AS sessions FROM events WHERE NOT is_bot AND step != '' "
-        "GROUP BY step ORDER BY indexOf(['" + "','".join(DEMO_CHAIN) + "'], step)")
-    sql("Rejected events", "SELECT count() AS rejected FROM events_rejected")
+
+REPORT = [
+    ("Checkout abandonment per step (all days, all devices)", """
+        SELECT step, sum(reached) AS sessions_reached, sum(continued) AS went_on, sum(abandoned) AS left_here,
+               round(left_here / sessions_reached, 3) AS abandonment_rate,
+               round(quantileExactInclusive(0.5)(median_ms_before_abandon) / 1000) AS median_s_before_leaving
+        FROM checkout_abandonment_daily WHERE site_id = 'demo' AND device = 'all' AND visitor = 'all'
+        GROUP BY step, step_index ORDER BY step_index"""),
+    ("Step timing: time to the next step (seconds, transitions pooled over days by weight)", """
+        SELECT step, next_step, sum(transitions) AS moves,
+               round(sum(p50_ms * transitions) / moves / 1000) AS p50_s,
+               round(sum(p90_ms * transitions) / moves / 1000) AS p90_s
+        FROM step_timing_daily WHERE site_id = 'demo' AND device = 'all' AND visitor = 'all'
+        GROUP BY step, next_step HAVING moves >= 20 ORDER BY moves DESC LIMIT 10"""),
+    ("Obstacle impact: abandonment of sessions that met the obstacle vs not", """
+        SELECT step, kind, sum(sessions_with) AS met_it,
+               round(sum(abandoned_with) / met_it, 3) AS left_if_met,
+               round(sum(abandoned_without) / sum(sessions_without), 3) AS left_if_not,
+               round(left_if_met / left_if_not, 2) AS lift_x
+        FROM obstacle_impact_daily WHERE site_id = 'demo'
+        GROUP BY step, kind HAVING met_it >= 20 ORDER BY lift_x DESC"""),
+    ("Cart abandonment rate per day (Baymard's long-run figure: ~70%)", """
+        SELECT day, sessions_reached AS carts, sessions_purchased AS bought,
+               round(1 - bought / carts, 3) AS cart_abandonment
+        FROM chain_daily WHERE site_id = 'demo' AND step = 'cart' AND device = 'all' AND visitor = 'all'
+        ORDER BY day"""),
+    ("Fast-Track-In-Stock rate per day", """
+        SELECT day, detail_views, fast_track_views, round(rate, 3) AS rate
+        FROM fast_track_daily WHERE site_id = 'demo' ORDER BY day"""),
+]
+
+
+def _print_report(config: Path) -> None:
+    print("\n" + _cli(config, "rollup"))
+    for title, query in REPORT:
+        print(f"\n{title}\n" + _cli(config, "sql", " ".join(query.split())))
+    print("\nEarly warnings\n" + _cli(config, "alerts"))
+    print("\nRejected events: " + _cli(config, "sql", "SELECT count() FROM events_rejected", "--format", "TSV"))
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:

@@ -90,12 +90,14 @@ class ShopperModel:
             emit("page", step)
 
         def leave_unless(p: float, step: str, factor: float = 1.0) -> bool:
+            entered = clock[0]
             dwell(step, factor)
-            if rng.random() < p:
-                return False
-            if rng.random() < 0.05:
+            stays = rng.random() < p
+            if rng.random() < (0.015 if stays else 0.05):
                 emit("obstacle", step, "rage_click")
-            return True
+            # As the snippet does when a step is left: its visible time.
+            emit("track", step, "step_time", active_ms=clock[0] - entered)
+            return not stays
 
         enter("discover")
         if rng.random() < 0.8:

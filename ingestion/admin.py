@@ -7,6 +7,7 @@ read-only here: one SELECT-like statement at a time.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import ipaddress
 import re
@@ -42,6 +43,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/status", status)
     app.router.add_post("/admin/sql", sql)
     app.router.add_post("/admin/import", import_chunk)
+    app.router.add_post("/admin/rollup", run_rollup)
 
 
 def authorize(request: web.Request) -> None:
@@ -114,3 +116,17 @@ async def import_chunk(request: web.Request) -> web.Response:
     lines = (await request.read()).split(b"\n")
     report = await request.app[RUNNER].call(import_lines, lines, site=site, first_line=first)
     return _json(report)
+
+
+async def run_rollup(request: web.Request) -> web.Response:
+    authorize(request)
+    from ingestion import schedule
+    from ingestion.service import RUNNER, SETTINGS
+    body = orjson.loads(await request.read() or b"{}")
+    try:
+        since, until = (dt.date.fromisoformat(body[k]) if body.get(k) else None for k in ("since", "until"))
+    except ValueError as exc:
+        return _json({"error": f"not a date (YYYY-MM-DD): {exc}"}, status=400)
+    summary = await schedule.run_pass(request.app[SETTINGS], request.app[RUNNER], lock=request.app[schedule.LOCK],
+                                      since=since, until=until)
+    return _json(summary)

@@ -22,7 +22,7 @@ import orjson
 from aiohttp import web
 
 from chainlens.settings import Settings
-from ingestion import admin
+from ingestion import admin, schedule
 from ingestion.loader import Loader
 from ingestion.runner import StoreRunner
 from ingestion.spoolfile import atomic_write
@@ -50,7 +50,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     loader = Loader(Path(cfg.spool_dir), runner, interval=cfg.flush_interval_s)
     app[LOADER] = loader
     stopping = asyncio.Event()
-    tasks = [asyncio.create_task(loader.run(stopping), name="loader")]
+    lock = app[schedule.LOCK] = asyncio.Lock()
+    tasks = [asyncio.create_task(loader.run(stopping), name="loader"),
+             asyncio.create_task(schedule.scheduled(settings, runner, lock, stopping), name="rollups")]
     yield
     # Cleanup runs after the accept side has closed its spool: drain it into the store.
     stopping.set()

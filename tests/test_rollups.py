@@ -1,0 +1,247 @@
+"""Rollup tables against hand computations and against tests/reference.py (hypothesis)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from chainlens.contract import Client, validate_event
+from chainlens.settings import Settings, from_mapping
+from ingestion import store
+from ingestion.rollup import TABLES, rollup
+from tests import reference as ref
+from tests.conftest import make_config, site_config
+
+CHAIN = ["discover", "search", "select", "cart", "checkout.info", "checkout.shipping", "checkout.payment",
+         "checkout.review", "purchase"]
+CHECKOUT = CHAIN[3:-1]
+NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
+NOW_MS = int(NOW.timestamp() * 1000)
+H = 3_600_000
+M = 60_000
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    client = store.connect(f"chdb://{tmp_path_factory.mktemp('rollups')}/db")
+    store.ensure_schema(client)
+    yield client
+    client.close()
+
+
+def reset(client: Any) -> None:
+    for table in ("events", "rollup_state", *TABLES, *(f"{t}_staging" for t in TABLES)):
+        client.command(f"TRUNCATE TABLE {table}")
+
+
+def site_settings(tmp: Path, tz: str = "UTC") -> Settings:
+    return from_mapping(make_config(tmp, sites=[site_config(timezone=tz)]))
+
+
+def load(client: Any, settings: Settings, events: list[ref.Ev], *, received_ms: int = NOW_MS) -> None:
+    site = settings.sites[0]
+    rows = []
+    for e in events:
+        raw = {"id": e.id, "type": e.type, "ts": e.ts, "sid": e.session, "aid": "a-" + e.session, "sn": e.sn,
+               "step": e.step or None, "name": e.name or None, "props": e.props or None}
+        rows.append(validate_event(raw, site=site, client=Client(device=e.device, is_bot=e.bot),
+                                   received_ms=received_ms, sent_at=None, age_limit=False))
+    # A fresh token: an identical block inserted by an earlier example must not be deduplicated away.
+    store.insert_events(client, store.rows_json(rows), token=str(uuid.uuid4()))
+
+
+def ev(session: str, minute: float, kind: str, step: str = "", name: str = "", **kw: Any) -> ref.Ev:
+    base = kw.pop("base", NOW_MS - 26 * H)
+    return ref.Ev(session=session, ts=int(base + minute * M), type=kind, step=step, name=name,
+                  id=kw.pop("id", str(uuid.uuid4())), **kw)
+
+
+def table(client: Any, name: str, where: str = "1") -> list[dict[str, Any]]:
+    result = client.query(f"SELECT * FROM {name} WHERE {where}")
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def hand_sessions() -> list[ref.Ev]:
+    dup = str(uuid.uuid4())
+    return [
+        # A: buys, via a back-move payment -> shipping, skipping the optional review.
+        ev("A", 0, "page", "discover"), ev("A", 2, "page", "select"),
+        ev("A", 2.5, "step", "select", props={"in_stock": "true", "ship_days": "2"}),
+        ev("A", 5, "page", "cart"), ev("A", 7, "page", "checkout.info"),
+        ev("A", 9, "page", "checkout.payment"), ev("A", 10, "page", "checkout.shipping"),
+        ev("A", 12, "step", "purchase"),
+        # B: abandons at shipping after a shipping cost, with a duplicated event.
+        ev("B", 0, "page", "cart", device="mobile"), ev("B", 1, "page", "checkout.info", device="mobile"),
+        ev("B", 3, "page", "checkout.shipping", device="mobile", id=dup),
+        ev("B", 3, "page", "checkout.shipping", device="mobile", id=dup),
+        ev("B", 4, "obstacle", "checkout.shipping", "shipping_cost_shown", device="mobile"),
+        ev("B", 6, "track", "checkout.shipping", "step_time", device="mobile"),
+        # C: abandons at the cart; a returning visitor; repeated cart entries.
+        ev("C", 0, "page", "cart", sn=2), ev("C", 3, "page", "cart", sn=2), ev("C", 5, "track", "cart", "x", sn=2),
+        # D: still open (last event 10 minutes ago): not in any table yet.
+        ev("D", 0, "page", "cart", base=NOW_MS - 20 * M), ev("D", 10, "page", "checkout.info", base=NOW_MS - 20 * M),
+        # E: a bot: excluded.
+        ev("E", 0, "page", "cart", bot=True), ev("E", 1, "step", "purchase", bot=True),
+        # F: crosses midnight: starts 23:58 the day before yesterday, counts on that day.
+        ev("F", 0, "page", "select", base=NOW_MS - 36 * H - 2 * M),
+        ev("F", 4, "step", "select", props={"in_stock": "false", "ship_days": "1"}, base=NOW_MS - 36 * H - 2 * M),
+        ev("F", 5, "page", "cart", base=NOW_MS - 36 * H - 2 * M),
+    ]
+
+
+def test_hand_computed_session_set(db: Any, tmp_path: Path) -> None:
+    reset(db)
+    settings = site_settings(tmp_path)
+    load(db, settings, hand_sessions())
+    rollup(db, settings, now=NOW)
+    yesterday, before = (NOW - dt.timedelta(hours=26)).date(), (NOW - dt.timedelta(hours=36, minutes=2)).date()
+    sessions = {r["session_id"]: r for r in table(db, "chain_sessions")}
+    assert set(sessions) == {"A", "B", "C", "F"}  # D open, E a bot
+    assert sessions["F"]["day"] == before and sessions["A"]["day"] == yesterday
+    assert sessions["A"]["steps"] == ["discover", "select", "cart", "checkout.info", "checkout.payment",
+                                      "checkout.shipping", "purchase"]
+    assert sessions["A"]["purchased"] and sessions["A"]["abandoned_at"] == ""
+    assert sessions["B"]["abandoned_at"] == "checkout.shipping" and sessions["B"]["events"] == 5
+    assert sessions["C"]["visitor"] == "returning" and sessions["B"]["device"] == "mobile"
+
+    cad = {(r["step"], r["device"], r["visitor"]): r
+           for r in table(db, "checkout_abandonment_daily", f"day = '{yesterday}'")}
+    cart = cad[("cart", "all", "all")]
+    assert (cart["reached"], cart["continued"], cart["abandoned"]) == (3, 2, 1)
+    assert cart["abandonment_rate"] == pytest.approx(1 / 3)
+    assert cart["median_ms_before_abandon"] == 5 * M  # C: last event 5 min after entering the cart
+    ship = cad[("checkout.shipping", "all", "all")]
+    assert (ship["reached"], ship["continued"], ship["abandoned"]) == (2, 1, 1)
+    assert ship["median_ms_before_abandon"] == 3 * M  # B: 3 min from shipping to its last event
+    assert ("checkout.review", "all", "all") not in cad  # skipped by everyone: nobody reached it
+    assert cad[("cart", "mobile", "all")]["reached"] == 1
+
+    timing = {(r["step"], r["next_step"]): r
+              for r in table(db, "step_timing_daily", f"device = 'all' AND visitor = 'all' AND day = '{yesterday}'")}
+    assert timing[("checkout.payment", "checkout.shipping")]["p50_ms"] == 1 * M  # the back-move
+    assert timing[("cart", "checkout.info")]["transitions"] == 2
+    assert timing[("cart", "checkout.info")]["p50_ms"] == 1.5 * M  # the mean of 2 and 1 minutes: a true median
+
+    impact = table(db, "obstacle_impact_daily")
+    assert len(impact) == 1
+    row = impact[0]
+    assert (row["step"], row["kind"], row["sessions_with"], row["abandoned_with"]) == (
+        "checkout.shipping", "shipping_cost_shown", 1, 1)
+    assert row["rate_with"] == 1 and row["rate_without"] == 0 and row["lift"] is None
+
+    fast = {r["day"]: r for r in table(db, "fast_track_daily")}
+    assert (fast[yesterday]["detail_views"], fast[yesterday]["fast_track_views"]) == (1, 1)
+    assert (fast[before]["detail_views"], fast[before]["fast_track_views"]) == (1, 0)
+
+    daily = {(r["step"], r["device"], r["visitor"]): r for r in table(db, "chain_daily", f"day = '{yesterday}'")}
+    assert daily[("cart", "all", "all")]["sessions_reached"] == 3
+    assert daily[("purchase", "all", "all")]["sessions_purchased"] == 1
+    assert daily[("checkout.review", "all", "all")]["sessions_reached"] == 0  # every chain step has a row
+
+
+def test_rollup_is_idempotent_and_incremental(db: Any, tmp_path: Path) -> None:
+    reset(db)
+    settings = site_settings(tmp_path)
+    load(db, settings, hand_sessions())
+    first = rollup(db, settings, now=NOW)[0]
+    snapshot = {t: sorted(map(repr, table(db, t))) for t in TABLES}
+    again = rollup(db, settings, now=NOW)[0]
+    # Nothing new arrived: only today, where session D is still open, is looked at again.
+    assert again.days == [NOW.date()] and {t: sorted(map(repr, table(db, t))) for t in TABLES} == snapshot
+    forced = rollup(db, settings, now=NOW, since=first.days[0])[0]
+    assert forced.days and {t: sorted(map(repr, table(db, t))) for t in TABLES} == snapshot
+    # A late event for C and the open session D closing: only their days are recomputed.
+    load(db, settings, [ev("C", 8, "page", "checkout.info", sn=2)], received_ms=NOW_MS + 30 * M)
+    later = rollup(db, settings, now=NOW + dt.timedelta(hours=1))[0]
+    assert later.days == [(NOW - dt.timedelta(hours=26)).date(), NOW.date()]
+    sessions = {r["session_id"]: r for r in table(db, "chain_sessions")}
+    assert sessions["C"]["furthest"] == "checkout.info" and "D" in sessions
+
+
+def test_days_follow_the_site_time_zone(db: Any, tmp_path: Path) -> None:
+    reset(db)
+    settings = site_settings(tmp_path, tz="America/New_York")  # UTC-5 in March before DST
+    base = int(dt.datetime(2026, 3, 9, 3, 0, tzinfo=dt.UTC).timestamp() * 1000)  # 22:00 on the 8th in New York
+    load(db, settings, [ev("N", 0, "page", "cart", base=base), ev("N", 1, "step", "purchase", base=base)])
+    rollup(db, settings, now=NOW)
+    assert [r["day"] for r in table(db, "chain_sessions")] == [dt.date(2026, 3, 8)]
+
+
+# -- property tests: random session sets against tests/reference.py ------------------------------
+
+KINDS = ["shipping_cost_shown", "payment_declined", "js_error"]
+
+
+@st.composite
+def event_sets(draw: Any) -> list[ref.Ev]:
+    events: list[ref.Ev] = []
+    for n in range(draw(st.integers(1, 12))):
+        sid = f"s{n}"
+        device = draw(st.sampled_from(["desktop", "mobile", "tablet"]))
+        sn = draw(st.integers(1, 3))
+        bot = draw(st.booleans()) and draw(st.booleans()) and draw(st.booleans())
+        t = NOW_MS - draw(st.integers(40, 4 * 24 * 60)) * M  # some sessions still open
+        for _ in range(draw(st.integers(1, 8))):  # distinct events get distinct ids; copies share theirs
+            t += draw(st.integers(0, 20)) * M + draw(st.integers(0, 999))
+            if t > NOW_MS:
+                break
+            kind = draw(st.sampled_from(["page", "step", "obstacle", "track"]))
+            step = draw(st.sampled_from(CHAIN + [""])) if kind in ("page", "track") else draw(st.sampled_from(CHAIN))
+            props = {}
+            if kind == "step" and step == "select":
+                props = {"in_stock": draw(st.sampled_from(["true", "false"])),
+                         "ship_days": str(draw(st.integers(0, 5)))}
+            e = ref.Ev(session=sid, ts=t, type=kind, step=step,
+                       name=draw(st.sampled_from(KINDS)) if kind in ("obstacle", "track") else "",
+                       props=props, device=device, sn=sn, bot=bot, id=str(uuid.UUID(int=len(events) + 1)))
+            events.append(e)
+            if draw(st.integers(0, 9)) == 0:
+                events.append(e)  # a retried copy
+    return events
+
+
+def _close(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _same(got: dict[tuple, tuple], want: dict[tuple, tuple]) -> None:
+    assert set(got) == set(want)
+    for key, values in want.items():
+        assert all(_close(g, w) for g, w in zip(got[key], values, strict=True)), (key, got[key], values)
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow])
+@given(events=event_sets(), tz=st.sampled_from(["UTC", "Asia/Kolkata", "America/Los_Angeles"]))
+def test_every_figure_matches_the_definitions(db: Any, tmp_path: Path, events: list[ref.Ev], tz: str) -> None:
+    reset(db)
+    settings = site_settings(tmp_path, tz)
+    load(db, settings, events)
+    rollup(db, settings, now=NOW)
+    ss = ref.sessions(events, chain=CHAIN, tz=tz, now_ms=NOW_MS, timeout_s=settings.rollup.session_timeout_s)
+    assert len(table(db, "chain_sessions")) == len(ss)
+    _same({(r["day"], r["step"], r["step_index"], r["device"], r["visitor"]):
+           (r["sessions_reached"], r["sessions_purchased"]) for r in table(db, "chain_daily")},
+          ref.chain_daily(ss, CHAIN))
+    _same({(r["day"], r["step"], r["step_index"], r["device"], r["visitor"]):
+           (r["reached"], r["continued"], r["abandoned"], r["abandonment_rate"], r["median_ms_before_abandon"])
+           for r in table(db, "checkout_abandonment_daily")}, ref.checkout_abandonment(ss, CHAIN, CHECKOUT))
+    _same({(r["day"], r["step"], r["next_step"], r["device"], r["visitor"]):
+           (r["transitions"], r["p50_ms"], r["p75_ms"], r["p90_ms"], r["p99_ms"])
+           for r in table(db, "step_timing_daily")}, ref.step_timing(ss))
+    _same({(r["day"], r["step"], r["kind"]):
+           (r["sessions_with"], r["abandoned_with"], r["rate_with"], r["rate_without"], r["lift"])
+           for r in table(db, "obstacle_impact_daily")}, ref.obstacle_impact(ss, CHAIN))
+    _same({r["day"]: (r["detail_views"], r["fast_track_views"], r["rate"]) for r in table(db, "fast_track_daily")},
+          ref.fast_track(ss))
