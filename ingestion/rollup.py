@@ -97,7 +97,19 @@ def _days_to_recompute(
 ) -> list[dt.date]:
     today = now.astimezone(tz).date()
     if since or until:
-        return _range(since or _first_day(client, site), min(until or today, today))
+        first, last = since or _first_day(client, site), min(until or today, today)
+        if first is None or first > last:
+            return []
+        # Only days with events or with rollup rows to replace: a long range costs what it holds.
+        held = client.query("""
+            SELECT DISTINCT toDate(ts, {tz:String}) AS day FROM events
+            WHERE site_id = {site:String} AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
+            UNION DISTINCT
+            SELECT DISTINCT day FROM chain_sessions
+            WHERE site_id = {site:String} AND day BETWEEN {first:Date} AND {last:Date}""",
+            parameters={"site": site.id, "tz": site.timezone, "first": first, "last": last,
+                        "lo": _midnight(first, tz), "hi": _midnight(last + dt.timedelta(days=1), tz)}).result_rows
+        return sorted(r[0] for r in held if first <= r[0] <= last)
     state = client.query(
         "SELECT watermark, pending_from FROM rollup_state FINAL WHERE site_id = {site:String}",
         parameters={"site": site.id}).result_rows
@@ -122,8 +134,7 @@ def _rebuild(client: Client, site: Site, days: list[dt.date], *, tz: zoneinfo.Zo
              closed_before: dt.datetime) -> int:
     for table in TABLES:
         client.command(f"TRUNCATE TABLE {table}_staging")
-    lo = dt.datetime.combine(days[0] - dt.timedelta(days=1), dt.time(), tz).astimezone(dt.UTC)
-    hi = dt.datetime.combine(days[-1] + dt.timedelta(days=2), dt.time(), tz).astimezone(dt.UTC)
+    lo, hi = _midnight(days[0] - dt.timedelta(days=1), tz), _midnight(days[-1] + dt.timedelta(days=2), tz)
     params: dict[str, Any] = {
         "site": site.id, "tz": site.timezone, "chain": list(site.chain), "checkout": list(site.checkout_steps),
         "days": days, "lo": lo, "hi": hi, "closed_before": closed_before,
@@ -142,6 +153,10 @@ def _rebuild(client: Client, site: Site, days: list[dt.date], *, tz: zoneinfo.Zo
             else:
                 client.command(f"ALTER TABLE {table} DROP PARTITION {partition}")
     return sessions
+
+
+def _midnight(day: dt.date, tz: zoneinfo.ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
 
 
 def _first_day(client: Client, site: Site) -> dt.date | None:

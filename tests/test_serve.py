@@ -82,3 +82,23 @@ def test_sql_and_import_work_on_the_directory_without_a_service(tmp_path: Path, 
     assert int(srv.sql("SELECT count() AS n FROM events")[0]["n"]) == 2
     tsv = srv.cli("sql", "SELECT step FROM events ORDER BY step", "--format", "TSVWithNames").stdout
     assert tsv.splitlines() == ["step", "cart", "checkout.info"]
+
+
+def test_rollups_run_on_schedule_inside_serve_and_on_demand(serve_factory: Any, tmp_path: Path) -> None:
+    srv = serve_factory(make_config(tmp_path, collector={"workers": 1}, rollup={"every_s": 1}))
+    two_hours_ago = int(time.time() * 1000) - 2 * 3600 * 1000
+    events = [event("page", step=s, sid="closed", ts=two_hours_ago + i * 60_000)
+              for i, s in enumerate(["cart", "checkout.info", "purchase"])]
+    assert post(srv.url, beacon(*events))[0] == 202
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if srv.sql("SELECT count() AS n FROM chain_sessions")[0]["n"] in (1, "1"):
+            break
+        time.sleep(0.3)
+    row = srv.sql("SELECT session_id, purchased FROM chain_sessions")[0]
+    assert row == {"session_id": "closed", "purchased": True}
+    out = srv.cli("rollup").stdout  # through the running service's admin API
+    assert out.startswith("demo: ") and "sessions" in out
+    assert srv.stop() == 0
+    direct = srv.cli("rollup", "--since", "2020-01-01").stdout  # the directory, no service
+    assert "(1 days), 1 sessions" in direct  # a long range costs only the days that hold data
