@@ -24,6 +24,7 @@ from chainlens import metrics
 from chainlens.settings import Settings
 from collector import beacon
 from collector.cors import allowed_origins, cors_headers, preflight
+from collector.dashboard import dashboard
 from collector.ratelimit import RateLimiter
 from collector.spool import SpoolWriter
 from ingestion import admin
@@ -81,6 +82,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/sdk/{site:[A-Za-z0-9_-]+}.js", sdk_script)
+    app.router.add_get("/dashboard", dashboard)
     return app
 
 

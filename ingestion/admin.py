@@ -44,6 +44,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/admin/sql", sql)
     app.router.add_post("/admin/import", import_chunk)
     app.router.add_post("/admin/rollup", run_rollup)
+    app.router.add_get("/admin/report", report_data)
 
 
 def authorize(request: web.Request) -> None:
@@ -130,3 +131,28 @@ async def run_rollup(request: web.Request) -> web.Response:
     summary = await schedule.run_pass(request.app[SETTINGS], request.app[RUNNER], lock=request.app[schedule.LOCK],
                                       since=since, until=until)
     return _json(summary)
+
+
+async def report_data(request: web.Request) -> web.Response:
+    """The dashboard's figures: ?site=ID&from=YYYY-MM-DD&to=YYYY-MM-DD (default: the last 7 rolled-up days)."""
+    authorize(request)
+    from ingestion.service import RUNNER, SETTINGS
+    settings = request.app[SETTINGS]
+    site = settings.site(request.query.get("site", "")) or (settings.sites[0] if settings.sites else None)
+    if site is None:
+        return _json({"error": "no site configured"}, status=404)
+    try:
+        data = await request.app[RUNNER].call(report_for, site, request.query.get("from"), request.query.get("to"))
+    except ValueError as exc:
+        return _json({"error": str(exc)}, status=400)
+    return _json(data)
+
+
+def report_for(client: Any, site: Any, start: str | None, end: str | None) -> dict[str, Any]:
+    from ingestion.report import days_available, report
+    first, last = days_available(client, site)
+    to = dt.date.fromisoformat(end) if end else (last or dt.date.today())
+    frm = dt.date.fromisoformat(start) if start else to - dt.timedelta(days=6)
+    data = report(client, site, start=frm, end=to)
+    data["available"] = [first.isoformat() if first else None, last.isoformat() if last else None]
+    return data
