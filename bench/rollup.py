@@ -53,7 +53,8 @@ FROM
 (
     SELECT number + {first:UInt64} AS s, cityHash64(s) AS h,
            3 + h % 8 AS n,  -- events per session: 3..10
-           least(9, 1 + toUInt32(floor(-log((bitShiftRight(h, 11) % 1000 + 1) / 1001) * 2.2))) AS depth,  -- deep is rare
+           -- funnel depth 1..9, deep sessions rarer
+           least(9, 1 + toUInt32(floor(-log((bitShiftRight(h, 11) % 1000 + 1) / 1001) * 2.2))) AS depth,
            {start:DateTime64(3)} + toIntervalMillisecond(intDiv(number * {span_ms:UInt64}, {count:UInt64})) AS t0
     FROM numbers({count:UInt64})
 )

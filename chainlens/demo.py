@@ -21,8 +21,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from chainlens.settings import DEMO_CHAIN, Settings, dump_toml
+from chainlens.settings import DEMO_CHAIN, Settings, dump_toml, from_mapping
 from chainlens.shoppers import ShopperModel
+from chainlens.storefront import StoreServer
 
 DEMO_DIR = Path("data/demo")
 STORE_PORT = 8000
@@ -37,7 +38,8 @@ def demo_config(port: int, store_port: int) -> dict[str, Any]:
         "store": {"dsn": f"chdb://./{DEMO_DIR}/store"},
         "collector": {"host": "127.0.0.1", "port": port, "spool_dir": f"./{DEMO_DIR}/spool",
                       "rate_limit_rps": 0.0, "flush_interval_s": 0.5},
-        "rollup": {"session_timeout_s": 1800, "every_s": 0},
+        # Short enough that a person browsing the storefront sees their session within minutes.
+        "rollup": {"session_timeout_s": 120, "every_s": 20},
         "sites": [{
             "id": "demo", "origins": [origin, f"http://localhost:{store_port}"], "secret": "demo-secret",
             "timezone": "UTC", "chain": list(DEMO_CHAIN), "checkout_from": "cart",
@@ -53,7 +55,8 @@ def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | 
         shutil.rmtree(DEMO_DIR)
     DEMO_DIR.mkdir(parents=True)
     port = _free_port(settings.collector.port)
-    config = demo_config(port, _free_port(STORE_PORT))
+    store_port = _free_port(STORE_PORT)
+    config = demo_config(port, store_port)
     path = DEMO_DIR / "chainlens.toml"
     path.write_text(dump_toml(config))
     url = f"http://127.0.0.1:{port}"
@@ -61,6 +64,7 @@ def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | 
     with open(DEMO_DIR / "serve.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "chainlens.cli", "serve", "-c", str(path)],
                                 stdout=log, stderr=log)
+    shop = StoreServer(from_mapping(config).sites[0], public_url=url, port=store_port).start()
     try:
         _wait_healthy(url, proc)
         per_day = max(1, (sessions or DAYS * PER_DAY) // DAYS)
@@ -69,10 +73,14 @@ def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | 
         print(f"sent {sent} shopper sessions ({accepted} events accepted) in {time.monotonic() - started:.1f} s")
         _wait_loaded(url)
         _print_report(path)
+        print(f"\nstorefront: {shop.url}/   (its pages carry the snippet: browse it and your session lands)")
+        print(f"dashboard:  {url}/dashboard")
         if keep_running:
-            print(f"\ncollector: {url}  (Ctrl-C to stop)")
+            print(f"\nRunning until Ctrl-C. Refresh the rollups with: chainlens rollup -c {path}")
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
+        shop.stop()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(120)
     print(f"collector stopped (exit {code})")

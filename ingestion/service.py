@@ -73,7 +73,7 @@ def run_store_process(settings: Settings) -> None:
 
 
 async def _serve_store(settings: Settings) -> None:
-    app = web.Application()
+    app = web.Application(client_max_size=256 << 20)  # `chainlens import` sends 50,000-line chunks
     token = secrets.token_urlsafe(24)
     app[admin.TOKEN] = token
     attach_store(app, settings, StoreRunner(settings.store.dsn))

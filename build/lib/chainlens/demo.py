@@ -1,0 +1,202 @@
+"""`chainlens demo`: the main job on the embedded default, from nothing.
+
+Starts a real `chainlens serve` on a fresh embedded store under ./data/demo,
+sends seeded shopper traffic through its HTTP API as browsers would, waits for
+the load path to drain, and prints what a store manager wants to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from chainlens.settings import DEMO_CHAIN, Settings, dump_toml, from_mapping
+from chainlens.shoppers import ShopperModel
+from chainlens.storefront import StoreServer
+
+DEMO_DIR = Path("data/demo")
+STORE_PORT = 8000
+DAYS = 7  # of history, as far back as the collector's 7-day age limit lets browsers' events in
+PER_DAY = 450
+CHANGE_DAYS = 1.5  # shipping costs jump for the last day and a half: the early warning should say so
+
+
+def demo_config(port: int, store_port: int) -> dict[str, Any]:
+    origin = f"http://127.0.0.1:{store_port}"
+    return {
+        "store": {"dsn": f"chdb://./{DEMO_DIR}/store"},
+        "collector": {"host": "127.0.0.1", "port": port, "spool_dir": f"./{DEMO_DIR}/spool",
+                      "rate_limit_rps": 0.0, "flush_interval_s": 0.5},
+        # Short enough that a person browsing the storefront sees their session within minutes.
+        "rollup": {"session_timeout_s": 120, "every_s": 20},
+        "sites": [{
+            "id": "demo", "origins": [origin, f"http://localhost:{store_port}"], "secret": "demo-secret",
+            "timezone": "UTC", "chain": list(DEMO_CHAIN), "checkout_from": "cart",
+            "step_urls": {"discover": ["/"], "search": ["/search"], "select": ["/product/*"], "cart": ["/cart"],
+                          "checkout.info": ["/checkout/info"], "checkout.shipping": ["/checkout/shipping"],
+                          "checkout.payment": ["/checkout/payment"], "checkout.review": ["/checkout/review"]},
+        }],
+    }
+
+
+def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | None = None) -> int:
+    if DEMO_DIR.exists():
+        shutil.rmtree(DEMO_DIR)
+    DEMO_DIR.mkdir(parents=True)
+    port = _free_port(settings.collector.port)
+    store_port = _free_port(STORE_PORT)
+    config = demo_config(port, store_port)
+    path = DEMO_DIR / "chainlens.toml"
+    path.write_text(dump_toml(config))
+    url = f"http://127.0.0.1:{port}"
+    print(f"chainlens demo: starting the collector on {url} with a fresh embedded store in {DEMO_DIR}/")
+    with open(DEMO_DIR / "serve.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "chainlens.cli", "serve", "-c", str(path)],
+                                stdout=log, stderr=log)
+    shop = StoreServer(from_mapping(config).sites[0], public_url=url, port=store_port).start()
+    try:
+        _wait_healthy(url, proc)
+        per_day = max(1, (sessions or DAYS * PER_DAY) // DAYS)
+        started = time.monotonic()
+        sent, accepted = asyncio.run(_send_traffic(url, config, per_day=per_day))
+        print(f"sent {sent} shopper sessions ({accepted} events accepted) in {time.monotonic() - started:.1f} s")
+        _wait_loaded(url)
+        _print_report(path)
+        print(f"\nstorefront: {shop.url}/   (its pages carry the snippet: browse it and your session lands)")
+        print(f"dashboard:  {url}/dashboard")
+        if keep_running:
+            print(f"\nRunning until Ctrl-C. Refresh the rollups with: chainlens rollup -c {path}")
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        shop.stop()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(120)
+    print(f"collector stopped (exit {code})")
+    return 0 if code == 0 else 1
+
+
+async def _send_traffic(url: str, config: dict[str, Any], *, per_day: int) -> tuple[int, int]:
+    origin = config["sites"][0]["origins"][0]
+    now = int(time.time() * 1000)
+    day = 86_400_000
+    model = ShopperModel(seed=7, origin=origin, change_at_ms=now - int(CHANGE_DAYS * day))
+    accepted = sent = 0
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal accepted
+        while (item := await queue.get()) is not None:
+            body = orjson.dumps({"site": "demo", "sent_at": int(time.time() * 1000), "events": item.events})
+            async with session.post(url + "/e", data=body, headers={
+                "Content-Type": "text/plain", "Origin": origin, "User-Agent": item.user_agent}) as resp:
+                accepted += (await resp.json())["accepted"]
+
+    async with aiohttp.ClientSession() as session:
+        workers = [asyncio.create_task(worker(session)) for _ in range(8)]
+        # Sessions end well before now, so they are closed and enter the rollups.
+        start, end = now - DAYS * day + 3_600_000, now - 3 * 3_600_000
+        for shopper in model.sessions(start_ms=start, end_ms=end, count=per_day * DAYS):
+            await queue.put(shopper)
+            sent += 1
+        for _ in workers:
+            await queue.put(None)
+        await asyncio.gather(*workers)
+    return sent, accepted
+
+
+def _cli(config: Path, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "chainlens.cli", *args, "-c", str(config)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"chainlens {args[0]} failed: {done.stderr.strip()}")
+    return done.stdout.rstrip()
+
+
+REPORT = [
+    ("Checkout abandonment per step (all days, all devices)", """
+        SELECT step, sum(reached) AS sessions_reached, sum(continued) AS went_on, sum(abandoned) AS left_here,
+               round(left_here / sessions_reached, 3) AS abandonment_rate,
+               round(quantileExactInclusive(0.5)(median_ms_before_abandon) / 1000) AS median_s_before_leaving
+        FROM checkout_abandonment_daily WHERE site_id = 'demo' AND device = 'all' AND visitor = 'all'
+        GROUP BY step, step_index ORDER BY step_index"""),
+    ("Step timing: time to the next step (seconds, transitions pooled over days by weight)", """
+        SELECT step, next_step, sum(transitions) AS moves,
+               round(sum(p50_ms * transitions) / moves / 1000) AS p50_s,
+               round(sum(p90_ms * transitions) / moves / 1000) AS p90_s
+        FROM step_timing_daily WHERE site_id = 'demo' AND device = 'all' AND visitor = 'all'
+        GROUP BY step, next_step HAVING moves >= 20 ORDER BY moves DESC LIMIT 10"""),
+    ("Obstacle impact: abandonment of sessions that met the obstacle vs not", """
+        SELECT step, kind, sum(sessions_with) AS met_it,
+               round(sum(abandoned_with) / met_it, 3) AS left_if_met,
+               round(sum(abandoned_without) / sum(sessions_without), 3) AS left_if_not,
+               round(left_if_met / left_if_not, 2) AS lift_x
+        FROM obstacle_impact_daily WHERE site_id = 'demo'
+        GROUP BY step, kind HAVING met_it >= 20 ORDER BY lift_x DESC"""),
+    ("Cart abandonment rate per day (Baymard's long-run figure: ~70%)", """
+        SELECT day, sessions_reached AS carts, sessions_purchased AS bought,
+               round(1 - bought / carts, 3) AS cart_abandonment
+        FROM chain_daily WHERE site_id = 'demo' AND step = 'cart' AND device = 'all' AND visitor = 'all'
+        ORDER BY day"""),
+    ("Fast-Track-In-Stock rate per day", """
+        SELECT day, detail_views, fast_track_views, round(rate, 3) AS rate
+        FROM fast_track_daily WHERE site_id = 'demo' ORDER BY day"""),
+]
+
+
+def _print_report(config: Path) -> None:
+    print("\n" + _cli(config, "rollup"))
+    for title, query in REPORT:
+        print(f"\n{title}\n" + _cli(config, "sql", " ".join(query.split())))
+    print("\nEarly warnings\n" + _cli(config, "alerts"))
+    print("\nRejected events: " + _cli(config, "sql", "SELECT count() FROM events_rejected", "--format", "TSV"))
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the collector exited ({proc.returncode}); see {DEMO_DIR}/serve.log")
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the collector did not become ready")
+
+
+def _wait_loaded(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url + "/readyz", timeout=5) as resp:
+            state = orjson.loads(resp.read())
+        if state["backlog_bytes"] == 0:
+            return
+        time.sleep(0.3)
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            pass
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+

@@ -1,0 +1,278 @@
+"""Settings: one frozen object, built in one place from a TOML file and the environment.
+
+Resolution order for the file (DESIGN, "Command line"): `-c/--config`, then
+`$CHAINLENS_CONFIG`, then `./chainlens.toml`, then built-in defaults that serve a
+`demo` site on an embedded store under `./data`. `$CHAINLENS_DSN` overrides
+`store.dsn`. Nothing else in the project reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEMO_CHAIN = (
+    "discover", "search", "select", "cart",
+    "checkout.info", "checkout.shipping", "checkout.payment", "checkout.review",
+    "purchase",
+)
+
+
+class ConfigError(Exception):
+    """A configuration problem; the CLI prints it and exits 2."""
+
+    def __init__(self, source: str, key: str, reason: str) -> None:
+        super().__init__(f"{source}: {key}: {reason}")
+        self.source, self.key, self.reason = source, key, reason
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    dsn: str = "chdb://./data/chainlens"
+    cluster: str = ""  # ON CLUSTER name for DDL on a real cluster
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    public_url: str = ""  # default: http://host:port
+    workers: int = 0  # 0: one accept process per core
+    spool_dir: str = "./data/spool"
+    spool_max_bytes: int = 1 << 30
+    rate_limit_rps: float = 20.0
+    max_body_bytes: int = 65536
+    max_decompressed_bytes: int = 1 << 20
+    max_events: int = 500
+    trust_forwarded: bool = False  # take the client address from X-Forwarded-For (behind a proxy)
+    dashboard_token: str = ""  # empty: the dashboard answers loopback clients only
+    batch_rows: int = 5000  # loader: rows per insert under load
+    flush_interval_s: float = 1.0  # loader: longest wait before a partial batch is inserted
+
+    def url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class RollupSettings:
+    session_timeout_s: int = 1800
+    every_s: int = 300
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    webhook: str = ""
+    window_days: int = 1  # the latest window compared with the trailing baseline
+    baseline_days: int = 7
+    min_sample: int = 30  # sessions reaching the step in the window, and in the baseline
+    z_threshold: float = 3.0
+    min_rise: float = 0.05  # absolute rise of the abandonment rate worth a warning
+
+
+@dataclass(frozen=True)
+class Site:
+    id: str
+    origins: tuple[str, ...] = ()
+    secret: str = ""
+    timezone: str = "UTC"
+    chain: tuple[str, ...] = DEMO_CHAIN
+    checkout_from: str = "cart"
+    step_urls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    alerts: AlertSettings = AlertSettings()
+    cookieless: bool = False  # the snippet stores nothing in the browser
+    require_consent: bool = False  # the snippet waits for chainlens('consent', true)
+    session_minutes: int = 30
+    scrub_query: bool = True  # drop URL query strings and fragments before storing
+
+    @property
+    def checkout_steps(self) -> tuple[str, ...]:
+        """`checkout_from` up to, not including, the last chain step (DESIGN, Configuration)."""
+        start = self.chain.index(self.checkout_from)
+        return self.chain[start:-1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    store: StoreSettings = StoreSettings()
+    collector: CollectorSettings = CollectorSettings()
+    rollup: RollupSettings = RollupSettings()
+    sites: tuple[Site, ...] = ()
+    source: str = "<defaults>"
+
+    def site(self, site_id: str) -> Site | None:
+        return next((s for s in self.sites if s.id == site_id), None)
+
+
+def default_sites() -> tuple[Site, ...]:
+    return (
+        Site(
+            id="demo",
+            origins=("http://127.0.0.1:8000", "http://localhost:8000"),
+            secret="change-me",
+            step_urls={"select": ("/product/*",), "cart": ("/cart",)},
+        ),
+    )
+
+
+def load(path: str | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the file named by `path`, the environment, or the defaults."""
+    env = os.environ if environ is None else environ
+    candidate = path or env.get("CHAINLENS_CONFIG") or None
+    if candidate is None and Path("chainlens.toml").is_file():
+        candidate = "chainlens.toml"
+    if candidate is None:
+        settings = Settings(sites=default_sites())
+    else:
+        try:
+            with open(candidate, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(candidate, "-", "file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(candidate, "-", f"not valid TOML: {exc}") from None
+        settings = from_mapping(raw, source=candidate)
+    dsn = env.get("CHAINLENS_DSN")
+    if dsn:
+        settings = dataclasses.replace(settings, store=dataclasses.replace(settings.store, dsn=dsn))
+    return settings
+
+
+def from_mapping(raw: Mapping[str, Any], *, source: str = "<mapping>") -> Settings:
+    known = {"store", "collector", "rollup", "sites"}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(source, key, f"unknown key (expected one of {', '.join(sorted(known))})")
+    sections = {
+        name: _build(cls, raw.get(name, {}), source, name)
+        for name, cls in (("store", StoreSettings), ("collector", CollectorSettings), ("rollup", RollupSettings))
+    }
+    raw_sites = raw.get("sites", None)
+    if raw_sites is None:
+        sites = default_sites()
+    else:
+        if not isinstance(raw_sites, list):
+            raise ConfigError(source, "sites", "must be an array of tables ([[sites]])")
+        sites = tuple(_build(Site, s, source, f"sites[{i}]") for i, s in enumerate(raw_sites))
+    seen: set[str] = set()
+    for i, site in enumerate(sites):
+        _check_site(site, source, f"sites[{i}]")
+        if site.id in seen:
+            raise ConfigError(source, f"sites[{i}].id", f"duplicate site id {site.id!r}")
+        seen.add(site.id)
+    settings = Settings(**sections, sites=sites, source=source)
+    if settings.collector.workers < 0:
+        raise ConfigError(source, "collector.workers", "must be 0 (one per core) or more")
+    return settings
+
+
+def _check_site(site: Site, source: str, where: str) -> None:
+    if not site.id or not site.id.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(source, f"{where}.id", "must be letters, digits, '-' or '_'")
+    if len(site.chain) < 2 or len(set(site.chain)) != len(site.chain):
+        raise ConfigError(source, f"{where}.chain", "needs at least two distinct steps")
+    if not site.checkout_from:
+        raise ConfigError(source, f"{where}.checkout_from", "missing: name the chain step where checkout starts")
+    if site.checkout_from not in site.chain[:-1]:
+        raise ConfigError(source, f"{where}.checkout_from",
+                          f"{site.checkout_from!r} is not a chain step before the last")
+    for step in site.step_urls:
+        if step not in site.chain:
+            raise ConfigError(source, f"{where}.step_urls.{step}", "not a step of the chain")
+    try:
+        zoneinfo.ZoneInfo(site.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(source, f"{where}.timezone", f"unknown time zone {site.timezone!r}") from None
+
+
+def _build(cls: type, raw: Any, source: str, where: str) -> Any:
+    """Check a TOML table against a frozen dataclass: unknown keys and wrong types are errors."""
+    if not isinstance(raw, dict):
+        raise ConfigError(source, where, "must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(source, f"{where}.{key}", f"unknown key (expected one of {', '.join(fields)})")
+        values[key] = _convert(hints[key], value, source, f"{where}.{key}")
+    missing = [
+        name for name, f in fields.items()
+        if name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(source, f"{where}.{missing[0]}", "missing")
+    if cls is Site and "checkout_from" not in values and "chain" in values:
+        raise ConfigError(source, f"{where}.checkout_from", "missing: a custom chain must name where checkout starts")
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, key)  # type: ignore[arg-type]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(source, key, f"expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(source, key, f"expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(source, key, f"expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(source, key, f"expected a string, got {value!r}")
+    if origin is tuple:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(source, key, f"expected a list of strings, got {value!r}")
+    if origin in (Mapping, dict) or origin is typing.get_origin(Mapping[str, str]):
+        if not isinstance(value, dict):
+            raise ConfigError(source, key, "expected a table")
+        _, item = typing.get_args(hint)
+        # A plain dict (not a MappingProxy) so settings pickle into worker processes.
+        return {k: _convert(item, v, source, f"{key}.{k}") for k, v in value.items()}
+    raise ConfigError(source, key, f"unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def dump_toml(config: Mapping[str, Any]) -> str:
+    """Write a settings mapping (as `from_mapping` takes it) as TOML, e.g. for a generated demo config."""
+    lines: list[str] = []
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    def key(k: str) -> str:  # step names such as checkout.info need quoting
+        return k if k.replace("_", "").replace("-", "").isalnum() else value(k)
+
+    def table(name: str, body: Mapping[str, Any], array: bool = False) -> None:
+        lines.append(f"[[{name}]]" if array else f"[{name}]")
+        lines.extend(f"{key(k)} = {value(v)}" for k, v in body.items() if not isinstance(v, Mapping))
+        for k, v in body.items():
+            if isinstance(v, Mapping):
+                table(f"{name}.{k}", v)
+
+    for section, body in config.items():
+        if section == "sites":
+            for site in body:
+                table("sites", site, array=True)
+        else:
+            table(section, body)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,159 @@
+"""A seeded model of shoppers walking a store's consumption chain, for the demo.
+
+Each session walks discover → search → select → cart → checkout.info →
+checkout.shipping → checkout.payment → (checkout.review) → purchase and may
+leave at any step. The obstacles a store meets (a shipping cost revealed late,
+a forced account, a declined card, an item out of stock) lower the chance to
+continue on their step, so a store sees them in `obstacle_impact_daily`. Step
+continuation rates are set so that about 70% of carts are abandoned, Baymard's
+long-run figure. From `change_at_ms` on, the shipping cost jumps: the early
+warning should catch the rise of abandonment at checkout.shipping.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+DESKTOP_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/126.0 Safari/537.36")
+MOBILE_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+             "Version/17.4 Mobile/15E148 Safari/604.1")
+TABLET_UA = ("Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+             "Version/17.4 Mobile/15E148 Safari/604.1")
+BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+USER_AGENTS = {"desktop": DESKTOP_UA, "mobile": MOBILE_UA, "tablet": TABLET_UA}
+
+PAGES = {
+    "discover": "/", "search": "/search", "select": "/product/{sku}", "cart": "/cart",
+    "checkout.info": "/checkout/info", "checkout.shipping": "/checkout/shipping",
+    "checkout.payment": "/checkout/payment", "checkout.review": "/checkout/review", "purchase": "/checkout/done",
+}
+# Median seconds spent on a step before the next one (log-normal around it).
+DWELL_S = {
+    "discover": 20, "search": 35, "select": 60, "cart": 40, "checkout.info": 70,
+    "checkout.shipping": 45, "checkout.payment": 80, "checkout.review": 25, "purchase": 10,
+}
+
+
+@dataclass(frozen=True)
+class Session:
+    user_agent: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ShopperModel:
+    seed: int = 7
+    origin: str = "http://127.0.0.1:8000"
+    change_at_ms: int | None = None  # from this time on, shipping costs jump
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def sessions(self, *, start_ms: int, end_ms: int, count: int) -> Iterator[Session]:
+        """`count` sessions starting between `start_ms` and `end_ms`, in time order."""
+        starts = sorted(self.rng.randrange(start_ms, end_ms) for _ in range(count))
+        for start in starts:
+            jump = self.change_at_ms is not None and start >= self.change_at_ms
+            yield self.session(start_ms=start, shipping_jump=jump)
+
+    def session(self, *, start_ms: int, shipping_jump: bool = False) -> Session:
+        rng = self.rng
+        device = rng.choices(("mobile", "desktop", "tablet"), weights=(55, 38, 7))[0]
+        if rng.random() < 0.02:
+            return self._bot_session(start_ms)
+        returning = rng.random() < 0.35
+        sid, aid = uuid.UUID(int=rng.getrandbits(128)).hex, uuid.UUID(int=rng.getrandbits(128)).hex
+        base = {"sid": sid, "aid": aid, "sn": rng.randint(2, 9) if returning else 1}
+        events: list[dict[str, Any]] = []
+        clock = [start_ms]
+
+        def emit(kind: str, step: str, name: str = "", **props: Any) -> None:
+            ev: dict[str, Any] = {"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": kind,
+                                  "ts": clock[0], "step": step, **base}
+            if kind == "page":
+                ev["url"] = self.origin + PAGES[step].format(sku=rng.randint(100, 160))
+            if name:
+                ev["name"] = name
+            if props:
+                ev["props"] = props
+            events.append(ev)
+
+        def dwell(step: str, factor: float = 1.0) -> None:
+            clock[0] += int(1000 * DWELL_S[step] * factor * rng.lognormvariate(0, 0.6))
+
+        def enter(step: str) -> None:
+            emit("page", step)
+
+        def leave_unless(p: float, step: str, factor: float = 1.0) -> bool:
+            entered = clock[0]
+            dwell(step, factor)
+            stays = rng.random() < p
+            if rng.random() < (0.015 if stays else 0.05):
+                emit("obstacle", step, "rage_click")
+            # As the snippet does when a step is left: its visible time.
+            emit("track", step, "step_time", active_ms=clock[0] - entered)
+            return not stays
+
+        enter("discover")
+        if rng.random() < 0.8:
+            if leave_unless(0.72, "discover"):
+                return Session(USER_AGENTS[device], events)
+            enter("search")
+            if leave_unless(0.8, "search"):
+                return Session(USER_AGENTS[device], events)
+        elif leave_unless(0.85, "discover"):
+            return Session(USER_AGENTS[device], events)
+        in_stock = rng.random() > 0.1
+        ship_days = rng.choice((1, 2, 2, 3, 5))
+        enter("select")
+        emit("step", "select", in_stock=in_stock, ship_days=ship_days if in_stock else 14)
+        if not in_stock:
+            emit("obstacle", "select", "out_of_stock")
+        p_cart = (0.5 if ship_days <= 2 else 0.4) if in_stock else 0.1
+        if leave_unless(p_cart, "select"):
+            return Session(USER_AGENTS[device], events)
+        enter("cart")
+        if leave_unless(0.72, "cart"):
+            return Session(USER_AGENTS[device], events)
+        enter("checkout.info")
+        forced_account = rng.random() < 0.35
+        if forced_account:
+            emit("obstacle", "checkout.info", "account_required")
+        if leave_unless(0.55 if forced_account else 0.85, "checkout.info", 1.6 if forced_account else 1):
+            return Session(USER_AGENTS[device], events)
+        enter("checkout.shipping")
+        cost = rng.choice((0.0, 4.9, 6.9)) if not shipping_jump else rng.choice((9.9, 12.9, 14.9))
+        if cost:
+            emit("obstacle", "checkout.shipping", "shipping_cost_shown", amount=cost)
+        p_ship = 0.88 if not cost else (0.72 if cost < 8 else 0.45)
+        if leave_unless(p_ship, "checkout.shipping", 1.3 if cost else 1):
+            return Session(USER_AGENTS[device], events)
+        enter("checkout.payment")
+        if device == "mobile" and rng.random() < 0.03:
+            emit("obstacle", "checkout.payment", "js_error", message="Cannot read properties of undefined")
+        declined = rng.random() < 0.12
+        if declined:
+            emit("obstacle", "checkout.payment", "payment_declined")
+        if leave_unless(0.45 if declined else 0.88, "checkout.payment", 1.5 if declined else 1):
+            return Session(USER_AGENTS[device], events)
+        if rng.random() < 0.5:
+            enter("checkout.review")
+            if leave_unless(0.93, "checkout.review"):
+                return Session(USER_AGENTS[device], events)
+        value = round(rng.uniform(15, 180), 2)
+        emit("step", "purchase", value=value, currency="EUR", order_id=f"o-{sid[:10]}")
+        events[-1].update(value=value, currency="EUR", order_id=f"o-{sid[:10]}")
+        return Session(USER_AGENTS[device], events)
+
+    def _bot_session(self, start_ms: int) -> Session:
+        sid = uuid.UUID(int=self.rng.getrandbits(128)).hex
+        events = [{"id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), "type": "page",
+                   "ts": start_ms + i * 500, "sid": sid, "aid": sid, "sn": 1, "step": step,
+                   "url": self.origin + PAGES[step].format(sku=100 + i)}
+                  for i, step in enumerate(("discover", "select", "cart"))]
+        return Session(BOT_UA, events)

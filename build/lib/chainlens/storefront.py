@@ -1,0 +1,166 @@
+"""The demo storefront: a small shop whose pages carry the generated snippet.
+
+Product list → product pages → cart → checkout info → shipping → payment →
+optional review → confirmation, with the obstacles stores meet: an item out of
+stock, a forced account step, a shipping cost revealed late, a declined card.
+Pages tag steps the ways real stores do: URL rules, `data-chain-step`, GA4
+`dataLayer` pushes and the page API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from typing import Any
+
+import jinja2
+from aiohttp import web
+from markupsafe import Markup
+
+from chainlens.settings import Site
+from sdk_js.render import snippet_tag
+
+PRODUCTS = {sku: (name, price) for sku, name, price in [
+    (101, "Trail runner shoes", 89.0), (102, "Rain shell jacket", 129.0), (103, "Merino socks", 14.5),
+    (104, "Day pack 20 L", 59.9), (105, "Headlamp", 24.0), (113, "Limited edition tent", 349.0),
+]}
+OUT_OF_STOCK = {113}
+SHIPPING = 6.90
+
+
+@functools.cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("chainlens", "templates"), autoescape=True)
+    return env.get_template("store.html")
+
+
+def create_store_app(site: Site, *, public_url: str) -> web.Application:
+    tag = Markup(snippet_tag(site, public_url=public_url))
+
+    def page(title: str, content: str, *, head: str = "", body_step: str = "") -> web.Response:
+        html = _template().render(title=title, content=Markup(content), head=Markup(head), snippet=tag,
+                                  body_step=body_step)
+        return web.Response(text=html, content_type="text/html")
+
+    async def index(request: web.Request) -> web.Response:
+        cards = "".join(f'<div class="card"><a href="/product/{sku}">{name}</a><br>€{price:.2f}</div>'
+                        for sku, (name, price) in PRODUCTS.items())
+        return page("New this season", f'<div class="grid">{cards}</div>')
+
+    async def search(request: web.Request) -> web.Response:
+        q = request.query.get("q", "").lower()
+        hits = [(sku, n) for sku, (n, _) in PRODUCTS.items() if q in n.lower()] or list(
+            (sku, n) for sku, (n, _) in PRODUCTS.items())
+        items = "".join(f'<li><a href="/product/{sku}">{name}</a></li>' for sku, name in hits)
+        return page("Search results", f"<ul>{items}</ul>",
+                    head="<script>window.dataLayer=window.dataLayer||[];"
+                         "dataLayer.push({event:'view_search_results'});</script>")
+
+    async def product(request: web.Request) -> web.Response:
+        sku = int(request.match_info["sku"])
+        if sku not in PRODUCTS:
+            raise web.HTTPNotFound()
+        name, price = PRODUCTS[sku]
+        in_stock = sku not in OUT_OF_STOCK
+        ship_days = 2 if sku % 2 else 4
+        api = (f"chainlens('step','select',{{in_stock:{str(in_stock).lower()},ship_days:{ship_days}}});"
+               + ("" if in_stock else "chainlens('obstacle','out_of_stock',{sku:'%d'});" % sku))
+        buy = (f'<a class="button" href="/cart?sku={sku}">Add to cart</a>' if in_stock
+               else '<p class="bad">Sorry, out of stock.</p>')
+        return page(name, f"<p>€{price:.2f} · {'ships in %d days' % ship_days if in_stock else ''}</p>{buy}"
+                          f"<script>{api}</script>",
+                    head="<script>window.dataLayer=window.dataLayer||[];dataLayer.push({event:'view_item',"
+                         f"ecommerce:{{currency:'EUR',value:{price},items:[{{item_id:'{sku}'}}]}}}});</script>")
+
+    async def cart(request: web.Request) -> web.Response:
+        sku = int(request.query.get("sku", "101"))
+        name, price = PRODUCTS.get(sku, PRODUCTS[101])
+        return page("Your cart", f"<p>{name}: €{price:.2f}</p>"
+                    f'<a class="button" data-chain-step="checkout.info" href="/checkout/info?sku={sku}">Checkout</a>',
+                    body_step="cart")
+
+    async def info(request: web.Request) -> web.Response:
+        sku = request.query.get("sku", "101")
+        return page("Checkout: your details",
+                    '<p class="note">Please create an account to continue.</p>'
+                    f'<form action="/checkout/shipping"><input type="hidden" name="sku" value="{sku}">'
+                    '<label>E-mail <input name="email" type="email" required></label>'
+                    '<label>Password <input name="password" type="password" required minlength="8"></label>'
+                    "<button>Continue</button></form>"
+                    "<script>chainlens('obstacle','account_required');</script>")
+
+    async def shipping(request: web.Request) -> web.Response:
+        sku = request.query.get("sku", "101")
+        return page("Checkout: shipping",
+                    f'<p class="note">Standard delivery: €{SHIPPING:.2f}</p>'
+                    f'<a class="button" href="/checkout/payment?sku={sku}">Continue to payment</a>'
+                    f"<script>chainlens('obstacle','shipping_cost_shown',{{amount:{SHIPPING}}});"
+                    "dataLayer.push({event:'add_shipping_info'});</script>")
+
+    async def payment(request: web.Request) -> web.Response:
+        sku = request.query.get("sku", "101")
+        declined = request.query.get("card", "").replace(" ", "").endswith("0002")
+        note = ('<p class="bad">Your card was declined.</p>'
+                "<script>chainlens('obstacle','payment_declined');</script>") if declined else ""
+        return page("Checkout: payment",
+                    note + f'<form action="/checkout/{"payment" if declined else "review"}">'
+                    f'<input type="hidden" name="sku" value="{sku}">'
+                    '<label>Card number <input name="card" required placeholder="4242 4242 4242 4242"></label>'
+                    "<p>(a card ending in 0002 is declined)</p><button>Pay</button></form>"
+                    "<script>dataLayer.push({event:'add_payment_info'});</script>")
+
+    async def review(request: web.Request) -> web.Response:
+        sku = request.query.get("sku", "101")
+        return page("Checkout: review", f'<a class="button" href="/checkout/done?sku={sku}">Place order</a>')
+
+    async def done(request: web.Request) -> web.Response:
+        sku = int(request.query.get("sku", "101"))
+        _, price = PRODUCTS.get(sku, PRODUCTS[101])
+        total = price + SHIPPING
+        return page("Thank you!", "<p>Your order is on its way.</p><script>"
+                    f"chainlens('step','purchase',{{value:{total:.2f},currency:'EUR',order_id:'demo-'+Date.now()}});"
+                    "</script>")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    app.router.add_get("/search", search)
+    app.router.add_get("/product/{sku:\\d+}", product)
+    app.router.add_get("/cart", cart)
+    app.router.add_get("/checkout/info", info)
+    app.router.add_get("/checkout/shipping", shipping)
+    app.router.add_get("/checkout/payment", payment)
+    app.router.add_get("/checkout/review", review)
+    app.router.add_get("/checkout/done", done)
+    return app
+
+
+class StoreServer:
+    """Runs the storefront on its own thread and event loop, beside the demo's work."""
+
+    def __init__(self, site: Site, *, public_url: str, port: int) -> None:
+        self.app = create_store_app(site, public_url=public_url)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._runner: Any = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="storefront")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._runner = web.AppRunner(self.app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self) -> StoreServer:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

@@ -1,0 +1,206 @@
+"""The collector's aiohttp application factory.
+
+`create_app(settings, writer="w0", runner=…)` with a `StoreRunner` runs the store
+side in the same process (tests, a single-process collector); `chainlens serve`
+runs accept workers without one, each pointing at the store process's admin API
+through `store_link`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from chainlens import metrics
+from chainlens.settings import Settings
+from collector import beacon
+from collector.cors import allowed_origins, cors_headers, preflight
+from collector.dashboard import dashboard
+from collector.ratelimit import RateLimiter
+from collector.spool import SpoolWriter
+from ingestion import admin
+from ingestion.runner import StoreRunner
+from ingestion.service import RUNNER, attach_store
+from sdk_js.render import render as render_snippet
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("collector_settings", Settings)
+SPOOL = web.AppKey("spool", SpoolWriter)
+LIMITER = web.AppKey("limiter", RateLimiter)
+DRAINING = web.AppKey("draining", list)
+ORIGINS = web.AppKey("origins", frozenset)
+
+
+# Server options every collector runs with (`web.run_app`, `AppRunner`, test servers):
+# the accept path inflates gzip itself, with its own cap against gzip bombs.
+SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
+
+
+@dataclass(frozen=True)
+class StoreLink:
+    """Where an accept worker finds the store process's admin API."""
+
+    url: str
+    token: str
+
+
+LINK: web.AppKey[StoreLink] = web.AppKey("store_link")
+
+
+def create_app(
+    settings: Settings, *, writer: str = "w0", runner: StoreRunner | None = None, store_link: StoreLink | None = None,
+) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context],
+        client_max_size=settings.collector.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[LIMITER] = RateLimiter(settings.collector.rate_limit_rps)
+    app[DRAINING] = [False]
+    app[ORIGINS] = allowed_origins(settings)
+    if store_link is not None:
+        app[LINK] = store_link
+    if runner is not None:
+        # Registered first so its cleanup runs last: the spool is closed, then drained into the store.
+        attach_store(app, settings, runner)
+    app.cleanup_ctx.append(_spool_ctx(writer))
+    app.on_shutdown.append(_mark_draining)
+    app.router.add_post("/e", _beacon("e"))
+    app.router.add_route("OPTIONS", "/e", preflight)
+    app.router.add_post("/s2s", _beacon("s2s"))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_get("/sdk/{site:[A-Za-z0-9_-]+}.js", sdk_script)
+    app.router.add_get("/dashboard", dashboard)
+    return app
+
+
+def _spool_ctx(writer: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        cfg = app[SETTINGS].collector
+        spool = SpoolWriter(Path(cfg.spool_dir), writer, max_bytes=cfg.spool_max_bytes)
+        spool.open()
+        app[SPOOL] = spool
+        yield
+        await spool.close()
+    return ctx
+
+
+async def _mark_draining(app: web.Application) -> None:
+    app[DRAINING][0] = True
+
+
+def _beacon(source: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        app = request.app
+        wait = app[LIMITER].check(client_address(request, app[SETTINGS]))
+        if wait:
+            metrics.RATE_LIMITED.inc()
+            return beacon.error_response(429, "rate limit exceeded", **{"Retry-After": str(wait)})
+        response = await beacon.accept(request, settings=app[SETTINGS], spool=app[SPOOL], source=source)
+        if source == "e":
+            response.headers.update(cors_headers(request, app[ORIGINS]))
+        return response
+    return handler
+
+
+def client_address(request: web.Request, settings: Settings) -> str:
+    """Used for rate limiting only, never stored."""
+    if settings.collector.trust_forwarded:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.remote or ""
+
+
+async def sdk_script(request: web.Request) -> web.Response:
+    """The site's snippet: cached per site and config, ETag, gzip, CORS for the SRI tag."""
+    settings = request.app[SETTINGS]
+    site = settings.site(request.match_info["site"])
+    if site is None:
+        return beacon.error_response(404, f"unknown site {request.match_info['site']!r}")
+    script = render_snippet(site, public_url=settings.collector.url())
+    headers = {
+        "ETag": script.etag,
+        "Cache-Control": "public, max-age=300",
+        "Access-Control-Allow-Origin": "*",  # `crossorigin="anonymous"` + SRI needs a CORS response
+        "Vary": "Accept-Encoding",
+    }
+    if script.etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    body = script.body
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        body, headers["Content-Encoding"] = script.gzipped, "gzip"
+    return web.Response(body=body, headers=headers, content_type="application/javascript", charset="utf-8")
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    await store_status(request.app)  # refreshes the store process's gauges (spool backlog, age, store up)
+    body, content_type = metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when accepting (not draining) and the store is reachable."""
+    state = await store_status(request.app)
+    ready = not request.app[DRAINING][0] and bool(state.get("store_ok"))
+    body = {"ready": ready, "draining": request.app[DRAINING][0], **state}
+    return web.json_response(body, status=200 if ready else 503, dumps=lambda o: orjson.dumps(o).decode())
+
+
+_status_cache: dict[int, tuple[float, dict]] = {}
+
+
+async def store_status(app: web.Application) -> dict:
+    if RUNNER in app:
+        return admin.status_of(app)
+    link = app.get(LINK)
+    if link is None:
+        return {"store_ok": False, "last_error": "no store process"}
+    cached = _status_cache.get(id(app))
+    if cached and time.monotonic() - cached[0] < 1.0:
+        return cached[1]
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            async with session.get(link.url + "/admin/status",
+                                   headers={"Authorization": f"Bearer {link.token}"}) as resp:
+                state = await resp.json()
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        state = {"store_ok": False, "last_error": f"store process unreachable: {exc}"}
+    _status_cache[id(app)] = (time.monotonic(), state)
+    return state
+
+
+@web.middleware
+async def request_context(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-Id"] = request_id
+        metrics.REQUESTS.labels("unmatched", str(exc.status)).inc()
+        raise
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request_id, "path": request.path})
+        response = beacon.error_response(500, "internal error", **{"X-Request-Id": request_id})
+    response.headers["X-Request-Id"] = request_id
+    route = request.match_info.route.resource
+    metrics.request_counter(route.canonical if route else "unmatched", response.status).inc()
+    return response

@@ -1,0 +1,144 @@
+"""The accept path: read a beacon, validate each event, spool it, answer 202.
+
+A request that cannot be read at all gets a 4xx naming the problem; each
+invalid event in a readable request is rejected on its own. Both kinds are
+kept in `events_rejected` (through the spool, like accepted events), so
+nothing that arrives is silently dropped. Nothing a client sends leads to a 5xx.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+import zlib
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
+
+from chainlens import metrics
+from chainlens.contract import BeaconError, build_rows, parse_envelope, rejected_row
+from chainlens.settings import Settings, Site
+from collector.enrich import client_from_ua
+from collector.spool import SpoolFull, SpoolWriter
+from ingestion.spoolfile import EVENTS, REJECTED, encode_rows
+
+JSON_TYPES = ("text/plain", "application/json", "")
+
+
+async def read_body(request: web.Request, *, max_body: int, max_decompressed: int) -> bytes:
+    """The request body, decompressed, within the size caps (413 past them)."""
+    if request.content_type not in JSON_TYPES:
+        raise BeaconError(
+            415, f"unsupported Content-Type {request.content_type!r}: send text/plain or application/json")
+    encoding = request.headers.get("Content-Encoding", "identity").lower()
+    if encoding not in ("identity", "gzip"):
+        raise BeaconError(415, f"unsupported Content-Encoding {encoding!r}: send gzip or none")
+    if request.content_length is not None and request.content_length > max_body:
+        raise BeaconError(413, f"body of {request.content_length} bytes is over the {max_body}-byte limit")
+    # aiohttp's server may inflate gzip bodies as they stream in (its auto_decompress),
+    # so the stream is capped at the decompressed limit and inflated here only when
+    # it still starts with the gzip magic bytes; JSON never does.
+    gzipped = encoding == "gzip"
+    cap = max_decompressed if gzipped else max_body
+    chunks, size = [], 0
+    try:
+        async for chunk in request.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > cap:  # stop reading at the cap, whatever the sender claims
+                raise BeaconError(413, f"body decompresses past the {cap}-byte limit" if gzipped
+                                  else f"body is over the {cap}-byte limit")
+            chunks.append(chunk)
+    except (RequestPayloadError, HttpProcessingError) as exc:
+        raise BeaconError(400, "body is not valid gzip" if gzipped else f"body could not be read: {exc}") from None
+    body = b"".join(chunks)
+    if gzipped and body[:2] == b"\x1f\x8b":
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            body = inflater.decompress(body, max_decompressed + 1)
+        except zlib.error:
+            raise BeaconError(400, "body is not valid gzip") from None
+        if len(body) > max_decompressed:
+            raise BeaconError(413, f"body decompresses past the {max_decompressed}-byte limit")
+    return body
+
+
+def check_origin(request: web.Request, site: Site) -> None:
+    origin = request.headers.get("Origin")
+    # No Origin: a server-side sender or a tool; browsers always send one on POST.
+    if origin and origin != "null" and origin not in site.origins:
+        raise BeaconError(403, f"origin {origin!r} is not allowed for site {site.id!r}")
+
+
+def check_secret(request: web.Request, site: Site) -> None:
+    auth = request.headers.get("Authorization", "")
+    token = auth[7:] if auth.startswith("Bearer ") else ""
+    if not site.secret or not hmac.compare_digest(token.encode(), site.secret.encode()):
+        raise BeaconError(401, "Authorization: a valid 'Bearer <site secret>' is required for /s2s")
+
+
+async def accept(request: web.Request, *, settings: Settings, spool: SpoolWriter, source: str) -> web.Response:
+    received_ms = int(time.time() * 1000)
+    cfg = settings.collector
+    body = b""
+    site_hint = ""
+    try:
+        body = await read_body(request, max_body=cfg.max_body_bytes, max_decompressed=cfg.max_decompressed_bytes)
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BeaconError(400, f"body is not valid JSON: {exc.msg} at byte {exc.pos}") from None
+        site_hint = parsed.get("site", "") if isinstance(parsed, dict) else ""
+        site_id, sent_at, events = parse_envelope(parsed, max_events=cfg.max_events)
+        site = settings.site(site_id)
+        if site is None:
+            raise BeaconError(404, f"unknown site {site_id[:64]!r}")
+        if source == "s2s":
+            check_secret(request, site)
+        else:
+            check_origin(request, site)
+    except BeaconError as exc:
+        metrics.REJECTED.labels(f"request_{exc.status}").inc()
+        await _keep_rejected_request(spool, exc, received_ms=received_ms, site=site_hint, source=source, body=body)
+        return error_response(exc.status, exc.message)
+    rows, rejected, errors = build_rows(
+        events, site=site, client=client_from_ua(request.headers.get("User-Agent", "")),
+        received_ms=received_ms, sent_at=sent_at, source=source,
+    )
+    try:
+        await spool.append(encode_rows(EVENTS, received_ms, rows) + encode_rows(REJECTED, received_ms, rejected))
+    except SpoolFull as exc:
+        metrics.SPOOL_FULL.inc()
+        return overloaded(str(exc))
+    if rows:
+        metrics.accepted_counter(site.id).inc(len(rows))
+    for err in errors:  # the field, without props' own keys: a bounded label set
+        metrics.REJECTED.labels(err["error"].split(":", 1)[0].split(".", 1)[0]).inc()
+    return web.json_response(
+        {"accepted": len(rows), "rejected": len(rejected), "errors": errors}, status=202, dumps=_dumps,
+    )
+
+
+async def _keep_rejected_request(
+    spool: SpoolWriter, exc: BeaconError, *, received_ms: int, site: Any, source: str, body: bytes
+) -> None:
+    row = rejected_row(received_ms=received_ms, site_id=str(site)[:64] if isinstance(site, str) else "",
+                       source=source, reason=f"{exc.status}: {exc.message}", payload=body[:65536])
+    try:
+        await spool.append(encode_rows(REJECTED, received_ms, [row]))
+    except SpoolFull:
+        pass  # the request is answered with its own 4xx; a full spool cannot keep more
+
+
+def error_response(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers, dumps=_dumps)
+
+
+def overloaded(message: str) -> web.Response:
+    return error_response(503, f"{message}; retry later", **{"Retry-After": "5"})
+
+
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()

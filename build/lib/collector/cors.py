@@ -1,0 +1,38 @@
+"""CORS for browser beacons: each site names the origins its pages are served from.
+
+`navigator.sendBeacon` with text/plain needs no preflight; `fetch` with
+application/json or gzip does, and the preflight carries no body, so it is
+answered for any origin that some site allows; the POST is then checked
+against the site it names.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from chainlens.settings import Settings
+
+
+def allowed_origins(settings: Settings) -> frozenset[str]:
+    return frozenset(o for site in settings.sites for o in site.origins)
+
+
+def cors_headers(request: web.Request, origins: frozenset[str]) -> dict[str, str]:
+    origin = request.headers.get("Origin", "")
+    if origin and origin in origins:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {"Vary": "Origin"}
+
+
+async def preflight(request: web.Request) -> web.Response:
+    from collector.app import ORIGINS
+    origin = request.headers.get("Origin", "")
+    if origin not in request.app[ORIGINS]:
+        return web.json_response({"error": f"origin {origin!r} is not allowed"}, status=403)
+    return web.Response(status=204, headers={
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": "POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Content-Type, Content-Encoding",
+        "Access-Control-Max-Age": "86400",
+        "Vary": "Origin",
+    })

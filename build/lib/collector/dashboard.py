@@ -1,0 +1,119 @@
+"""`GET /dashboard`: the store manager's view, rendered server-side.
+
+HTML from a jinja2 template, charts as inline SVG: no CDN, no JavaScript, works
+offline. Loopback clients only, unless `collector.dashboard_token` is set and
+given (`?token=` or `Authorization: Bearer`). The figures come from the store
+side (`ingestion.report`), in process or through the store process's admin API.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import ipaddress
+from typing import Any
+
+import aiohttp
+import jinja2
+from aiohttp import web
+from markupsafe import Markup, escape
+
+from chainlens.settings import Settings
+
+BAR_H, GAP, LABEL_W, WIDTH = 22, 6, 260, 760
+
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("collector", "templates"), autoescape=True)
+    env.globals.update(pct=pct, secs=secs)
+    return env
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def secs(ms: float | None) -> str:
+    if ms is None:
+        return "–"
+    s = ms / 1000
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def bars(rows: list[dict[str, Any]], *, label: str, value: str, text: Any = None, color: str = "#3b6ea8",
+         whisker: str | None = None) -> Markup:
+    """A horizontal bar chart as inline SVG; `whisker` draws a second value (e.g. p90) as a line."""
+    values = [float(r[value] or 0) for r in rows] + [float(r[whisker] or 0) for r in rows if whisker]
+    top = max(values, default=0) or 1
+    scale = (WIDTH - LABEL_W - 90) / top
+    height = len(rows) * (BAR_H + GAP) + GAP
+    parts = [f'<svg class="chart" role="img" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}">']
+    for i, row in enumerate(rows):
+        y = GAP + i * (BAR_H + GAP)
+        w = max(1.0, float(row[value] or 0) * scale)
+        shown = text(row) if text else row[value]
+        parts.append(f'<text x="{LABEL_W - 8}" y="{y + 15}" text-anchor="end">{escape(row[label])}</text>')
+        parts.append(f'<rect x="{LABEL_W}" y="{y}" width="{w:.1f}" height="{BAR_H}" fill="{color}" rx="3"/>')
+        if whisker and row[whisker] is not None:
+            x2 = LABEL_W + float(row[whisker]) * scale
+            parts.append(f'<line x1="{LABEL_W + w:.1f}" x2="{x2:.1f}" y1="{y + BAR_H / 2}" y2="{y + BAR_H / 2}" '
+                         f'stroke="#888" stroke-width="2"/><line x1="{x2:.1f}" x2="{x2:.1f}" y1="{y + 4}" '
+                         f'y2="{y + BAR_H - 4}" stroke="#888" stroke-width="2"/>')
+        end = LABEL_W + max(w, (float(row[whisker] or 0) * scale) if whisker else 0)
+        parts.append(f'<text x="{end + 6:.1f}" y="{y + 15}">{escape(shown)}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def charts(data: dict[str, Any]) -> dict[str, Markup]:
+    busiest = sorted(data["timing"], key=lambda r: -r["transitions"])[:12]
+    for row in busiest:
+        row["label"] = f"{row['step']} → {row['next_step']}"
+    return {
+        "funnel": bars(data["funnel"], label="step", value="reached"),
+        "checkout": bars(data["checkout"], label="step", value="abandonment_rate", color="#c0392b",
+                         text=lambda r: f"{pct(r['abandonment_rate'])} of {r['reached']}"),
+        "timing": bars(busiest, label="label", value="p50_ms", whisker="p90_ms", color="#5b8c5a",
+                       text=lambda r: f"{secs(r['p50_ms'])} / {secs(r['p90_ms'])}"),
+    }
+
+
+def allowed(request: web.Request, settings: Settings) -> bool:
+    token = settings.collector.dashboard_token
+    given = request.query.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if token and given and hmac.compare_digest(given.encode(), token.encode()):
+        return True
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+async def fetch_report(app: web.Application, query: dict[str, str]) -> dict[str, Any]:
+    from collector.app import LINK
+    from ingestion.admin import report_for
+    from ingestion.service import RUNNER, SETTINGS
+    if RUNNER in app:
+        site = app[SETTINGS].site(query.get("site", "")) or app[SETTINGS].sites[0]
+        return await app[RUNNER].call(report_for, site, query.get("from"), query.get("to"))
+    link = app[LINK]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        async with session.get(link.url + "/admin/report", params=query,
+                               headers={"Authorization": f"Bearer {link.token}"}) as resp:
+            data = await resp.json()
+            if resp.status != 200:
+                raise web.HTTPBadRequest(text=data.get("error", "bad request"))
+            return dict(data)
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    from collector.app import SETTINGS
+    settings = request.app[SETTINGS]
+    if not allowed(request, settings):
+        raise web.HTTPForbidden(text="The dashboard answers loopback clients, or a valid ?token=.")
+    query = {k: v for k, v in request.query.items() if k in ("site", "from", "to") and v}
+    data = await fetch_report(request.app, query)
+    html = _env().get_template("dashboard.html").render(
+        data=data, charts=charts(data), sites=[s.id for s in settings.sites], token=request.query.get("token", ""))
+    return web.Response(text=html, content_type="text/html")

@@ -1,0 +1,127 @@
+"""`chainlens serve`: a supervisor, one store process and N accept workers.
+
+The accept workers share the port (SO_REUSEPORT) and write to their own spool
+directories; the store process is the single owner of the store (an embedded
+directory allows no other) and loads the spool. SIGTERM or SIGINT stops the
+workers first (they finish in-flight requests and fsync), then the store
+process (it drains the spool into the store), then exits 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+import orjson
+
+from chainlens import metrics
+from chainlens.logs import setup_logging
+from chainlens.settings import Settings
+from ingestion.service import admin_file, run_store_process
+
+log = logging.getLogger(__name__)
+STOP_WORKERS_S = 15
+STOP_STORE_S = 120
+
+
+def run_worker(settings: Settings, index: int, link_url: str, link_token: str) -> None:
+    from aiohttp import web
+
+    from collector.app import SERVER_OPTIONS, StoreLink, create_app
+    os.setpgrp()  # a terminal's Ctrl-C reaches the supervisor only, which stops workers in order
+    setup_logging(role=f"worker-{index}")
+    app = create_app(settings, writer=f"w{index}", store_link=StoreLink(link_url, link_token))
+    cfg = settings.collector
+    web.run_app(
+        app, host=cfg.host, port=cfg.port, reuse_port=True, access_log=None, print=None,
+        shutdown_timeout=5, handler_cancellation=True,
+        # Slow clients and oversized headers: aiohttp's limits, stated here.
+        keepalive_timeout=15, max_line_size=8190, max_field_size=8190, max_headers=64, **SERVER_OPTIONS,
+    )
+
+
+def serve(settings: Settings) -> int:
+    setup_logging(role="supervisor")
+    cfg = settings.collector
+    Path(cfg.spool_dir).mkdir(parents=True, exist_ok=True)
+    workers = cfg.workers or os.cpu_count() or 1
+    ctx = multiprocessing.get_context("spawn")
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+
+    metrics.prepare_multiprocess_dir(Path(cfg.spool_dir) / "metrics")
+    path = admin_file(settings)
+    path.unlink(missing_ok=True)
+    store = ctx.Process(target=run_store_process, args=(settings,), name="chainlens-store")
+    store.start()
+    link = _wait_for_admin(path, store)
+    if link is None:
+        log.error("store process did not start")
+        store.kill()
+        return 1
+    procs: dict[int, BaseProcess] = {}
+
+    def start_worker(i: int) -> None:
+        proc = ctx.Process(target=run_worker, args=(settings, i, link["url"], link["token"]), name=f"chainlens-w{i}")
+        proc.start()
+        procs[i] = proc
+
+    for i in range(workers):
+        start_worker(i)
+    log.info("serving", extra={"url": cfg.url(), "workers": workers, "pid": os.getpid()})
+    print(f"chainlens collector on {cfg.url()} ({workers} workers)", file=sys.stderr, flush=True)
+    while not stopping:
+        time.sleep(0.2)
+        for i, proc in list(procs.items()):
+            if not proc.is_alive() and not stopping:
+                log.error("worker exited; restarting", extra={"worker": i, "exitcode": proc.exitcode})
+                metrics.mark_process_dead(proc.pid or 0)
+                start_worker(i)
+        if not store.is_alive() and not stopping:
+            log.error("store process exited", extra={"exitcode": store.exitcode})
+            for proc in procs.values():
+                proc.terminate()
+            return 1
+    log.info("stopping: draining workers, then the spool")
+    for proc in procs.values():
+        _signal(proc, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WORKERS_S
+    for proc in procs.values():
+        proc.join(max(0.1, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+    _signal(store, signal.SIGTERM)
+    store.join(STOP_STORE_S)
+    if store.is_alive():
+        log.error("store process did not drain in time; the spool keeps the rest for the next start")
+        store.kill()
+        return 1
+    log.info("stopped")
+    return 0
+
+
+def _signal(proc: BaseProcess, sig: int) -> None:
+    if proc.pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, sig)
+
+
+def _wait_for_admin(path: Path, store: BaseProcess, timeout: float = 120) -> dict | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and store.is_alive():
+        try:
+            info = orjson.loads(path.read_bytes())
+            if info.get("pid") == store.pid:
+                return info
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            pass
+        time.sleep(0.05)
+    return None

@@ -1,0 +1,158 @@
+"""The admin API of the process that owns the store: loopback only, bearer token.
+
+`chainlens sql`, `import` and `rollup` use it while `serve` holds an embedded
+directory; they open the store themselves when no service runs. `sql` is
+read-only here: one SELECT-like statement at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import ipaddress
+import re
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from chainlens import metrics
+
+TOKEN = web.AppKey("admin_token", str)
+
+
+READ_ONLY = ("select", "with", "show", "describe", "desc", "explain", "exists")
+
+
+def read_only_problem(query: str) -> str:
+    """Why `query` is not a single read-only statement, or "".
+
+    A `readonly` query setting would be the natural guard, but on the embedded
+    engine it sticks to the shared session and then blocks the loader's inserts.
+    """
+    words = re.sub(r"--[^\n]*|/\*.*?\*/", " ", query, flags=re.S).split()
+    if not words or words[0].lower() not in READ_ONLY:
+        return "the running collector accepts read-only queries only (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)"
+    if ";" in query.strip().rstrip(";") or re.search(r"\binto\s+outfile\b", query, re.I):
+        return "one read-only statement at a time, without INTO OUTFILE"
+    return ""
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/status", status)
+    app.router.add_post("/admin/sql", sql)
+    app.router.add_post("/admin/import", import_chunk)
+    app.router.add_post("/admin/rollup", run_rollup)
+    app.router.add_get("/admin/report", report_data)
+
+
+def authorize(request: web.Request) -> None:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if not peer or not ipaddress.ip_address(peer[0]).is_loopback:
+        raise web.HTTPForbidden(text='{"error": "the admin API answers loopback clients only"}',
+                                content_type="application/json")
+    expected = request.app.get(TOKEN, "")
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise web.HTTPUnauthorized(text='{"error": "admin token required"}', content_type="application/json")
+
+
+def _json(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
+
+
+async def status(request: web.Request) -> web.Response:
+    authorize(request)
+    return _json(status_of(request.app))
+
+
+def status_of(app: web.Application) -> dict[str, Any]:
+    """The loader's and the store's state, for /readyz and /metrics."""
+    from ingestion.service import LOADER, RUNNER
+    runner, loader = app[RUNNER], app.get(LOADER)
+    oldest = loader.oldest_unloaded_ms if loader else None
+    age = None if oldest is None else max(0.0, time.time() - oldest / 1000)
+    backlog = loader.backlog_bytes() if loader else 0
+    metrics.BACKLOG_BYTES.set(backlog)
+    metrics.OLDEST_AGE.set(age or 0.0)
+    metrics.STORE_UP.set(1 if runner.ok else 0)
+    return {
+        "store_ok": runner.ok,
+        "store_errors": runner.errors,
+        "last_error": runner.last_error,
+        "backlog_bytes": backlog,
+        "oldest_unloaded_age_s": age,
+        "inserted_rows": loader.inserted_rows if loader else 0,
+        "batches": loader.batches if loader else 0,
+        "last_batch_rows": loader.last_batch_rows if loader else 0,
+        "last_insert_s": loader.last_insert_s if loader else 0.0,
+        "skipped_bytes": loader.skipped_bytes if loader else 0,
+    }
+
+
+async def sql(request: web.Request) -> web.Response:
+    authorize(request)
+    from ingestion.service import RUNNER
+    body = orjson.loads(await request.read())
+    query, fmt, params = body["query"], body.get("format", "PrettyCompact"), body.get("parameters")
+    problem = read_only_problem(query)
+    if problem:
+        return _json({"error": problem}, status=400)
+    try:
+        out = await request.app[RUNNER].call(lambda client: client.raw_query(query, parameters=params, fmt=fmt))
+    except Exception as exc:
+        return _json({"error": str(exc).strip()}, status=400)
+    return web.Response(body=out, content_type="text/plain")
+
+
+async def import_chunk(request: web.Request) -> web.Response:
+    authorize(request)
+    from ingestion.imports import import_lines
+    from ingestion.service import RUNNER, SETTINGS
+    site = request.app[SETTINGS].site(request.query.get("site", ""))
+    if site is None:
+        return _json({"error": f"unknown site {request.query.get('site', '')!r}"}, status=404)
+    first = int(request.query.get("first_line", "1"))
+    lines = (await request.read()).split(b"\n")
+    report = await request.app[RUNNER].call(import_lines, lines, site=site, first_line=first)
+    return _json(report)
+
+
+async def run_rollup(request: web.Request) -> web.Response:
+    authorize(request)
+    from ingestion import schedule
+    from ingestion.service import RUNNER, SETTINGS
+    body = orjson.loads(await request.read() or b"{}")
+    try:
+        since, until = (dt.date.fromisoformat(body[k]) if body.get(k) else None for k in ("since", "until"))
+    except ValueError as exc:
+        return _json({"error": f"not a date (YYYY-MM-DD): {exc}"}, status=400)
+    summary = await schedule.run_pass(request.app[SETTINGS], request.app[RUNNER], lock=request.app[schedule.LOCK],
+                                      since=since, until=until)
+    return _json(summary)
+
+
+async def report_data(request: web.Request) -> web.Response:
+    """The dashboard's figures: ?site=ID&from=YYYY-MM-DD&to=YYYY-MM-DD (default: the last 7 rolled-up days)."""
+    authorize(request)
+    from ingestion.service import RUNNER, SETTINGS
+    settings = request.app[SETTINGS]
+    site = settings.site(request.query.get("site", "")) or (settings.sites[0] if settings.sites else None)
+    if site is None:
+        return _json({"error": "no site configured"}, status=404)
+    try:
+        data = await request.app[RUNNER].call(report_for, site, request.query.get("from"), request.query.get("to"))
+    except ValueError as exc:
+        return _json({"error": str(exc)}, status=400)
+    return _json(data)
+
+
+def report_for(client: Any, site: Any, start: str | None, end: str | None) -> dict[str, Any]:
+    from ingestion.report import days_available, report
+    first, last = days_available(client, site)
+    to = dt.date.fromisoformat(end) if end else (last or dt.date.today())
+    frm = dt.date.fromisoformat(start) if start else to - dt.timedelta(days=6)
+    data = report(client, site, start=frm, end=to)
+    data["available"] = [first.isoformat() if first else None, last.isoformat() if last else None]
+    return data

@@ -1,0 +1,231 @@
+"""Rollups: materialize the per-step tables from raw events, incrementally and idempotently.
+
+A run, per site:
+1. finds the days to recompute: the start days of sessions that received events
+   since the last run's watermark (kept in `rollup_state`), plus the days from
+   `pending_from` on (sessions still open last time), or `--since/--until`;
+2. for each run of consecutive days (at most a week at a time) builds
+   `chain_sessions` once from raw events into a staging table and derives every
+   other table from it (one SQL file per table in ingestion/rollups/);
+3. swaps each recomputed (site, day) partition in with REPLACE PARTITION, so a
+   day is replaced whole and running twice gives identical tables;
+4. records the new watermark and the first day that still has open sessions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import zoneinfo
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from chainlens.settings import Settings, Site
+
+log = logging.getLogger(__name__)
+
+DERIVED = ("chain_daily", "checkout_abandonment_daily", "step_timing_daily", "obstacle_impact_daily",
+           "fast_track_daily")
+TABLES = ("chain_sessions", *DERIVED)
+CHUNK_DAYS = 7
+
+
+@dataclass
+class SiteRollup:
+    site_id: str
+    days: list[dt.date] = field(default_factory=list)
+    sessions: int = 0
+    seconds: float = 0.0
+
+
+def sql(name: str) -> str:
+    return (resources.files("ingestion") / "rollups" / f"{name}.sql").read_text()
+
+
+def rollup(
+    client: Client, settings: Settings, *, now: dt.datetime | None = None, since: dt.date | None = None,
+    until: dt.date | None = None, sites: Iterable[Site] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[SiteRollup]:
+    now = now or dt.datetime.now(dt.UTC)
+    return [
+        rollup_site(client, site, timeout_s=settings.rollup.session_timeout_s, now=now, since=since, until=until,
+                    progress=progress)
+        for site in (sites or settings.sites)
+    ]
+
+
+def rollup_site(
+    client: Client, site: Site, *, timeout_s: int, now: dt.datetime, since: dt.date | None = None,
+    until: dt.date | None = None, progress: Callable[[int, int], None] | None = None,
+) -> SiteRollup:
+    started = time.monotonic()
+    tz = zoneinfo.ZoneInfo(site.timezone)
+    closed_before = now - dt.timedelta(seconds=timeout_s)
+    result = SiteRollup(site.id)
+    watermark = _scalar(client, "SELECT max(received_at) FROM events WHERE site_id = {site:String}", site=site.id)
+    if watermark is None or watermark.year < 1971:
+        return result
+    days = _days_to_recompute(client, site, tz=tz, now=now, since=since, until=until)
+    chunks = _chunks(days)
+    for i, chunk in enumerate(chunks):
+        result.sessions += _rebuild(client, site, chunk, tz=tz, closed_before=closed_before)
+        if progress:
+            progress(i + 1, len(chunks))
+    pending = _scalar(client, """
+        SELECT minOrNull(toDate(start, {tz:String})) FROM (
+            SELECT min(ts) AS start, max(ts) AS last FROM events
+            WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)}
+            GROUP BY session_id HAVING last >= {closed_before:DateTime64(3)})""",
+        site=site.id, tz=site.timezone, lo=closed_before - dt.timedelta(days=1), closed_before=closed_before)
+    client.insert("rollup_state", [[site.id, watermark, pending, now]],
+                  column_names=["site_id", "watermark", "pending_from", "run_at"])
+    result.days, result.seconds = days, time.monotonic() - started
+    log.info("rollup done", extra={"site": site.id, "days": len(days), "sessions": result.sessions,
+                                   "seconds": round(result.seconds, 3)})
+    return result
+
+
+def _days_to_recompute(
+    client: Client, site: Site, *, tz: zoneinfo.ZoneInfo, now: dt.datetime, since: dt.date | None,
+    until: dt.date | None,
+) -> list[dt.date]:
+    today = now.astimezone(tz).date()
+    if since or until:
+        first, last = since or _first_day(client, site), min(until or today, today)
+        if first is None or first > last:
+            return []
+        # Only days with events or with rollup rows to replace: a long range costs what it holds.
+        held = client.query("""
+            SELECT DISTINCT toDate(ts, {tz:String}) AS day FROM events
+            WHERE site_id = {site:String} AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
+            UNION DISTINCT
+            SELECT DISTINCT day FROM chain_sessions
+            WHERE site_id = {site:String} AND day BETWEEN {first:Date} AND {last:Date}""",
+            parameters={"site": site.id, "tz": site.timezone, "first": first, "last": last,
+                        "lo": _midnight(first, tz), "hi": _midnight(last + dt.timedelta(days=1), tz)}).result_rows
+        return sorted(r[0] for r in held if first <= r[0] <= last)
+    state = client.query(
+        "SELECT watermark, pending_from FROM rollup_state FINAL WHERE site_id = {site:String}",
+        parameters={"site": site.id}).result_rows
+    if not state:  # the first run: everything there is
+        return _range(_first_day(client, site), today)
+    watermark, pending_from = state[0]
+    # Start days of the sessions that received anything since the last run (late events included).
+    touched = client.query("""
+        SELECT DISTINCT toDate(min(ts), {tz:String}) AS day FROM events
+        WHERE site_id = {site:String} AND session_id IN (
+            SELECT DISTINCT session_id FROM events
+            WHERE site_id = {site:String} AND received_at > {watermark:DateTime64(3)})
+        GROUP BY session_id ORDER BY day""",
+        parameters={"site": site.id, "tz": site.timezone, "watermark": watermark}).result_rows
+    days = {row[0] for row in touched}
+    if pending_from is not None:  # sessions open last time may have closed since
+        days.update(_range(pending_from, today))
+    return sorted(d for d in days if d <= today)
+
+
+def _rebuild(client: Client, site: Site, days: list[dt.date], *, tz: zoneinfo.ZoneInfo,
+             closed_before: dt.datetime) -> int:
+    for table in TABLES:
+        client.command(f"TRUNCATE TABLE {table}_staging")
+    lo, hi = _midnight(days[0] - dt.timedelta(days=1), tz), _midnight(days[-1] + dt.timedelta(days=2), tz)
+    params: dict[str, Any] = {
+        "site": site.id, "tz": site.timezone, "chain": list(site.chain), "checkout": list(site.checkout_steps),
+        "days": days, "lo": lo, "hi": hi, "closed_before": closed_before,
+    }
+    for table in TABLES:
+        client.command(sql(table), parameters=params)
+    sessions = int(_scalar(client, "SELECT count() FROM chain_sessions_staging") or 0)
+    for table in TABLES:
+        filled = {r[0] for r in client.query(f"SELECT DISTINCT day FROM {table}_staging").result_rows}
+        for day in days:
+            # Partition literals cannot be bound parameters; site ids are checked to be
+            # [A-Za-z0-9_-] by the settings and days are dates, so the text is safe.
+            partition = f"('{site.id}', '{day.isoformat()}')"
+            if day in filled:
+                client.command(f"ALTER TABLE {table} REPLACE PARTITION {partition} FROM {table}_staging")
+            else:
+                client.command(f"ALTER TABLE {table} DROP PARTITION {partition}")
+    return sessions
+
+
+def _midnight(day: dt.date, tz: zoneinfo.ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
+
+
+def _first_day(client: Client, site: Site) -> dt.date | None:
+    return _scalar(client, "SELECT toDate(min(ts), {tz:String}) FROM events WHERE site_id = {site:String}",
+                   site=site.id, tz=site.timezone)
+
+
+def _scalar(client: Client, query: str, **params: Any) -> Any:
+    rows = client.query(query, parameters=params).result_rows
+    return rows[0][0] if rows else None
+
+
+def _range(first: dt.date | None, last: dt.date) -> list[dt.date]:
+    if first is None or first > last:
+        return []
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _chunks(days: list[dt.date]) -> list[list[dt.date]]:
+    """Runs of consecutive days, at most CHUNK_DAYS long."""
+    chunks: list[list[dt.date]] = []
+    for day in days:
+        if chunks and day - chunks[-1][-1] == dt.timedelta(days=1) and len(chunks[-1]) < CHUNK_DAYS:
+            chunks[-1].append(day)
+        else:
+            chunks.append([day])
+    return chunks
+
+
+def run_rollup_cli(settings: Settings, *, since: str | None, until: str | None, link: dict[str, Any] | None) -> int:
+    """`chainlens rollup`: through the running collector when one holds the store, else directly."""
+    import asyncio
+    import sys
+
+    import orjson
+
+    from chainlens.cli import CommandError, admin_call, direct_store
+    from ingestion import alerts
+
+    try:
+        first, last = (dt.date.fromisoformat(v) if v else None for v in (since, until))
+    except ValueError as exc:
+        raise CommandError(f"--since/--until: not a date (YYYY-MM-DD): {exc}", 2) from None
+    if link:
+        summary = orjson.loads(admin_call(link, "/admin/rollup", orjson.dumps({"since": since, "until": until})))
+        sites = summary["sites"]
+    else:
+        from tqdm import tqdm
+        sites = []
+        with direct_store(settings) as client:
+            for site in settings.sites:
+                bar = tqdm(total=0, unit="chunk", desc=f"rollup {site.id}", disable=not sys.stderr.isatty(),
+                           leave=False)
+
+                def progress(done: int, total: int, bar: Any = bar) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+                (result,) = rollup(client, settings, since=first, until=last, sites=[site], progress=progress)
+                bar.close()
+                found = alerts.evaluate(client, site)
+                if found and site.alerts.webhook:
+                    asyncio.run(alerts.deliver(found, site.alerts.webhook))
+                sites.append({"site": site.id, "days": [d.isoformat() for d in result.days],
+                              "sessions": result.sessions, "seconds": round(result.seconds, 3),
+                              "alerts": [a.message for a in found]})
+    for s in sites:
+        days = f"{s['days'][0]}..{s['days'][-1]} ({len(s['days'])} days)" if s["days"] else "nothing new"
+        print(f"{s['site']}: {days}, {s['sessions']} sessions, {s['seconds']} s")
+        for message in s["alerts"]:
+            print(f"  ALERT {message}")
+    return 0

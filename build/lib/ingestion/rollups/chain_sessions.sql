@@ -1,0 +1,49 @@
+-- chain_sessions: one row per closed session (DESIGN, "Metric definitions").
+--   entered(s, k)  first event of s carrying step k, of any type
+--   furthest(s)    highest chain index among the steps reached
+--   purchased(s)   s reached the last chain step
+--   closed         last event older than session_timeout_s ({closed_before})
+--   day            the session's first event, in the site's time zone
+-- Bots are excluded. min/max are unchanged by a retried event's copies; counts
+-- use uniqExact(event_id), so each event id is counted once.
+-- {lo}/{hi} bound the scan to the days asked for, a day either side (sessions
+-- are assumed to last less than a day).
+INSERT INTO chain_sessions_staging (site_id, day, session_id, anon_id, started_at, ended_at, device, visitor,
+    steps, entered, furthest_index, furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds,
+    detail_views, fast_track_views, events)
+WITH {chain:Array(String)} AS chain
+SELECT
+    site_id, day, session_id, anon_id, started_at, ended_at, device, visitor,
+    arrayMap(p -> p.1, ordered) AS steps,
+    arrayMap(p -> fromUnixTimestamp64Milli(p.2, 'UTC'), ordered) AS entered,
+    if(empty(steps), 0, arrayMax(arrayMap(s -> indexOf(chain, s), steps))) AS furthest_index,
+    if(furthest_index = 0, '', chain[furthest_index]) AS furthest,
+    furthest_index = length(chain) AS purchased,
+    if(purchased, '', furthest) AS abandoned_at,
+    arrayMap(o -> o.1, obstacles) AS obstacle_steps,
+    arrayMap(o -> o.2, obstacles) AS obstacle_kinds,
+    detail_views, fast_track_views, events
+FROM
+(
+    SELECT
+        site_id,
+        session_id,
+        argMin(anon_id, ts) AS anon_id,
+        min(ts) AS started_at,
+        max(ts) AS ended_at,
+        toDate(started_at, {tz:String}) AS day,
+        argMin(device, ts) AS device,
+        if(argMin(session_number, ts) <= 1, 'new', 'returning') AS visitor,
+        minMapIf([step], [toUnixTimestamp64Milli(ts)], has(chain, step)) AS first_entry,
+        -- steps by first entry; equal times keep chain order
+        arraySort(p -> (p.2, indexOf(chain, p.1)), arrayZip(first_entry.1, first_entry.2)) AS ordered,
+        arraySort(groupUniqArrayIf((step, name), type = 'obstacle' AND has(chain, step))) AS obstacles,
+        uniqExactIf(event_id, type = 'step' AND step = 'select') AS detail_views,
+        uniqExactIf(event_id, type = 'step' AND step = 'select' AND props['in_stock'] = 'true'
+                    AND toFloat64OrNull(props['ship_days']) <= 2) AS fast_track_views,
+        uniqExact(event_id) AS events
+    FROM events
+    WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
+    GROUP BY site_id, session_id
+    HAVING day IN {days:Array(Date)} AND ended_at < {closed_before:DateTime64(3)}
+)

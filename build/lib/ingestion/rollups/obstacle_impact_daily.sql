@@ -1,0 +1,33 @@
+-- obstacle_impact_daily (DESIGN, "Obstacle impact"): for step k (before the last) and
+-- obstacle kind o, among sessions that reached k: rate_with = abandonment rate of those
+-- that met o on k, rate_without of those that did not, lift = rate_with / rate_without.
+-- abandoned(k) is furthest(s) = k, as in checkout_abandonment_daily.
+INSERT INTO obstacle_impact_daily_staging (site_id, day, step, kind, sessions_with, abandoned_with, rate_with,
+    sessions_without, abandoned_without, rate_without, lift)
+WITH {chain:Array(String)} AS chain
+SELECT
+    o.site_id AS site_id, o.day AS day, o.step AS step, o.kind AS kind,
+    o.sessions_with AS sessions_with, o.abandoned_with AS abandoned_with,
+    o.abandoned_with / o.sessions_with AS rate_with,
+    s.reached - o.sessions_with AS sessions_without,
+    s.abandoned - o.abandoned_with AS abandoned_without,
+    if(sessions_without = 0, NULL, abandoned_without / sessions_without) AS rate_without,
+    if(rate_without IS NULL OR rate_without = 0, NULL, rate_with / rate_without) AS lift
+FROM
+(
+    SELECT site_id, day, pair.1 AS step, pair.2 AS kind,
+        count() AS sessions_with, countIf(furthest = step) AS abandoned_with
+    FROM chain_sessions_staging
+    ARRAY JOIN arrayZip(obstacle_steps, obstacle_kinds) AS pair
+    WHERE site_id = {site:String} AND day IN {days:Array(Date)} AND pair.1 != chain[length(chain)]
+    GROUP BY site_id, day, step, kind
+) AS o
+INNER JOIN
+(
+    SELECT site_id, day, step, count() AS reached, countIf(furthest = step) AS abandoned
+    FROM chain_sessions_staging
+    ARRAY JOIN steps AS step
+    WHERE site_id = {site:String} AND day IN {days:Array(Date)}
+    GROUP BY site_id, day, step
+) AS s
+ON o.site_id = s.site_id AND o.day = s.day AND o.step = s.step

@@ -1,0 +1,94 @@
+"""The one owner of the store connection inside a process.
+
+chDB has no async client and an embedded directory has a single owner, so every
+store call of a process goes through one thread that holds the one `Client`
+(never the event loop). The connection is made lazily and re-made after a
+failure, so a server that is down at start or goes away later only delays
+loading: `ok` tells `/readyz`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from clickhouse_connect.driver.client import Client
+
+from ingestion import store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class StoreRunner:
+    def __init__(self, dsn: str, *, client: Client | None = None) -> None:
+        self.dsn = dsn
+        self._client = client
+        self._schema_ready = False
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self.ok = False
+        self.last_error = ""
+        self.errors = 0
+        self.down_since: float | None = None
+
+    def _ensure(self) -> Client:
+        if self._client is None:
+            self._client = store.connect(self.dsn)
+        if not self._schema_ready:
+            store.ensure_schema(self._client)
+            self._schema_ready = True
+        return self._client
+
+    def call_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(client, …)` on the calling thread (used inside the store thread)."""
+        try:
+            result = fn(self._ensure(), *args, **kwargs)
+        except Exception as exc:
+            self._failed(exc)
+            raise
+        if not self.ok:
+            log.info("store reachable", extra={"dsn": _redact(self.dsn)})
+        self.ok, self.down_since = True, None
+        return result
+
+    def _failed(self, exc: Exception) -> None:
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        if not store.is_embedded(self.dsn) and _is_connection_error(exc):
+            self.ok = False
+            self.down_since = self.down_since or time.monotonic()
+            self._client, self._schema_ready = None, False
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: self.call_blocking(fn, *args, **kwargs))
+
+    async def start(self) -> None:
+        try:
+            await self.call(lambda client: None)
+        except Exception as exc:
+            log.warning("store unreachable at start; accepting into the spool", extra={"error": str(exc)})
+
+    async def close(self) -> None:
+        def _close() -> None:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+        await asyncio.get_running_loop().run_in_executor(self._pool, _close)
+        self._pool.shutdown(wait=True)
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    from clickhouse_connect.driver.exceptions import OperationalError
+    return isinstance(exc, OperationalError | OSError | ConnectionError)
+
+
+def _redact(dsn: str) -> str:
+    if "@" in dsn and "://" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return dsn

@@ -1,0 +1,153 @@
+"""The on-disk spool format, shared by the accept path (writer) and the load path (reader).
+
+A spool is a directory with one sub-directory per writer (`w0`, `w1`, …), each
+holding numbered segment files. A segment is a sequence of frames:
+
+    u32 little-endian payload length | u32 CRC-32 of the payload | payload
+
+A payload is one request's rows for one table: a kind byte (`E` events, `R`
+rejected), the receive time (u64 ms), the row count (u32), then the rows as
+ClickHouse `JSONCompactEachRow` lines, so the loader inserts them as they are. A
+writer only ever appends to its newest segment and starts a new one when it
+restarts, so every segment but the newest of each writer is sealed: a bad
+frame in a sealed segment is a tail torn by a crash and is skipped; in the
+newest one it may be a frame still being written, so the reader waits.
+
+The checkpoint (`checkpoint.json`) records, per segment, how many bytes are in
+ClickHouse, and the batch being inserted (`pending`) so that after a crash the
+same byte ranges are re-sent with the same deduplication token.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+HEADER = struct.Struct("<II")
+PAYLOAD = struct.Struct("<cQI")
+EVENTS, REJECTED = b"E", b"R"
+MAX_FRAME = 64 << 20
+SUFFIX = ".seg"
+CHECKPOINT = "checkpoint.json"
+
+
+def frame(payload: bytes) -> bytes:
+    return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def encode_rows(kind: bytes, received_ms: int, rows: list[list[Any]]) -> bytes:
+    """One framed payload, or b"" when there are no rows."""
+    if not rows:
+        return b""
+    body = b"\n".join([orjson.dumps(r) for r in rows])
+    return frame(PAYLOAD.pack(kind, received_ms, len(rows)) + body)
+
+
+def decode_rows(payload: bytes) -> tuple[bytes, int, int, bytes]:
+    """(kind, received_ms, row count, JSONCompactEachRow body)."""
+    kind, received_ms, count = PAYLOAD.unpack_from(payload)
+    return kind, received_ms, count, payload[PAYLOAD.size:]
+
+
+@dataclass
+class Scan:
+    """Frames read from one segment starting at `start`."""
+
+    payloads: list[bytes] = field(default_factory=list)
+    end: int = 0  # offset after the last good frame
+    bad: bool = False  # a frame at `end` is short or fails its checksum
+
+
+def read_frames(path: Path, start: int, *, max_bytes: int) -> Scan:
+    scan = Scan(end=start)
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(max_bytes)
+    pos = 0
+    while pos + HEADER.size <= len(data):
+        length, crc = HEADER.unpack_from(data, pos)
+        body_end = pos + HEADER.size + length
+        if length > MAX_FRAME:
+            scan.bad = True
+            break
+        if body_end > len(data):
+            # Either the frame is larger than this read or it is not all on disk yet.
+            if HEADER.size + length > max_bytes and pos == 0:
+                return read_frames(path, start, max_bytes=HEADER.size + length)
+            scan.bad = start + body_end > path.stat().st_size
+            break
+        payload = data[pos + HEADER.size:body_end]
+        if zlib.crc32(payload) != crc:
+            scan.bad = True
+            break
+        scan.payloads.append(payload)
+        pos = body_end
+    else:
+        scan.bad = 0 < len(data) - pos < HEADER.size and start + len(data) >= path.stat().st_size
+    scan.end = start + pos
+    return scan
+
+
+def segments(root: Path) -> list[Path]:
+    """All segments, oldest first within each writer."""
+    if not root.is_dir():
+        return []
+    return sorted(p for d in root.iterdir() if d.is_dir() for p in d.glob("*" + SUFFIX))
+
+
+def newest_per_writer(paths: list[Path]) -> set[Path]:
+    newest: dict[Path, Path] = {}
+    for p in paths:
+        newest[p.parent] = max(newest.get(p.parent, p), p)
+    return set(newest.values())
+
+
+def spool_bytes(root: Path) -> int:
+    total = 0
+    for p in segments(root):
+        try:
+            total += p.stat().st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Checkpoint:
+    done: dict[str, int] = field(default_factory=dict)  # segment (relative) -> bytes loaded
+    pending: list[list[Any]] = field(default_factory=list)  # [[segment, start, end], …] being inserted
+
+    @classmethod
+    def load(cls, root: Path) -> Checkpoint:
+        try:
+            raw = orjson.loads((root / CHECKPOINT).read_bytes())
+        except FileNotFoundError:
+            return cls()
+        return cls(done=raw.get("done", {}), pending=raw.get("pending", []))
+
+    def save(self, root: Path) -> None:
+        atomic_write(root / CHECKPOINT, orjson.dumps({"done": self.done, "pending": self.pending}))

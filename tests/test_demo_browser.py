@@ -1,0 +1,121 @@
+"""The demo storefront and the dashboard in real Chromium, against a real `chainlens serve`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from chainlens.demo import demo_config
+from chainlens.settings import from_mapping
+from chainlens.shoppers import ShopperModel
+from chainlens.storefront import StoreServer
+from tests.conftest import Serve, free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from playwright.sync_api import sync_playwright
+    tmp = tmp_path_factory.mktemp("demo")
+    config = demo_config(free_port(), free_port())
+    config["store"]["dsn"] = f"chdb://{tmp}/store"
+    config["collector"].update(spool_dir=str(tmp / "spool"), workers=1)
+    config["rollup"]["every_s"] = 0
+    srv = Serve(tmp, config).start()
+    site = from_mapping(config).sites[0]
+    shop = StoreServer(site, public_url=srv.url, port=int(config["sites"][0]["origins"][0].rsplit(":", 1)[1])).start()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield {"srv": srv, "shop": shop, "browser": browser, "tmp": tmp}
+        browser.close()
+    shop.stop()
+    srv.stop()
+
+
+def test_a_shopper_walks_the_demo_store_and_lands_in_clickhouse(demo: dict[str, Any]) -> None:
+    shop, srv = demo["shop"], demo["srv"]
+    page = demo["browser"].new_context(user_agent=UA).new_page()
+    page.set_default_timeout(10_000)
+    page.goto(shop.url + "/")
+    page.click("text=Trail runner shoes")
+    page.click("text=Add to cart")
+    page.click("text=Checkout")
+    page.click("button:has-text('Continue')")  # empty required fields: form_invalid, no navigation
+    page.fill("input[name=email]", "shopper@example.com")
+    page.fill("input[name=password]", "correct horse")
+    page.click("button:has-text('Continue')")
+    page.click("text=Continue to payment")
+    page.fill("input[name=card]", "4000 0000 0000 0002")
+    page.click("button:has-text('Pay')")
+    page.wait_for_selector("text=Your card was declined")
+    page.fill("input[name=card]", "4242 4242 4242 4242")
+    page.click("button:has-text('Pay')")
+    page.click("text=Place order")
+    page.wait_for_selector("text=Your order is on its way")
+    sid = page.evaluate("JSON.parse(localStorage.chainlens_id).s")
+    page.close(run_before_unload=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        rows = srv.sql(f"SELECT type, step, name, props FROM events FINAL WHERE session_id = '{sid}' ORDER BY ts")
+        if any(r["step"] == "purchase" for r in rows) and any(r["name"] == "step_time" and r["step"] == "purchase"
+                                                               for r in rows):
+            break
+        time.sleep(0.3)
+    steps = {r["step"] for r in rows if r["type"] in ("page", "step")}
+    assert steps >= {"discover", "select", "cart", "checkout.info", "checkout.shipping", "checkout.payment",
+                     "checkout.review", "purchase"}
+    obstacles = {(r["name"], r["step"]) for r in rows if r["type"] == "obstacle"}
+    assert obstacles >= {("account_required", "checkout.info"), ("form_invalid", "checkout.info"),
+                         ("shipping_cost_shown", "checkout.shipping"), ("payment_declined", "checkout.payment")}
+    assert all("shopper@example.com" not in orjson.dumps(r).decode() for r in rows)  # no form values
+
+
+def test_dashboard_shows_the_rollup_figures_without_console_errors(demo: dict[str, Any]) -> None:
+    srv, tmp = demo["srv"], demo["tmp"]
+    now = int(time.time() * 1000)
+    model = ShopperModel(seed=5, origin=demo["shop"].url, change_at_ms=now - 86_400_000)
+    lines = [orjson.dumps(e) for s in model.sessions(start_ms=now - 5 * 86_400_000, end_ms=now - 3 * 3_600_000,
+                                                     count=1200) for e in s.events]
+    (tmp / "history.jsonl").write_bytes(b"\n".join(lines))
+    srv.cli("import", str(tmp / "history.jsonl"), "--site", "demo")
+    srv.cli("rollup")
+    day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).date().isoformat()
+    page = demo["browser"].new_context().new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{srv.url}/dashboard?site=demo&from={day}&to={day}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"\ndashboard screenshot: {shot}")
+    assert errors == []
+    assert page.locator("svg.chart").count() == 3
+    cells = page.eval_on_selector_all("#checkout tr", "rows => rows.slice(1).map(r => "
+                                      "[...r.children].map(c => c.textContent.trim()))")
+    expected = srv.sql(
+        "SELECT step, reached, continued, abandoned, abandonment_rate FROM checkout_abandonment_daily "
+        f"WHERE day = '{day}' AND device = 'all' AND visitor = 'all' ORDER BY step_index")
+    assert [c[:4] for c in cells] == [[r["step"], str(r["reached"]), str(r["continued"]), str(r["abandoned"])]
+                                      for r in expected]
+    assert [c[4] for c in cells] == [f"{float(r['abandonment_rate']):.1%}" for r in expected]
+    timing = page.eval_on_selector_all("#timing tr", "rows => rows.slice(1).map(r => "
+                                       "[...r.children].map(c => c.textContent.trim()))")
+    table = {(r["step"], r["next_step"]): r for r in srv.sql(
+        "SELECT step, next_step, transitions FROM step_timing_daily "
+        f"WHERE day = '{day}' AND device = 'all' AND visitor = 'all'")}
+    assert {(c[0], c[1]): c[2] for c in timing} == {k: str(r["transitions"]) for k, r in table.items()}
+    fast = srv.sql(f"SELECT rate FROM fast_track_daily WHERE day = '{day}'")[0]
+    assert page.inner_text("#fast-track") == f"{float(fast['rate']):.1%}"
+    page.close()
