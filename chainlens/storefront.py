@@ -158,6 +158,7 @@ class StoreServer:
         self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
         self._ready.set()
         self._loop.run_forever()
+        self._loop.close()
 
     def start(self) -> StoreServer:
         self._thread.start()
