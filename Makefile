@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean chromium
+.PHONY: demo test lint lint-js bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,9 +24,16 @@ demo: $(STAMP)
 test: $(STAMP) chromium lint
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(STAMP) lint-js
 	$(BIN)/ruff check chainlens collector ingestion sdk_js tests $(wildcard bench)
 	$(BIN)/mypy chainlens collector ingestion sdk_js
+
+# The snippet's source is linted with ESLint (from the npm registry, kept under .venv/js).
+ESLINT := $(VENV)/js/node_modules/.bin/eslint
+lint-js: $(STAMP)
+	@if ! command -v npm >/dev/null; then echo "npm not found: skipping the JavaScript lint"; exit 0; fi; \
+	test -x $(ESLINT) || npm install --silent --no-save --no-audit --no-fund --prefix $(VENV)/js eslint@9; \
+	cd sdk_js && ../$(ESLINT) -c eslint.config.mjs chainlens.js
 
 bench: $(STAMP)
 	$(BIN)/python bench/collector.py
