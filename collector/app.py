@@ -201,6 +201,10 @@ async def request_context(
         log.exception("unhandled error", extra={"request_id": request_id, "path": request.path})
         response = beacon.error_response(500, "internal error", **{"X-Request-Id": request_id})
     response.headers["X-Request-Id"] = request_id
+    if 400 <= response.status < 500 and response.status != 429:
+        # Integration problems are worth a line each; rate limiting is counted in /metrics instead.
+        log.info("request refused", extra={"request_id": request_id, "path": request.path,
+                                           "status": response.status})
     route = request.match_info.route.resource
     metrics.request_counter(route.canonical if route else "unmatched", response.status).inc()
     return response

@@ -29,6 +29,7 @@ from ingestion.spoolfile import atomic_write
 
 log = logging.getLogger(__name__)
 ADMIN_FILE = "admin.json"
+STORE_NICENESS = 10
 
 RUNNER = web.AppKey("runner", StoreRunner)
 LOADER = web.AppKey("loader", Loader)
@@ -68,6 +69,10 @@ def run_store_process(settings: Settings) -> None:
     """Entry point of the store process started by `chainlens serve`."""
     from chainlens.logs import setup_logging
     os.setpgrp()  # stopped by the supervisor, after the accept workers
+    # Loading yields the CPU to the accept path: acknowledging beacons is what clients
+    # wait for; under saturation the spool absorbs the difference (bounded by its cap).
+    # Set before the store opens, so the engine's own threads inherit it.
+    os.nice(STORE_NICENESS)
     setup_logging(role="store")
     asyncio.run(_serve_store(settings))
 

@@ -101,7 +101,10 @@ def rows(env: dict[str, Any], sid: str, *, expect: int = 1, timeout: float = 20)
 
 def test_a_shopper_session_across_pages_lands_as_steps_and_obstacles(env: dict[str, Any]) -> None:
     pages, tag = env["pages"], env["tag"]
-    pages.routes["/"] = (html(tag, '<a href="/product/42">shoes</a>'), {})
+    # GA4 before the snippet loads: the gtag() form.
+    pages.routes["/"] = (html(tag, '<a href="/product/42">shoes</a>', head=(
+        "<script>window.dataLayer=window.dataLayer||[];function gtag(){dataLayer.push(arguments)}"
+        "gtag('event','view_item_list',{item_list_id:'new'});</script>")), {})
     # GA4 before the snippet loads: dataLayer.push form.
     pages.routes["/product/42"] = (html(tag, "<button id=b>buy</button>", head=(
         "<script>window.dataLayer=[{event:'view_item',ecommerce:{items:[{item_id:'42'}]}}];</script>")), {})
@@ -126,12 +129,14 @@ def test_a_shopper_session_across_pages_lands_as_steps_and_obstacles(env: dict[s
     # gtag form after load, then a purchase through the page API.
     page.evaluate("() => { function gtag() { dataLayer.push(arguments) } "
                   "gtag('event', 'add_payment_info', {payment_type: 'card'}) }")
+    page.evaluate("dataLayer.push({event: 'add_shipping_info', ecommerce: {shipping_tier: 'express'}})")
     page.evaluate("chainlens('step', 'purchase', {value: 59.9, currency: 'EUR', order_id: 'o-1'})")
     sid = session_id(page)
     page.close(run_before_unload=True)  # the tab closes: pagehide flushes with sendBeacon
     got = rows(env, sid, expect=14)
     steps = [(r["type"], r["step"]) for r in got if r["type"] in ("page", "step")]
-    assert steps[:2] == [("page", "discover"), ("page", "select")]
+    assert steps[:3] == [("page", "discover"), ("step", "search"), ("page", "select")]
+    assert ("step", "checkout.shipping") in steps  # dataLayer.push after load
     assert ("step", "select") in steps  # view_item from dataLayer pushed before load
     assert ("page", "cart") in steps  # data-chain-step on <body>
     assert ("step", "checkout.info") in steps  # data-chain-step on a clicked element
