@@ -94,13 +94,17 @@ def _segments(s: Session) -> list[tuple[str, str]]:
     return [(s.device, s.visitor), (s.device, "all"), ("all", s.visitor), ("all", "all")]
 
 
-def chain_daily(ss: list[Session], chain: list[str]) -> dict[tuple, tuple]:
+def _by_day_and_segment(ss: list[Session]) -> dict[tuple, list[Session]]:
     groups: dict[tuple, list[Session]] = defaultdict(list)
     for s in ss:
         for seg in _segments(s):
             groups[(s.day, *seg)].append(s)
+    return groups
+
+
+def chain_daily(ss: list[Session], chain: list[str]) -> dict[tuple, tuple]:
     out = {}
-    for (day, device, visitor), members in groups.items():
+    for (day, device, visitor), members in _by_day_and_segment(ss).items():
         for i, step in enumerate(chain, start=1):
             reached = [s for s in members if step in s.entered]
             out[(day, step, i, device, visitor)] = (len(reached), sum(s.purchased for s in reached))
@@ -108,12 +112,8 @@ def chain_daily(ss: list[Session], chain: list[str]) -> dict[tuple, tuple]:
 
 
 def checkout_abandonment(ss: list[Session], chain: list[str], checkout: list[str]) -> dict[tuple, tuple]:
-    groups: dict[tuple, list[Session]] = defaultdict(list)
-    for s in ss:
-        for seg in _segments(s):
-            groups[(s.day, *seg)].append(s)
     out = {}
-    for (day, device, visitor), members in groups.items():
+    for (day, device, visitor), members in _by_day_and_segment(ss).items():
         for step in checkout:
             k = chain.index(step) + 1
             reached = [s for s in members if step in s.entered]

@@ -196,3 +196,9 @@ async def test_rate_limit_answers_429_with_retry_after(aiohttp_client: Any, tmp_
     limited = [r for r in statuses if r.status == 429]
     assert limited and limited[0].headers["Retry-After"] == "1"
     assert (await limited[0].json())["error"] == "rate limit exceeded"
+
+
+async def test_oversized_headers_get_a_4xx_not_a_crash(client: Any) -> None:
+    resp = await client.post("/e", data=beacon(event(step="cart")), headers={**HEADERS, "X-Junk": "x" * 10_000})
+    assert 400 <= resp.status < 500
+    assert (await client.get("/healthz")).status == 200

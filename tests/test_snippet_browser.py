@@ -57,9 +57,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     pages = Pages()
     site = site_config(origins=[pages.origin], step_urls={
         "discover": ["/"], "select": ["/product/*"], "checkout.shipping": ["/app/shipping"]})
-    config = make_config(tmp, collector={"workers": 1, "flush_interval_s": 0.2}, sites=[site])
+    lite = site_config(id="lite", origins=[pages.origin], cookieless=True)
+    config = make_config(tmp, collector={"workers": 1, "flush_interval_s": 0.2}, sites=[site, lite])
     srv = Serve(tmp, config).start()
     tag = srv.cli("snippet", "demo").stdout.strip()
+    pages.lite_tag = srv.cli("snippet", "lite").stdout.strip()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -246,3 +248,22 @@ def test_strict_csp_without_unsafe_eval_works_with_the_sri_tag(env: dict[str, An
     assert ("step", "checkout.info") in [(r["type"], r["step"]) for r in got]
     violations = [m.text for m in page.console_messages if "Content Security Policy" in m.text]
     assert violations == []
+
+
+def test_cookieless_sites_store_nothing_in_the_browser(env: dict[str, Any]) -> None:
+    pages = env["pages"]
+    pages.routes["/lite"] = (html(pages.lite_tag, '<button data-chain-step="cart">cart</button>'), {})
+    page = new_page(env)
+    page.goto(pages.origin + "/lite")
+    page.wait_for_function("window.chainlens && !window.chainlens.q")
+    page.click("button")
+    assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('chainlens')).length") == 0
+    assert page.evaluate("document.cookie") == ""
+    page.close(run_before_unload=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        got = env["srv"].sql("SELECT type, step FROM events WHERE site_id = 'lite' ORDER BY ts")
+        if len(got) >= 2:
+            break
+        time.sleep(0.3)
+    assert [(r["type"], r["step"]) for r in got][:2] == [("page", ""), ("step", "cart")]
