@@ -106,7 +106,7 @@ def validate_event(
         raise EventError("ts", "in the future")
     session_id = _text(raw, "sid", MAX_ID, required=True)
     step = _text(raw, "step", MAX_NAME, required=kind == "step")
-    if step and step not in site.chain:
+    if step and step not in site.chain_steps:
         raise EventError("step", f"{step!r} is not a step of site {site.id!r}'s chain")
     name = _text(raw, "name", MAX_NAME, required=kind in ("obstacle", "track"))
     props = _props(raw.get("props"))
@@ -154,7 +154,8 @@ def rejected_row(*, received_ms: int, site_id: str, source: str, reason: str, pa
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    kind = type(value)  # exact types: bool is an int subclass and is not a number here
+    return kind is int or (kind is float and math.isfinite(value))
 
 
 def _float_or_none(text: str) -> float | None:
@@ -178,6 +179,8 @@ def _uuid(value: Any) -> str:
 
 def _text(raw: dict[str, Any], key: str, limit: int, *, required: bool = False) -> str:
     value = raw.get(key)
+    if type(value) is str and 0 < len(value) <= limit:  # the common case, first
+        return value
     if value is None or value == "":
         if required:
             raise EventError(key, "missing")

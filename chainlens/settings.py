@@ -9,6 +9,7 @@ Resolution order for the file (DESIGN, "Command line"): `-c/--config`, then
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tomllib
 import typing
@@ -90,6 +91,10 @@ class Site:
     require_consent: bool = False  # the snippet waits for chainlens('consent', true)
     session_minutes: int = 30
     scrub_query: bool = True  # drop URL query strings and fragments before storing
+
+    @functools.cached_property
+    def chain_steps(self) -> frozenset[str]:
+        return frozenset(self.chain)
 
     @property
     def checkout_steps(self) -> tuple[str, ...]:

@@ -1,9 +1,13 @@
 """The accept path's write-ahead spool: append a frame, fsync, then answer.
 
-Group commit: a request appends its frame and waits for an fsync that started
-after its write. While one fsync runs, later requests queue behind the next
-one, so under load many requests share each fsync and an idle collector still
-answers after a single one. The file format is in `ingestion.spoolfile`.
+Group commit by event-loop turn: a request appends its frames and waits for the
+one fdatasync that runs once the requests of the current loop turn have
+written theirs, so requests arriving together share it. The fdatasync runs on
+the loop itself: on a local disk it takes a fraction of a millisecond (0.16 ms
+median on the benchmark machine), about what a hand-off to a thread and back
+costs, and the loop turn it ends is the natural batch. On a disk with slow syncs
+(network block storage) each turn waits for one sync, so batches grow instead.
+The file format is in `ingestion.spoolfile`.
 """
 
 from __future__ import annotations
@@ -29,10 +33,7 @@ class SpoolWriter:
         self.fsyncs = 0
         self._fd = -1
         self._offset = 0
-        self._written = 0  # frames written
-        self._synced = 0  # frames known durable
-        self._sync_task: asyncio.Task[None] | None = None
-        self._rotate_lock = asyncio.Lock()
+        self._pending: asyncio.Future[None] | None = None  # the next group commit
         self._scanned_bytes = 0
         self._scanned_at = 0.0
         self._since_scan = 0
@@ -62,7 +63,7 @@ class SpoolWriter:
         SpoolFull when they cannot be.
         """
         if self._offset >= self.segment_bytes:
-            await self._rotate()
+            self._rotate()
         if self.used_bytes() + len(data) > self.max_bytes:
             raise SpoolFull("spool is at collector.spool_max_bytes")
         try:
@@ -77,35 +78,34 @@ class SpoolWriter:
             raise
         self._offset += len(data)
         self._since_scan += len(data)
-        self._written += 1
-        await self._commit(self._written)
+        if self._pending is None:
+            loop = asyncio.get_running_loop()
+            self._pending = loop.create_future()
+            loop.call_soon(self._commit)
+        # Shielded: a cancelled request must not cancel the commit others wait for.
+        await asyncio.shield(self._pending)
 
-    async def _commit(self, upto: int) -> None:
-        while self._synced < upto:
-            if self._sync_task is None:
-                self._sync_task = asyncio.get_running_loop().create_task(self._fsync())
-            await asyncio.shield(self._sync_task)
-
-    async def _fsync(self) -> None:
-        target, fd = self._written, self._fd
+    def _commit(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
         try:
-            await asyncio.get_running_loop().run_in_executor(None, os.fdatasync, fd)
-            self.fsyncs += 1
-            metrics.FSYNCS.inc()
-            self._synced = max(self._synced, target)
-        finally:
-            self._sync_task = None
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            pending.set_exception(SpoolFull(f"fsync failed: {exc}"))
+            return
+        self.fsyncs += 1
+        metrics.FSYNCS.inc()
+        pending.set_result(None)
 
-    async def _rotate(self) -> None:
-        async with self._rotate_lock:
-            if self._offset < self.segment_bytes:
-                return
-            await self._commit(self._written)
-            os.close(self._fd)
-            self._open_next()
+    def _rotate(self) -> None:
+        os.fdatasync(self._fd)  # whatever was written to the old segment is durable
+        os.close(self._fd)
+        self._open_next()
 
     async def close(self) -> None:
         if self._fd >= 0:
-            await self._commit(self._written)
+            self._commit()
+            os.fdatasync(self._fd)
             os.close(self._fd)
             self._fd = -1
