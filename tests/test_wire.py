@@ -1,0 +1,85 @@
+"""The fast path (chainlens/wire.py) builds exactly the rows the per-event validator does."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chainlens import wire
+from chainlens.contract import Client, EventError, validate_event
+from chainlens.settings import from_mapping
+from tests.conftest import make_config
+
+SITE = from_mapping(make_config(__import__("pathlib").Path("/nonexistent"))).sites[0]
+NOW = int(time.time() * 1000)
+CLIENT = Client(device="mobile", browser="Safari", os="iOS")
+
+texts = st.one_of(st.none(), st.text(max_size=70), st.sampled_from(list(SITE.chain)))
+values = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False),
+                   st.text(max_size=300))
+events = st.fixed_dictionaries(
+    {"id": st.one_of(st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()), st.text(max_size=5)),
+     "type": st.sampled_from(["page", "step", "obstacle", "track", "identify", "other"]),
+     "ts": st.one_of(st.integers(NOW - 9 * 86_400_000, NOW + 60_000), st.floats(NOW - 86_400_000, NOW),
+                     st.booleans()),
+     "sid": st.one_of(st.text(max_size=130), st.just("s-1"))},
+    optional={"aid": texts, "uid": texts, "sn": st.one_of(st.integers(-1, 5), st.booleans(), st.floats(0, 3)),
+              "step": texts, "name": texts, "url": st.sampled_from(["https://s.example/a?x=1#y", "", None]),
+              "props": st.one_of(st.none(), st.dictionaries(st.text(max_size=70), values, max_size=34)),
+              "value": st.one_of(st.none(), st.floats(allow_nan=False), st.integers(-10**9, 10**9), st.booleans()),
+              "currency": texts, "order_id": texts},
+)
+
+
+# Mostly well-formed events, so that the fast path is taken often and compared.
+likely = st.fixed_dictionaries(
+    {"id": st.uuids().map(str), "type": st.sampled_from(["page", "step", "obstacle", "track", "identify"]),
+     "ts": st.one_of(st.integers(NOW - 86_400_000, NOW), st.floats(NOW - 86_400_000, NOW)),
+     "sid": st.text(min_size=1, max_size=20)},
+    optional={"aid": st.one_of(st.none(), st.text(max_size=10)), "sn": st.integers(0, 9),
+              "step": st.sampled_from([*SITE.chain, None, ""]),
+              "name": st.sampled_from(["payment_declined", "x", None, ""]),
+              "url": st.sampled_from(["https://s.example/a?x=1#y", "https://s.example/b", None]),
+              "props": st.dictionaries(st.text(max_size=8), st.one_of(
+                  st.none(), st.booleans(), st.integers(-10**9, 10**9),
+                  st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)), max_size=4),
+              "value": st.one_of(st.none(), st.floats(0, 1000), st.integers(0, 1000)),
+              "currency": st.sampled_from(["EUR", None]), "order_id": st.sampled_from(["o-1", None])},
+)
+
+
+def slow(raw: dict[str, Any], sent_at: int | None) -> list[Any] | None:
+    try:
+        return validate_event(raw, site=SITE, client=CLIENT, received_ms=NOW, sent_at=sent_at)
+    except EventError:
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(batch=st.lists(st.one_of(likely, likely, events), min_size=1, max_size=4),
+       sent_at=st.one_of(st.none(), st.integers(NOW - 10**7, NOW)))
+def test_fast_path_rows_equal_the_validator_rows(batch: list[dict[str, Any]], sent_at: int | None) -> None:
+    body = orjson.dumps({"site": "demo", "sent_at": sent_at, "events": batch})
+    envelope = wire.decode(body)
+    expected = [slow(raw, sent_at) for raw in orjson.loads(body)["events"]]
+    fast = None if envelope is None else wire.rows(envelope.events, site=SITE, client=CLIENT, received_ms=NOW,
+                                                    sent_at=sent_at)
+    if fast is None:
+        return  # the slow path decides; nothing to compare
+    assert all(row is not None for row in expected), "the fast path accepted an event the validator rejects"
+    assert fast == expected
+
+
+def test_a_typical_beacon_takes_the_fast_path() -> None:
+    body = orjson.dumps({"site": "demo", "sent_at": NOW, "events": [
+        {"id": "5B0E8F3A-7C1A-4BB4-9A55-111111111111", "type": "step", "ts": NOW, "sid": "s", "aid": "a",
+         "step": "purchase", "url": "https://s.example/done?email=x", "props": {"value": "12.5", "ok": True}}]})
+    envelope = wire.decode(body)
+    assert envelope is not None
+    got = wire.rows(envelope.events, site=SITE, client=CLIENT, received_ms=NOW, sent_at=NOW)
+    assert got == [slow(orjson.loads(body)["events"][0], NOW)]
+    assert got[0][1] == "5b0e8f3a-7c1a-4bb4-9a55-111111111111" and got[0][15] == 12.5
