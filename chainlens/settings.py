@@ -52,6 +52,7 @@ class CollectorSettings:
     max_body_bytes: int = 65536
     max_decompressed_bytes: int = 1 << 20
     max_events: int = 500
+    idle_timeout_s: float = 15.0  # a connection with no complete request for this long is closed (slow clients)
     trust_forwarded: bool = False  # take the client address from X-Forwarded-For (behind a proxy)
     dashboard_token: str = ""  # empty: the dashboard answers loopback clients only
     batch_rows: int = 5000  # loader: rows per insert under load

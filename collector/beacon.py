@@ -8,6 +8,7 @@ nothing that arrives is silently dropped. Nothing a client sends leads to a 5xx.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 import zlib
@@ -28,8 +29,8 @@ from ingestion.spoolfile import EVENTS, REJECTED, encode_rows
 JSON_TYPES = ("text/plain", "application/json", "")
 
 
-async def read_body(request: web.Request, *, max_body: int, max_decompressed: int) -> bytes:
-    """The request body, decompressed, within the size caps (413 past them)."""
+async def read_body(request: web.Request, *, max_body: int, max_decompressed: int, timeout_s: float = 15.0) -> bytes:
+    """The request body, decompressed, within the size caps (413 past them) and the time limit (408)."""
     if request.content_type not in JSON_TYPES:
         raise BeaconError(
             415, f"unsupported Content-Type {request.content_type!r}: send text/plain or application/json")
@@ -45,12 +46,15 @@ async def read_body(request: web.Request, *, max_body: int, max_decompressed: in
     cap = max_decompressed if gzipped else max_body
     chunks, size = [], 0
     try:
-        async for chunk in request.content.iter_chunked(1 << 16):
-            size += len(chunk)
-            if size > cap:  # stop reading at the cap, whatever the sender claims
-                raise BeaconError(413, f"body decompresses past the {cap}-byte limit" if gzipped
-                                  else f"body is over the {cap}-byte limit")
-            chunks.append(chunk)
+        async with asyncio.timeout(timeout_s):  # a body trickled in (slow POST) holds a handler no longer
+            async for chunk in request.content.iter_chunked(1 << 16):
+                size += len(chunk)
+                if size > cap:  # stop reading at the cap, whatever the sender claims
+                    raise BeaconError(413, f"body decompresses past the {cap}-byte limit" if gzipped
+                                      else f"body is over the {cap}-byte limit")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BeaconError(408, f"body not received within {timeout_s:g} s") from None
     except (RequestPayloadError, HttpProcessingError) as exc:
         raise BeaconError(400, "body is not valid gzip" if gzipped else f"body could not be read: {exc}") from None
     body = b"".join(chunks)
@@ -85,7 +89,8 @@ async def accept(request: web.Request, *, settings: Settings, spool: SpoolWriter
     body = b""
     site_hint = ""
     try:
-        body = await read_body(request, max_body=cfg.max_body_bytes, max_decompressed=cfg.max_decompressed_bytes)
+        body = await read_body(request, max_body=cfg.max_body_bytes, max_decompressed=cfg.max_decompressed_bytes,
+                               timeout_s=cfg.idle_timeout_s)
         envelope = wire.decode(body)  # typed and checked in C when the whole body is valid
         if envelope is not None and len(envelope.events) <= cfg.max_events:
             site_id, events = envelope.site, envelope.events

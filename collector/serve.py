@@ -43,7 +43,9 @@ def run_worker(settings: Settings, index: int, link_url: str, link_token: str) -
         app, host=cfg.host, port=cfg.port, reuse_port=True, access_log=None, print=None,
         shutdown_timeout=5, handler_cancellation=True,
         # Slow clients and oversized headers: aiohttp's limits, stated here.
-        keepalive_timeout=15, max_line_size=8190, max_field_size=8190, max_headers=64, **SERVER_OPTIONS,
+        # aiohttp's keep-alive timer also runs from the moment a connection opens, so a
+        # client that trickles its headers (slow-loris) is cut off after idle_timeout_s.
+        keepalive_timeout=cfg.idle_timeout_s, max_line_size=8190, max_field_size=8190, max_headers=64, **SERVER_OPTIONS,
     )
 
 

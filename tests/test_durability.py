@@ -169,3 +169,25 @@ def test_sigterm_stops_everything_within_a_bound(serve_factory: Any) -> None:
     assert srv.stop() == 0
     assert time.monotonic() - started < 30
     assert int(srv.sql("SELECT count() AS n FROM events")[0]["n"]) == 1
+
+
+def test_a_client_trickling_its_headers_is_cut_off(serve_factory: Any, tmp_path: Path) -> None:
+    import socket
+    srv = serve_factory(make_config(tmp_path, collector={"workers": 1, "idle_timeout_s": 1.0}))
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(b"POST /e HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
+        started = time.monotonic()
+        assert sock.recv(1024) == b""  # closed by the collector
+        assert time.monotonic() - started < 5
+    assert get(srv.url + "/healthz")[0] == 200
+    assert srv.stop() == 0
+
+
+def test_a_body_trickled_in_gets_408(serve_factory: Any, tmp_path: Path) -> None:
+    import socket
+    srv = serve_factory(make_config(tmp_path, collector={"workers": 1, "idle_timeout_s": 1.0}))
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n{\"si")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408") and b"not received within 1 s" in answer
+    assert srv.stop() == 0
