@@ -13,8 +13,10 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -59,7 +61,10 @@ def serve(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
 
-    metrics.prepare_multiprocess_dir(Path(cfg.spool_dir) / "metrics")
+    # Per-process metric files live outside the spool: they are not data, and must not
+    # compete with it for space.
+    metrics_dir = Path(tempfile.mkdtemp(prefix="chainlens-metrics-"))
+    metrics.prepare_multiprocess_dir(metrics_dir)
     path = admin_file(settings)
     path.unlink(missing_ok=True)
     store = ctx.Process(target=run_store_process, args=(settings,), name="chainlens-store")
@@ -106,6 +111,7 @@ def serve(settings: Settings) -> int:
         log.error("store process did not drain in time; the spool keeps the rest for the next start")
         store.kill()
         return 1
+    shutil.rmtree(metrics_dir, ignore_errors=True)
     log.info("stopped")
     return 0
 

@@ -191,3 +191,27 @@ def test_a_body_trickled_in_gets_408(serve_factory: Any, tmp_path: Path) -> None
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 408") and b"not received within 1 s" in answer
     assert srv.stop() == 0
+
+
+def test_a_full_disk_answers_503_and_keeps_serving(serve_factory: Any, tmp_path: Path) -> None:
+    import subprocess
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(spool)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("needs to mount a small tmpfs (root) to fill a disk")
+    try:
+        config = make_config(tmp_path, collector={"workers": 1}, dsn=f"http://default:@127.0.0.1:{free_port()}/x")
+        srv = serve_factory(config)
+        statuses = []
+        for i in range(60):
+            status, headers, body = post(srv.url, beacon(*[event(step="cart", sid=f"d{i}-{j}") for j in range(10)]))
+            statuses.append(status)
+            if status == 503:
+                assert "disk full" in orjson.loads(body)["error"] and headers["Retry-After"]
+                break
+        assert statuses[0] == 202 and statuses[-1] == 503
+        assert get(srv.url + "/healthz")[0] == 200
+        assert srv.stop() == 0
+    finally:
+        subprocess.run(["umount", "-l", str(spool)], check=False)
