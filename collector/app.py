@@ -27,6 +27,7 @@ from collector.cors import allowed_origins, cors_headers, preflight
 from collector.dashboard import dashboard
 from collector.ratelimit import RateLimiter
 from collector.spool import SpoolWriter
+from collector.visitor import VisitorKeys
 from ingestion import admin
 from ingestion.runner import StoreRunner
 from ingestion.service import RUNNER, attach_store
@@ -39,6 +40,7 @@ SPOOL = web.AppKey("spool", SpoolWriter)
 LIMITER = web.AppKey("limiter", RateLimiter)
 DRAINING = web.AppKey("draining", list)
 ORIGINS = web.AppKey("origins", frozenset)
+VISITORS = web.AppKey("visitors", VisitorKeys)
 
 
 # Server options every collector runs with (`web.run_app`, `AppRunner`, test servers):
@@ -68,6 +70,7 @@ def create_app(
     app[LIMITER] = RateLimiter(settings.collector.rate_limit_rps)
     app[DRAINING] = [False]
     app[ORIGINS] = allowed_origins(settings)
+    app[VISITORS] = VisitorKeys(Path(settings.collector.spool_dir))
     if store_link is not None:
         app[LINK] = store_link
     if runner is not None:
@@ -104,11 +107,13 @@ async def _mark_draining(app: web.Application) -> None:
 def _beacon(source: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         app = request.app
-        wait = app[LIMITER].check(client_address(request, app[SETTINGS]))
+        address = client_address(request, app[SETTINGS])
+        wait = app[LIMITER].check(address)
         if wait:
             metrics.RATE_LIMITED.inc()
             return beacon.error_response(429, "rate limit exceeded", **{"Retry-After": str(wait)})
-        response = await beacon.accept(request, settings=app[SETTINGS], spool=app[SPOOL], source=source)
+        response = await beacon.accept(request, settings=app[SETTINGS], spool=app[SPOOL], source=source,
+                                       address=address, visitors=app[VISITORS])
         if source == "e":
             response.headers.update(cors_headers(request, app[ORIGINS]))
         return response

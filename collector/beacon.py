@@ -20,13 +20,15 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from chainlens import metrics, wire
-from chainlens.contract import BeaconError, build_rows, parse_envelope, rejected_row
+from chainlens.contract import EVENT_COLUMNS, BeaconError, build_rows, parse_envelope, rejected_row
 from chainlens.settings import Settings, Site
 from collector.enrich import client_from_ua
 from collector.spool import SpoolFull, SpoolWriter
+from collector.visitor import VisitorKeys
 from ingestion.spoolfile import EVENTS, REJECTED, encode_rows
 
 JSON_TYPES = ("text/plain", "application/json", "")
+SESSION, ANON = EVENT_COLUMNS.index("session_id"), EVENT_COLUMNS.index("anon_id")
 
 
 async def read_body(request: web.Request, *, max_body: int, max_decompressed: int, timeout_s: float = 15.0) -> bytes:
@@ -83,7 +85,10 @@ def check_secret(request: web.Request, site: Site) -> None:
         raise BeaconError(401, "Authorization: a valid 'Bearer <site secret>' is required for /s2s")
 
 
-async def accept(request: web.Request, *, settings: Settings, spool: SpoolWriter, source: str) -> web.Response:
+async def accept(
+    request: web.Request, *, settings: Settings, spool: SpoolWriter, source: str, address: str = "",
+    visitors: VisitorKeys | None = None,
+) -> web.Response:
     received_ms = int(time.time() * 1000)
     cfg = settings.collector
     body = b""
@@ -123,6 +128,11 @@ async def accept(request: web.Request, *, settings: Settings, spool: SpoolWriter
             events = orjson.loads(body)["events"]
         rows, rejected, errors = build_rows(events, site=site, client=client, received_ms=received_ms,
                                             sent_at=sent_at, source=source)
+    if site.cookieless and visitors is not None and rows and source == "e":
+        # The snippet stored nothing: one visitor key per day stands in for its identifiers.
+        key = visitors.key(site=site.id, address=address, user_agent=request.headers.get("User-Agent", ""))
+        for row in rows:
+            row[SESSION] = row[ANON] = key
     try:
         await spool.append(encode_rows(EVENTS, received_ms, rows) + encode_rows(REJECTED, received_ms, rejected))
     except SpoolFull as exc:

@@ -202,3 +202,29 @@ async def test_oversized_headers_get_a_4xx_not_a_crash(client: Any) -> None:
     resp = await client.post("/e", data=beacon(event(step="cart")), headers={**HEADERS, "X-Junk": "x" * 10_000})
     assert 400 <= resp.status < 500
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_cookieless_sites_get_a_daily_salted_visitor_key(aiohttp_client: Any, tmp_path: Any) -> None:
+    from chainlens.settings import from_mapping
+    from tests.conftest import make_config, site_config
+    settings = from_mapping(make_config(tmp_path, sites=[site_config(cookieless=True)]))
+    runner = StoreRunner(settings.store.dsn)
+    client = await aiohttp_client(create_app(settings, runner=runner), server_kwargs=SERVER_OPTIONS)
+    for sid in ("page-1", "page-2"):  # two page loads: the snippet's identifiers differ
+        resp = await client.post("/e", data=beacon(event(step="cart", sid=sid, aid=sid)), headers=HEADERS)
+        assert resp.status == 202
+    other = {**HEADERS, "User-Agent": MOBILE_UA}
+    assert (await client.post("/e", data=beacon(event(step="cart", sid="x")), headers=other)).status == 202
+
+    async def keys() -> list[tuple]:
+        return await runner.call(lambda c: c.query(
+            "SELECT session_id, anon_id, count() FROM events GROUP BY session_id, anon_id ORDER BY 3 DESC").result_rows)
+    await wait_for(lambda: _has(keys, 2))
+    rows = await keys()
+    assert [r[2] for r in rows] == [2, 1]  # one visitor's two pages share a key; another browser differs
+    assert all(r[0] == r[1] and len(r[0]) == 32 and "127.0.0.1" not in r[0] for r in rows)
+    assert len(list((tmp_path / "spool" / "salts").iterdir())) == 1
+
+
+async def _has(query: Any, n: int) -> bool:
+    return len(await query()) == n
