@@ -1,7 +1,7 @@
 """The load path: spool → ClickHouse, in order, exactly once.
 
 Each pass takes everything the spool holds past the checkpoint (up to
-`max_rows`), records the byte ranges as `pending`, inserts them with a
+`max_frames` requests' worth), records the byte ranges as `pending`, inserts them with a
 deduplication token derived from those ranges, then moves the checkpoint and
 removes sealed segments that are fully loaded. A crash between the insert and
 the checkpoint replays the same ranges with the same token, which ClickHouse
@@ -50,11 +50,11 @@ class Batch:
 
 class Loader:
     def __init__(
-        self, root: Path, runner: StoreRunner, *, max_rows: int = 200_000, interval: float = 1.0,
+        self, root: Path, runner: StoreRunner, *, max_frames: int = 50_000, interval: float = 1.0,
         max_backoff: float = 30.0,
     ) -> None:
         self.root, self.runner = root, runner
-        self.max_rows, self.interval, self.max_backoff = max_rows, interval, max_backoff
+        self.max_frames, self.interval, self.max_backoff = max_frames, interval, max_backoff
         self.checkpoint = Checkpoint.load(root)
         self.inserted_rows = 0
         self.batches = 0
@@ -62,10 +62,6 @@ class Loader:
         self.last_insert_s = 0.0
         self.skipped_bytes = 0
         self.oldest_unloaded_ms: int | None = None
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Load until `stopping` is set, then drain what the spool still holds."""
@@ -123,7 +119,7 @@ class Loader:
         newest = newest_per_writer(paths)
         ranges: list[list[Any]] = []
         payloads: list[bytes] = []
-        rows = 0
+        frames = 0
         for path in paths:
             rel = str(path.relative_to(self.root))
             start = cp.done.get(rel, 0)
@@ -140,8 +136,8 @@ class Loader:
             if scan.end > start or end_after > start:
                 ranges.append([rel, start, scan.end, end_after])
                 payloads.extend(scan.payloads)
-                rows += len(scan.payloads)
-            if rows >= self.max_rows:
+                frames += len(scan.payloads)
+            if frames >= self.max_frames:
                 break
         if not ranges:
             self.oldest_unloaded_ms = None
