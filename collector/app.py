@@ -8,9 +8,10 @@ through `store_link`.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,11 +192,15 @@ async def store_status(app: web.Application) -> dict:
     return state
 
 
+# Unique per process and start, cheap on the hot path (no random bytes needed).
+_request_ids = (f"{os.getpid():x}-{int(time.time()):x}-{n:x}" for n in itertools.count())
+
+
 @web.middleware
 async def request_context(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    request_id = request.headers.get("X-Request-Id", "")[:64] or next(_request_ids)
     try:
         response = await handler(request)
     except web.HTTPException as exc:

@@ -46,6 +46,8 @@ async def read_body(request: web.Request, *, max_body: int, max_decompressed: in
     # it still starts with the gzip magic bytes; JSON never does.
     gzipped = encoding == "gzip"
     cap = max_decompressed if gzipped else max_body
+    if not gzipped and request.content_length is not None and request.content.total_bytes >= request.content_length:
+        return await request.content.read()  # already all here (a beacon usually is): no timer, no loop
     chunks, size = [], 0
     try:
         async with asyncio.timeout(timeout_s):  # a body trickled in (slow POST) holds a handler no longer
