@@ -267,3 +267,34 @@ def test_cookieless_sites_store_nothing_in_the_browser(env: dict[str, Any]) -> N
             break
         time.sleep(0.3)
     assert [(r["type"], r["step"]) for r in got][:2] == [("page", ""), ("step", "cart")]
+
+
+def test_two_tabs_never_send_the_same_stored_event_twice(env: dict[str, Any]) -> None:
+    import json
+    import uuid
+    pages, tag = env["pages"], env["tag"]
+    pages.routes["/tabs"] = (html(tag), {})
+    context = env["browser"].new_context(user_agent=UA)
+    sent: list[str] = []
+
+    def watch(page: Any) -> Any:
+        page.on("request", lambda r: sent.append(r.post_data or "") if r.url.endswith("/e") else None)
+        return page
+
+    first = watch(context.new_page())
+    first.goto(pages.origin + "/tabs")
+    first.wait_for_function("window.chainlens && !window.chainlens.q")
+    now = int(time.time() * 1000)
+    stored = [{"id": str(uuid.uuid4()), "type": "track", "ts": now, "sid": "tabs", "aid": "tabs", "sn": 1,
+               "name": f"kept_{i}"} for i in range(5)]
+    first.evaluate(f"localStorage.chainlens_q = {json.dumps(json.dumps(stored))!s}")
+    second = watch(context.new_page())
+    second.goto(pages.origin + "/tabs")  # its start-up retry takes the stored events
+    second.wait_for_function("window.chainlens && !window.chainlens.q")
+    first.evaluate("window.dispatchEvent(new Event('online'))")  # finds them gone
+    second.evaluate("window.dispatchEvent(new Event('online'))")
+    first.wait_for_timeout(1500)
+    for event in stored:
+        assert sum(body.count(event["id"]) for body in sent) == 1
+    assert len(rows(env, "tabs", expect=5)) == 5
+    context.close()
