@@ -37,7 +37,6 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class StoreSettings:
     dsn: str = "chdb://./data/chainlens"
-    cluster: str = ""  # ON CLUSTER name for DDL on a real cluster
 
 
 @dataclass(frozen=True)
