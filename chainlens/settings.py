@@ -54,8 +54,7 @@ class CollectorSettings:
     idle_timeout_s: float = 15.0  # a connection with no complete request for this long is closed (slow clients)
     trust_forwarded: bool = False  # take the client address from X-Forwarded-For (behind a proxy)
     dashboard_token: str = ""  # empty: the dashboard answers loopback clients only
-    batch_rows: int = 5000  # loader: rows per insert under load
-    flush_interval_s: float = 1.0  # loader: longest wait before a partial batch is inserted
+    flush_interval_s: float = 1.0  # loader: at most one insert per interval; everything spooled meanwhile goes in it
 
     def url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
