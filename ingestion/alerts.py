@@ -83,8 +83,9 @@ def evaluate(client: Client, site: Site, *, now: dt.datetime | None = None) -> l
         if z < cfg.z_threshold or rate_w - rate_b < cfg.min_rise:
             continue
         span = f"{window_start}" if window_start == latest else f"{window_start}..{latest}"
+        before = window_start - dt.timedelta(days=1)
         message = (f"{site.id}: abandonment at {step} rose to {rate_w:.1%} on {span} "
-                   f"from {rate_b:.1%} over the {cfg.baseline_days} days before (z = {z:.1f}, {n_w} sessions)")
+                   f"from {rate_b:.1%} over {baseline_start}..{before} (z = {z:.1f}, {n_w} sessions)")
         found.append(Alert(site.id, detected_at, step, window_start, latest, rate_b, rate_w, n_w, z, message))
     if found:
         client.insert("alerts", [list(asdict(a).values()) for a in found], column_names=list(Alert.__annotations__))
