@@ -30,8 +30,9 @@ from collector.ratelimit import RateLimiter
 from collector.spool import SpoolWriter
 from collector.visitor import VisitorKeys
 from ingestion import admin
+from ingestion.keys import RUNNER
 from ingestion.runner import StoreRunner
-from ingestion.service import RUNNER, attach_store
+from ingestion.service import attach_store
 from sdk_js.render import render as render_snippet
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 DRAINING = web.AppKey("draining", list)
 ORIGINS = web.AppKey("origins", frozenset)
 VISITORS = web.AppKey("visitors", VisitorKeys)
+STATUS_CACHE = web.AppKey("status_cache", list)  # [monotonic time, the store's last status]
 
 
 # Server options every collector runs with (`web.run_app`, `AppRunner`, test servers):
@@ -72,6 +74,7 @@ def create_app(
     app[DRAINING] = [False]
     app[ORIGINS] = allowed_origins(settings)
     app[VISITORS] = VisitorKeys(Path(settings.collector.spool_dir))
+    app[STATUS_CACHE] = []
     if store_link is not None:
         app[LINK] = store_link
     if runner is not None:
@@ -169,18 +172,15 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ready else 503, dumps=lambda o: orjson.dumps(o).decode())
 
 
-_status_cache: dict[int, tuple[float, dict]] = {}
-
-
 async def store_status(app: web.Application) -> dict:
     if RUNNER in app:
         return admin.status_of(app)
     link = app.get(LINK)
     if link is None:
         return {"store_ok": False, "last_error": "no store process"}
-    cached = _status_cache.get(id(app))
+    cached = app[STATUS_CACHE]
     if cached and time.monotonic() - cached[0] < 1.0:
-        return cached[1]
+        return dict(cached[1])
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
             async with session.get(link.url + "/admin/status",
@@ -188,7 +188,7 @@ async def store_status(app: web.Application) -> dict:
                 state = await resp.json()
     except (TimeoutError, aiohttp.ClientError) as exc:
         state = {"store_ok": False, "last_error": f"store process unreachable: {exc}"}
-    _status_cache[id(app)] = (time.monotonic(), state)
+    app[STATUS_CACHE][:] = [time.monotonic(), state]
     return state
 
 

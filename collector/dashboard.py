@@ -93,9 +93,10 @@ def allowed(request: web.Request, settings: Settings) -> bool:
 async def fetch_report(app: web.Application, query: dict[str, str]) -> dict[str, Any]:
     from collector.app import LINK
     from ingestion.admin import report_for
-    from ingestion.service import RUNNER, SETTINGS
+    from ingestion.keys import RUNNER
+    from ingestion.keys import SETTINGS as STORE_SETTINGS
     if RUNNER in app:
-        site = app[SETTINGS].site(query.get("site", "")) or app[SETTINGS].sites[0]
+        site = app[STORE_SETTINGS].site(query.get("site", "")) or app[STORE_SETTINGS].sites[0]
         return await app[RUNNER].call(report_for, site, query.get("from"), query.get("to"))
     link = app[LINK]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:

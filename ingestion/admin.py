@@ -18,9 +18,9 @@ import orjson
 from aiohttp import web
 
 from chainlens import metrics
-
-TOKEN = web.AppKey("admin_token", str)
-
+from ingestion import schedule
+from ingestion.imports import import_lines
+from ingestion.keys import LOADER, ROLLUP_LOCK, RUNNER, SETTINGS, TOKEN
 
 READ_ONLY = ("select", "with", "show", "describe", "desc", "explain", "exists")
 
@@ -69,7 +69,6 @@ async def status(request: web.Request) -> web.Response:
 
 def status_of(app: web.Application) -> dict[str, Any]:
     """The loader's and the store's state, for /readyz and /metrics."""
-    from ingestion.service import LOADER, RUNNER
     runner, loader = app[RUNNER], app.get(LOADER)
     oldest = loader.oldest_unloaded_ms if loader else None
     age = None if oldest is None else max(0.0, time.time() - oldest / 1000)
@@ -93,7 +92,6 @@ def status_of(app: web.Application) -> dict[str, Any]:
 
 async def sql(request: web.Request) -> web.Response:
     authorize(request)
-    from ingestion.service import RUNNER
     body = orjson.loads(await request.read())
     query, fmt, params = body["query"], body.get("format", "PrettyCompact"), body.get("parameters")
     problem = read_only_problem(query)
@@ -108,8 +106,6 @@ async def sql(request: web.Request) -> web.Response:
 
 async def import_chunk(request: web.Request) -> web.Response:
     authorize(request)
-    from ingestion.imports import import_lines
-    from ingestion.service import RUNNER, SETTINGS
     site = request.app[SETTINGS].site(request.query.get("site", ""))
     if site is None:
         return _json({"error": f"unknown site {request.query.get('site', '')!r}"}, status=404)
@@ -121,14 +117,12 @@ async def import_chunk(request: web.Request) -> web.Response:
 
 async def run_rollup(request: web.Request) -> web.Response:
     authorize(request)
-    from ingestion import schedule
-    from ingestion.service import RUNNER, SETTINGS
     body = orjson.loads(await request.read() or b"{}")
     try:
         since, until = (dt.date.fromisoformat(body[k]) if body.get(k) else None for k in ("since", "until"))
     except ValueError as exc:
         return _json({"error": f"not a date (YYYY-MM-DD): {exc}"}, status=400)
-    summary = await schedule.run_pass(request.app[SETTINGS], request.app[RUNNER], lock=request.app[schedule.LOCK],
+    summary = await schedule.run_pass(request.app[SETTINGS], request.app[RUNNER], lock=request.app[ROLLUP_LOCK],
                                       since=since, until=until)
     return _json(summary)
 
@@ -136,7 +130,6 @@ async def run_rollup(request: web.Request) -> web.Response:
 async def report_data(request: web.Request) -> web.Response:
     """The dashboard's figures: ?site=ID&from=YYYY-MM-DD&to=YYYY-MM-DD (default: the last 7 rolled-up days)."""
     authorize(request)
-    from ingestion.service import RUNNER, SETTINGS
     settings = request.app[SETTINGS]
     site = settings.site(request.query.get("site", "")) or (settings.sites[0] if settings.sites else None)
     if site is None:

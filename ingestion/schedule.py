@@ -7,15 +7,12 @@ import datetime as dt
 import logging
 from typing import Any
 
-from aiohttp import web
-
 from chainlens.settings import Settings
 from ingestion import alerts
 from ingestion.rollup import rollup
 from ingestion.runner import StoreRunner
 
 log = logging.getLogger(__name__)
-LOCK = web.AppKey("rollup_lock", asyncio.Lock)
 
 
 async def run_pass(settings: Settings, runner: StoreRunner, *, lock: asyncio.Lock, since: dt.date | None = None,

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from chainlens.settings import Settings
 from ingestion import admin, schedule
+from ingestion.keys import LOADER, ROLLUP_LOCK, RUNNER, SETTINGS, TOKEN
 from ingestion.loader import Loader
 from ingestion.runner import StoreRunner
 from ingestion.spoolfile import atomic_write
@@ -31,9 +32,6 @@ log = logging.getLogger(__name__)
 ADMIN_FILE = "admin.json"
 STORE_NICENESS = 10
 
-RUNNER = web.AppKey("runner", StoreRunner)
-LOADER = web.AppKey("loader", Loader)
-SETTINGS = web.AppKey("settings", Settings)
 
 
 def attach_store(app: web.Application, settings: Settings, runner: StoreRunner) -> None:
@@ -51,7 +49,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     loader = Loader(Path(cfg.spool_dir), runner, interval=cfg.flush_interval_s)
     app[LOADER] = loader
     stopping = asyncio.Event()
-    lock = app[schedule.LOCK] = asyncio.Lock()
+    lock = app[ROLLUP_LOCK] = asyncio.Lock()
     tasks = [asyncio.create_task(loader.run(stopping), name="loader"),
              asyncio.create_task(schedule.scheduled(settings, runner, lock, stopping), name="rollups")]
     yield
@@ -80,7 +78,7 @@ def run_store_process(settings: Settings) -> None:
 async def _serve_store(settings: Settings) -> None:
     app = web.Application(client_max_size=256 << 20)  # `chainlens import` sends 50,000-line chunks
     token = secrets.token_urlsafe(24)
-    app[admin.TOKEN] = token
+    app[TOKEN] = token
     attach_store(app, settings, StoreRunner(settings.store.dsn))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
