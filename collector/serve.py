@@ -31,6 +31,7 @@ from ingestion.service import admin_file, run_store_process
 log = logging.getLogger(__name__)
 STOP_WORKERS_S = 15
 STOP_STORE_S = 120
+QUICK_EXIT_S = 5
 
 
 def run_worker(settings: Settings, index: int, link_url: str, link_token: str) -> None:
@@ -75,22 +76,34 @@ def serve(settings: Settings) -> int:
         store.kill()
         return 1
     procs: dict[int, BaseProcess] = {}
+    started_at: dict[int, float] = {}
+    quick_exits: dict[int, int] = {}
 
     def start_worker(i: int) -> None:
         proc = ctx.Process(target=run_worker, args=(settings, i, link["url"], link["token"]), name=f"chainlens-w{i}")
         proc.start()
-        procs[i] = proc
+        procs[i], started_at[i] = proc, time.monotonic()
 
     for i in range(workers):
         start_worker(i)
     log.info("serving", extra={"url": cfg.url(), "workers": workers, "pid": os.getpid()})
     print(f"chainlens collector on {cfg.url()} ({workers} workers)", file=sys.stderr, flush=True)
-    while not stopping:
+    failed = False
+    while not stopping and not failed:
         time.sleep(0.2)
         for i, proc in list(procs.items()):
             if not proc.is_alive() and not stopping:
-                log.error("worker exited; restarting", extra={"worker": i, "exitcode": proc.exitcode})
                 metrics.mark_process_dead(proc.pid or 0)
+                # A worker that dies right after starting (the port is taken, say) would
+                # crash-loop: give up after three quick exits instead.
+                quick = time.monotonic() - started_at[i] < QUICK_EXIT_S
+                quick_exits[i] = quick_exits.get(i, 0) + 1 if quick else 0
+                if quick_exits[i] >= 3:
+                    log.error("worker keeps exiting at start; stopping (is the port in use?)",
+                              extra={"worker": i, "exitcode": proc.exitcode, "port": cfg.port})
+                    failed = True
+                    break
+                log.error("worker exited; restarting", extra={"worker": i, "exitcode": proc.exitcode})
                 start_worker(i)
         if not store.is_alive() and not stopping:
             log.error("store process exited", extra={"exitcode": store.exitcode})
@@ -113,7 +126,7 @@ def serve(settings: Settings) -> int:
         return 1
     shutil.rmtree(metrics_dir, ignore_errors=True)
     log.info("stopped")
-    return 0
+    return 1 if failed else 0
 
 
 def _signal(proc: BaseProcess, sig: int) -> None:

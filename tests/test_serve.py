@@ -102,3 +102,14 @@ def test_rollups_run_on_schedule_inside_serve_and_on_demand(serve_factory: Any, 
     assert srv.stop() == 0
     direct = srv.cli("rollup", "--since", "2020-01-01").stdout  # the directory, no service
     assert "(1 days), 1 sessions" in direct  # a long range costs only the days that hold data
+
+
+def test_serve_gives_up_when_its_port_is_taken(serve_factory: Any, tmp_path: Path) -> None:
+    import socket
+    srv = serve_factory(make_config(tmp_path, collector={"workers": 1}), start=False)
+    with socket.socket() as taken:  # a listener without SO_REUSEPORT holds the port
+        taken.bind(("127.0.0.1", srv.port))
+        taken.listen()
+        result = srv.cli("serve", check=False)
+    assert result.returncode == 1
+    assert "port in use" in result.stderr
