@@ -36,7 +36,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            # Browser-wide: requests the browser process sends itself (keep-alive fetches,
+            # beacons after unload) would otherwise carry "HeadlessChrome", a bot's name.
+            f"--user-agent={UA}"])
         yield {"srv": srv, "shop": shop, "browser": browser, "tmp": tmp}
         browser.close()
     shop.stop()
@@ -67,7 +70,8 @@ def test_a_shopper_walks_the_demo_store_and_lands_in_clickhouse(demo: dict[str, 
     page.close(run_before_unload=True)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        rows = srv.sql(f"SELECT type, step, name, props FROM events FINAL WHERE session_id = '{sid}' ORDER BY ts")
+        rows = srv.sql(f"SELECT type, step, name, props, is_bot FROM events FINAL WHERE session_id = '{sid}' "
+                       "ORDER BY ts")
         if any(r["step"] == "purchase" for r in rows) and any(r["name"] == "step_time" and r["step"] == "purchase"
                                                                for r in rows):
             break
@@ -79,6 +83,7 @@ def test_a_shopper_walks_the_demo_store_and_lands_in_clickhouse(demo: dict[str, 
     assert obstacles >= {("account_required", "checkout.info"), ("form_invalid", "checkout.info"),
                          ("shipping_cost_shown", "checkout.shipping"), ("payment_declined", "checkout.payment")}
     assert all("shopper@example.com" not in orjson.dumps(r).decode() for r in rows)  # no form values
+    assert not any(r["is_bot"] for r in rows)  # a browser's session counts in the rollups
 
 
 def test_dashboard_shows_the_rollup_figures_without_console_errors(demo: dict[str, Any]) -> None:

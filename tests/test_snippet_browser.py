@@ -65,7 +65,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            # Browser-wide: requests the browser process sends itself (keep-alive fetches,
+            # beacons after unload) would otherwise carry "HeadlessChrome", a bot's name.
+            f"--user-agent={UA}"])
         yield {"srv": srv, "pages": pages, "browser": browser, "tag": tag}
         browser.close()
     srv.stop()
