@@ -97,7 +97,7 @@ def rows(env: dict[str, Any], sid: str, *, expect: int = 1, timeout: float = 20)
     deadline = time.monotonic() + timeout
     while True:
         got = env["srv"].sql(
-            "SELECT type, step, name, props, value, currency, order_id, url, toString(event_id) AS id "
+            "SELECT type, step, name, props, value, currency, order_id, url, user_id, toString(event_id) AS id "
             f"FROM events FINAL WHERE session_id = '{sid}' ORDER BY ts, type")
         if len(got) >= expect or time.monotonic() > deadline:
             return got
@@ -135,10 +135,11 @@ def test_a_shopper_session_across_pages_lands_as_steps_and_obstacles(env: dict[s
     page.evaluate("() => { function gtag() { dataLayer.push(arguments) } "
                   "gtag('event', 'add_payment_info', {payment_type: 'card'}) }")
     page.evaluate("dataLayer.push({event: 'add_shipping_info', ecommerce: {shipping_tier: 'express'}})")
+    page.evaluate("chainlens('identify', 'user-42')")
     page.evaluate("chainlens('step', 'purchase', {value: 59.9, currency: 'EUR', order_id: 'o-1'})")
     sid = session_id(page)
     page.close(run_before_unload=True)  # the tab closes: pagehide flushes with sendBeacon
-    got = rows(env, sid, expect=14)
+    got = rows(env, sid, expect=16)
     steps = [(r["type"], r["step"]) for r in got if r["type"] in ("page", "step")]
     assert steps[:3] == [("page", "discover"), ("step", "search"), ("page", "select")]
     assert ("step", "checkout.shipping") in steps  # dataLayer.push after load
@@ -148,6 +149,7 @@ def test_a_shopper_session_across_pages_lands_as_steps_and_obstacles(env: dict[s
     assert ("step", "checkout.payment") in steps  # gtag('event', 'add_payment_info')
     purchase = next(r for r in got if r["step"] == "purchase")
     assert (purchase["value"], purchase["currency"], purchase["order_id"]) == (59.9, "EUR", "o-1")
+    assert purchase["user_id"] == "user-42" and any(r["type"] == "identify" for r in got)
     obstacles = {(r["name"], r["step"]) for r in got if r["type"] == "obstacle"}
     assert ("shipping_cost_shown", "cart") in obstacles
     assert ("form_invalid", "cart") in obstacles
