@@ -58,10 +58,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     site = site_config(origins=[pages.origin], step_urls={
         "discover": ["/"], "select": ["/product/*"], "checkout.shipping": ["/app/shipping"]})
     lite = site_config(id="lite", origins=[pages.origin], cookieless=True)
-    config = make_config(tmp, collector={"workers": 1, "flush_interval_s": 0.2}, sites=[site, lite])
+    asks = site_config(id="asks", origins=[pages.origin], require_consent=True)
+    config = make_config(tmp, collector={"workers": 1, "flush_interval_s": 0.2}, sites=[site, lite, asks])
     srv = Serve(tmp, config).start()
     tag = srv.cli("snippet", "demo").stdout.strip()
     pages.lite_tag = srv.cli("snippet", "lite").stdout.strip()
+    pages.asks_tag = srv.cli("snippet", "asks").stdout.strip()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -303,3 +305,26 @@ def test_two_tabs_never_send_the_same_stored_event_twice(env: dict[str, Any]) ->
         assert sum(body.count(event["id"]) for body in sent) == 1
     assert len(rows(env, "tabs", expect=5)) == 5
     context.close()
+
+
+def test_a_site_that_requires_consent_sends_only_after_it(env: dict[str, Any]) -> None:
+    pages = env["pages"]
+    pages.routes["/asks"] = (html(pages.asks_tag, "<button id=b>ok</button>"), {})
+    page = new_page(env)
+    beacons: list[str] = []
+    page.on("request", lambda r: beacons.append(r.post_data or "") if r.url.endswith("/e") else None)
+    page.goto(pages.origin + "/asks")
+    page.wait_for_function("window.chainlens && !window.chainlens.q")
+    page.evaluate("chainlens('obstacle', 'before_consent')")
+    page.wait_for_timeout(3500)  # past the interval flush
+    assert beacons == [] and page.evaluate("localStorage.length") == 0
+    page.evaluate("chainlens('consent', true); chainlens('step', 'cart')")
+    page.close(run_before_unload=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        got = env["srv"].sql("SELECT type, step, name FROM events WHERE site_id = 'asks' ORDER BY ts")
+        if got:
+            break
+        time.sleep(0.3)
+    assert ("step", "cart") in [(r["type"], r["step"]) for r in got]
+    assert all(r["name"] != "before_consent" for r in got)
