@@ -144,9 +144,7 @@ async def accept(
         metrics.accepted_counter(site.id).inc(len(rows))
     for err in errors:  # the field, without props' own keys: a bounded label set
         metrics.REJECTED.labels(err["error"].split(":", 1)[0].split(".", 1)[0]).inc()
-    return web.json_response(
-        {"accepted": len(rows), "rejected": len(rejected), "errors": errors}, status=202, dumps=_dumps,
-    )
+    return _json({"accepted": len(rows), "rejected": len(rejected), "errors": errors}, status=202)
 
 
 def _site_of(body: bytes) -> Any:
@@ -178,12 +176,12 @@ async def _keep_rejected_request(
 
 
 def error_response(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers, dumps=_dumps)
+    return _json({"error": message}, status=status, headers=headers)
 
 
 def overloaded(message: str) -> web.Response:
     return error_response(503, f"{message}; retry later", **{"Retry-After": "5"})
 
 
-def _dumps(obj: Any) -> str:
-    return orjson.dumps(obj).decode()
+def _json(obj: Any, *, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(obj), status=status, headers=headers, content_type="application/json")
