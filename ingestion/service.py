@@ -33,7 +33,6 @@ ADMIN_FILE = "admin.json"
 STORE_NICENESS = 10
 
 
-
 def attach_store(app: web.Application, settings: Settings, runner: StoreRunner) -> None:
     """Give `app` the store: loader, scheduled rollups and the admin routes."""
     app[RUNNER] = runner
