@@ -126,16 +126,25 @@ def _cli(config: Path, *args: str) -> str:
 
 REPORT = [
     ("Checkout abandonment per step (all days, all devices)", """
-        SELECT step, sum(reached) AS sessions_reached, sum(continued) AS went_on, sum(abandoned) AS left_here,
-               round(left_here / sessions_reached, 3) AS abandonment_rate,
-               round(quantileExactInclusive(0.5)(median_ms_before_abandon) / 1000) AS median_s_before_leaving
-        FROM checkout_abandonment_daily WHERE site_id = 'demo' AND device = 'all' AND visitor = 'all'
-        GROUP BY step, step_index ORDER BY step_index"""),
-    ("Step timing: time to the next step (seconds, transitions pooled over days by weight)", """
-        SELECT step, next_step, sum(transitions) AS moves,
-               round(sum(p50_ms * transitions) / moves / 1000) AS p50_s,
-               round(sum(p90_ms * transitions) / moves / 1000) AS p90_s
-        FROM step_timing_daily WHERE site_id = 'demo' AND device = 'all' AND visitor = 'all'
+        SELECT a.step AS step, sessions_reached, went_on, left_here, abandonment_rate,
+               round(w.median_ms / 1000) AS median_s_before_leaving
+        FROM (SELECT step, step_index, sum(reached) AS sessions_reached, sum(continued) AS went_on,
+                     sum(abandoned) AS left_here, round(left_here / sessions_reached, 3) AS abandonment_rate
+              FROM checkout_abandonment_daily WHERE site_id = 'demo' AND device = 'all' AND visitor = 'all'
+              GROUP BY step, step_index) AS a
+        LEFT JOIN (SELECT abandoned_at AS step, quantileExactInclusive(0.5)(toUnixTimestamp64Milli(ended_at)
+                          - toUnixTimestamp64Milli(entered[indexOf(steps, abandoned_at)])) AS median_ms
+                   FROM chain_sessions WHERE site_id = 'demo' AND abandoned_at != '' GROUP BY abandoned_at) AS w
+        ON a.step = w.step
+        ORDER BY a.step_index"""),
+    ("Step timing: time to the next step over the week (seconds, exact quantiles of the transitions)", """
+        SELECT t.1 AS step, t.2 AS next_step, count() AS moves,
+               round(quantileExactInclusive(0.5)(t.3) / 1000) AS p50_s,
+               round(quantileExactInclusive(0.9)(t.3) / 1000) AS p90_s
+        FROM chain_sessions
+        ARRAY JOIN arrayMap(i -> (steps[i], steps[i + 1], toUnixTimestamp64Milli(entered[i + 1])
+                                  - toUnixTimestamp64Milli(entered[i])), range(1, length(steps))) AS t
+        WHERE site_id = 'demo'
         GROUP BY step, next_step HAVING moves >= 20 ORDER BY moves DESC LIMIT 10"""),
     ("Obstacle impact: abandonment of sessions that met the obstacle vs not", """
         SELECT step, kind, sum(sessions_with) AS met_it,
