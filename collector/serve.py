@@ -44,7 +44,9 @@ def run_worker(settings: Settings, index: int, link_url: str, link_token: str) -
     cfg = settings.collector
     web.run_app(
         app, host=cfg.host, port=cfg.port, reuse_port=True, access_log=None, print=None,
-        shutdown_timeout=5, handler_cancellation=True,
+        # No handler cancellation: a request whose client went away still finishes its
+        # spool append; the events are kept either way, and a retry dedups by event id.
+        shutdown_timeout=5,
         # Slow clients and oversized headers: aiohttp's limits, stated here.
         # aiohttp's keep-alive timer also runs from the moment a connection opens, so a
         # client that trickles its headers (slow-loris) is cut off after idle_timeout_s.
