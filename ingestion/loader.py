@@ -56,6 +56,9 @@ class Loader:
         self.root, self.runner = root, runner
         self.max_frames, self.interval, self.max_backoff = max_frames, interval, max_backoff
         self.checkpoint = Checkpoint.load(root)
+        # The loader starts before any accept worker: whatever is on disk now has no
+        # writer any more (a crashed one, or a worker index that is not coming back).
+        self._sealed_at_start = set(segments(root))
         self.inserted_rows = 0
         self.batches = 0
         self.last_batch_rows = 0
@@ -116,7 +119,7 @@ class Loader:
         if cp.pending:  # a batch that may or may not have reached the store: replay it exactly
             return self._read(cp.pending)
         paths = segments(self.root)
-        newest = newest_per_writer(paths)
+        open_ = newest_per_writer(paths) - self._sealed_at_start
         ranges: list[list[Any]] = []
         payloads: list[bytes] = []
         frames = 0
@@ -128,7 +131,7 @@ class Loader:
                 continue
             scan = read_frames(path, start, max_bytes=READ_CHUNK)
             end_after = scan.end
-            if scan.bad and path not in newest:
+            if scan.bad and path not in open_:
                 end_after = size
                 self.skipped_bytes += size - scan.end
                 log.error("torn spool tail skipped", extra={"segment": rel, "offset": scan.end,
@@ -171,12 +174,12 @@ class Loader:
         for rel, _, _, end_after in batch.ranges:
             cp.done[rel] = end_after
         cp.pending = []
-        newest = newest_per_writer(segments(self.root))
+        open_ = newest_per_writer(segments(self.root)) - self._sealed_at_start
         for rel in list(cp.done):
             path = self.root / rel
             if not path.exists():
                 del cp.done[rel]
-            elif path not in newest and cp.done[rel] >= path.stat().st_size:
+            elif path not in open_ and cp.done[rel] >= path.stat().st_size:
                 path.unlink()
                 del cp.done[rel]
         cp.save(self.root)

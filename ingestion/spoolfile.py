@@ -9,9 +9,10 @@ A payload is one request's rows for one table: a kind byte (`E` events, `R`
 rejected), the receive time (u64 ms), the row count (u32), then the rows as
 ClickHouse `JSONCompactEachRow` lines, so the loader inserts them as they are. A
 writer only ever appends to its newest segment and starts a new one when it
-restarts, so every segment but the newest of each writer is sealed: a bad
-frame in a sealed segment is a tail torn by a crash and is skipped; in the
-newest one it may be a frame still being written, so the reader waits.
+restarts, so every segment but the newest of each writer is sealed, and so is
+every segment already on disk when the loader starts (before any writer): a
+bad frame in a sealed segment is a tail torn by a crash and is skipped; in an
+open one it may be a frame still being written, so the reader waits.
 
 The checkpoint (`checkpoint.json`) records, per segment, how many bytes are in
 ClickHouse, and the batch being inserted (`pending`) so that after a crash the

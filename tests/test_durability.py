@@ -97,7 +97,7 @@ def test_torn_spool_tail_is_skipped_without_losing_earlier_records(serve_factory
     for chunk in (good[:3], good[3:]):
         rows = [validate_event(e, site=site, client=Client(), received_ms=now, sent_at=None) for e in chunk]
         rows_frames.append(encode_rows(EVENTS, now, rows))
-    segment = tmp_path / "spool" / "w0" / "000000000001.seg"
+    segment = tmp_path / "spool" / "w7" / "000000000001.seg"  # a writer that is not coming back
     segment.parent.mkdir(parents=True)
     torn = encode_rows(EVENTS, now, [["x"] * 5])
     segment.write_bytes(rows_frames[0] + rows_frames[1] + torn[: len(torn) // 2])  # a crash mid-write
