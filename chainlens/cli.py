@@ -175,8 +175,14 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def running_service(settings: Settings) -> dict[str, Any] | None:
-    """The admin address of a `chainlens serve` that holds this store, if one runs."""
+    """The admin address of a `chainlens serve` that holds this embedded store, if one runs.
+
+    A server store (http/https) has no single owner: commands connect to it directly.
+    """
     from ingestion.service import admin_file
+    from ingestion.store import is_embedded
+    if not is_embedded(settings.store.dsn):
+        return None
     try:
         info = orjson.loads(admin_file(settings).read_bytes())
         os.kill(int(info["pid"]), 0)
