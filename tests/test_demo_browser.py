@@ -15,11 +15,11 @@ from chainlens.demo import demo_config
 from chainlens.settings import from_mapping
 from chainlens.shoppers import ShopperModel
 from chainlens.storefront import StoreServer
-from tests.conftest import Serve, free_port
+from tests.conftest import BROWSER_UA as UA
+from tests.conftest import Serve, free_port, launch_chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +34,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     site = from_mapping(config).sites[0]
     shop = StoreServer(site, public_url=srv.url, port=int(config["sites"][0]["origins"][0].rsplit(":", 1)[1])).start()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            # Browser-wide: requests the browser process sends itself (keep-alive fetches,
-            # beacons after unload) would otherwise carry "HeadlessChrome", a bot's name.
-            f"--user-agent={UA}"])
+        browser = launch_chromium(p)
         yield {"srv": srv, "shop": shop, "browser": browser, "tmp": tmp}
         browser.close()
     shop.stop()

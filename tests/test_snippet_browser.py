@@ -8,17 +8,15 @@ import http.server
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sdk_js.render import STUB
-from tests.conftest import Serve, free_port, make_config, site_config
+from tests.conftest import BROWSER_UA as UA
+from tests.conftest import CHROMIUM, Serve, free_port, launch_chromium, make_config, site_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-CHROMIUM = Path("/usr/bin/chromium")
-UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 
 
 class Pages:
@@ -65,12 +63,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     pages.lite_tag = srv.cli("snippet", "lite").stdout.strip()
     pages.asks_tag = srv.cli("snippet", "asks").stdout.strip()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            # Browser-wide: requests the browser process sends itself (keep-alive fetches,
-            # beacons after unload) would otherwise carry "HeadlessChrome", a bot's name.
-            f"--user-agent={UA}"])
+        browser = launch_chromium(p)
         yield {"srv": srv, "pages": pages, "browser": browser, "tag": tag}
         browser.close()
     srv.stop()
