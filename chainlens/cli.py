@@ -8,6 +8,7 @@ runs, and through the running collector's admin API when one holds the store
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -91,18 +92,22 @@ def cmd_snippet(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
-    link = running_service(settings)
-    if link:
-        out = admin_call(link, "/admin/sql", orjson.dumps({"query": args.query, "format": args.format}))
-    else:
-        with direct_store(settings) as client:
-            try:
-                out = client.raw_query(args.query, fmt=args.format)
-            except Exception as exc:
-                raise CommandError(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)) from None
-    sys.stdout.buffer.write(out)
+    sys.stdout.buffer.write(run_query(settings, args.query, fmt=args.format))
     sys.stdout.flush()
     return 0
+
+
+def run_query(settings: Settings, query: str, *, fmt: str, parameters: dict[str, Any] | None = None) -> bytes:
+    """A query's output in a ClickHouse format, through the running service or directly."""
+    link = running_service(settings)
+    if link:
+        body = {"query": query, "format": fmt, "parameters": parameters}
+        return admin_call(link, "/admin/sql", orjson.dumps(body))
+    with direct_store(settings) as client:
+        try:
+            return bytes(client.raw_query(query, parameters=parameters, fmt=fmt))
+        except Exception as exc:
+            raise CommandError(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)) from None
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
@@ -149,20 +154,52 @@ def _chunks(path: Path, size: int) -> Iterator[tuple[int, list[bytes]]]:
 
 
 def cmd_rollup(settings: Settings, args: argparse.Namespace) -> int:
-    from ingestion.rollup import run_rollup_cli
-    return run_rollup_cli(settings, since=args.since, until=args.until, link=running_service(settings))
+    """The same pass `serve` schedules (rollup, then alerts), there or here."""
+    import datetime as dt
+    try:
+        since, until = (dt.date.fromisoformat(v) if v else None for v in (args.since, args.until))
+    except ValueError as exc:
+        raise CommandError(f"--since/--until: not a date (YYYY-MM-DD): {exc}", 2) from None
+    link = running_service(settings)
+    if link:
+        body = orjson.dumps({"since": args.since, "until": args.until})
+        summary = orjson.loads(admin_call(link, "/admin/rollup", body))
+    else:
+        summary = asyncio.run(_rollup_here(settings, since, until))
+    for s in summary["sites"]:
+        days = f"{s['days'][0]}..{s['days'][-1]} ({len(s['days'])} days)" if s["days"] else "nothing new"
+        print(f"{s['site']}: {days}, {s['sessions']} sessions, {s['seconds']} s")
+        for message in s["alerts"]:
+            print(f"  ALERT {message}")
+    return 0
+
+
+async def _rollup_here(settings: Settings, since: Any, until: Any) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from ingestion.runner import StoreRunner
+    from ingestion.schedule import run_pass
+    runner = StoreRunner(settings.store.dsn)
+    bar = tqdm(total=0, unit="chunk", desc="rollup", disable=not sys.stderr.isatty(), leave=False)
+
+    def progress(done: int, total: int) -> None:  # chunks of days, per site
+        if done == 1:
+            bar.reset(total=total)
+        bar.update(1)
+
+    try:
+        return await run_pass(settings, runner, lock=asyncio.Lock(), since=since, until=until, progress=progress)
+    except Exception as exc:
+        raise CommandError(f"rollup on {settings.store.dsn!r} failed: {exc}") from None
+    finally:
+        bar.close()
+        await runner.close()
 
 
 def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
     from ingestion.alerts import list_alerts_query
     query, params = list_alerts_query(site=args.site, limit=args.limit)
-    link = running_service(settings)
-    if link:
-        body = orjson.dumps({"query": query, "parameters": params, "format": "PrettyCompactMonoBlock"})
-        sys.stdout.buffer.write(admin_call(link, "/admin/sql", body))
-        return 0
-    with direct_store(settings) as client:
-        sys.stdout.buffer.write(client.raw_query(query, parameters=params, fmt="PrettyCompactMonoBlock"))
+    sys.stdout.buffer.write(run_query(settings, query, fmt="PrettyCompactMonoBlock", parameters=params))
     return 0
 
 

@@ -109,10 +109,10 @@ def validate_event(
     if step and step not in site.chain_steps:
         raise EventError("step", f"{step!r} is not a step of site {site.id!r}'s chain")
     name = _text(raw, "name", MAX_NAME, required=kind in ("obstacle", "track"))
-    props = _props(raw.get("props"))
+    props = flat_props(raw.get("props"))
     value = raw.get("value")
     if value is None and "value" in props:
-        value = _float_or_none(props["value"])
+        value = float_or_none(props["value"])
     if value is not None and not _is_number(value):
         raise EventError("value", "not a number")
     sn = raw.get("sn", 1)
@@ -121,7 +121,8 @@ def validate_event(
     return [
         site.id, event_id, session_id, _text(raw, "aid", MAX_ID), _text(raw, "uid", MAX_ID), sn,
         kind, step, name, ts / 1000, client_ts / 1000, received_ms / 1000,
-        _url(_text(raw, "url", MAX_URL), site.scrub_query), _url(_text(raw, "ref", MAX_URL), site.scrub_query),
+        scrub_url(_text(raw, "url", MAX_URL), site.scrub_query),
+        scrub_url(_text(raw, "ref", MAX_URL), site.scrub_query),
         props, None if value is None else float(value),
         _text(raw, "currency", 8) or props.get("currency", "")[:8],
         _text(raw, "order_id", MAX_ID) or props.get("order_id", "")[:MAX_ID],
@@ -158,7 +159,7 @@ def _is_number(value: Any) -> bool:
     return kind is int or (kind is float and math.isfinite(value))
 
 
-def _float_or_none(text: str) -> float | None:
+def float_or_none(text: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
@@ -192,7 +193,7 @@ def _text(raw: dict[str, Any], key: str, limit: int, *, required: bool = False) 
     return value
 
 
-def _props(value: Any) -> dict[str, str]:
+def flat_props(value: Any) -> dict[str, str]:
     """A flat object of string, number or boolean values, stored as Map(String, String)."""
     if value is None:
         return {}
@@ -219,7 +220,7 @@ def _props(value: Any) -> dict[str, str]:
     return out
 
 
-def _url(url: str, scrub: bool) -> str:
+def scrub_url(url: str, scrub: bool) -> str:
     """Privacy by default: query strings and fragments can carry e-mails and tokens."""
     if not scrub or not url:
         return url

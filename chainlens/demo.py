@@ -24,6 +24,7 @@ import orjson
 from chainlens.settings import DEMO_CHAIN, Settings, dump_toml, from_mapping
 from chainlens.shoppers import ShopperModel
 from chainlens.storefront import StoreServer
+from ingestion.report import BEFORE_LEAVING_MS, TRANSITIONS
 
 DEMO_DIR = Path("data/demo")
 STORE_PORT = 8000
@@ -132,8 +133,7 @@ REPORT = [
                      sum(abandoned) AS left_here, round(left_here / sessions_reached, 3) AS abandonment_rate
               FROM checkout_abandonment_daily WHERE site_id = 'demo' AND device = 'all' AND visitor = 'all'
               GROUP BY step, step_index) AS a
-        LEFT JOIN (SELECT abandoned_at AS step, quantileExactInclusive(0.5)(toUnixTimestamp64Milli(ended_at)
-                          - toUnixTimestamp64Milli(entered[indexOf(steps, abandoned_at)])) AS median_ms
+        LEFT JOIN (SELECT abandoned_at AS step, quantileExactInclusive(0.5)(""" + BEFORE_LEAVING_MS + """) AS median_ms
                    FROM chain_sessions WHERE site_id = 'demo' AND abandoned_at != '' GROUP BY abandoned_at) AS w
         ON a.step = w.step
         ORDER BY a.step_index"""),
@@ -142,8 +142,7 @@ REPORT = [
                round(quantileExactInclusive(0.5)(t.3) / 1000) AS p50_s,
                round(quantileExactInclusive(0.9)(t.3) / 1000) AS p90_s
         FROM chain_sessions
-        ARRAY JOIN arrayMap(i -> (steps[i], steps[i + 1], toUnixTimestamp64Milli(entered[i + 1])
-                                  - toUnixTimestamp64Milli(entered[i])), range(1, length(steps))) AS t
+        ARRAY JOIN """ + TRANSITIONS + """ AS t
         WHERE site_id = 'demo'
         GROUP BY step, next_step HAVING moves >= 20 ORDER BY moves DESC LIMIT 10"""),
     ("Obstacle impact: abandonment of sessions that met the obstacle vs not", """

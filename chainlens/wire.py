@@ -26,6 +26,10 @@ from chainlens.contract import (
     MAX_URL,
     SKEW_TOLERANCE_MS,
     Client,
+    EventError,
+    flat_props,
+    float_or_none,
+    scrub_url,
 )
 from chainlens.settings import Site
 
@@ -90,35 +94,19 @@ def rows(events: list[Event], *, site: Site, client: Client, received_ms: int, s
             return None
         if not name and kind in ("obstacle", "track"):
             return None
-        props: dict[str, str] = {}
-        if e.props:
-            for key, item in e.props.items():
-                if item is None:
-                    continue
-                if item is True or item is False:
-                    props[key] = "true" if item else "false"
-                elif type(item) is float:
-                    if not math.isfinite(item):
-                        return None
-                    props[key] = repr(item)
-                else:
-                    props[key] = item if type(item) is str else str(item)
+        try:
+            props = flat_props(e.props)  # types and sizes are checked already; this stringifies
+        except EventError:
+            return None
         value: Any = e.value
         if value is None and "value" in props:
-            try:
-                value = float(props["value"])
-            except ValueError:
-                value = None
-            if value is not None and not math.isfinite(value):
-                value = None
+            value = float_or_none(props["value"])
         elif value is not None and type(value) is float and not math.isfinite(value):
             return None
-        url, ref = e.url or "", e.ref or ""
-        if scrub:
-            url, ref = url.split("?", 1)[0].split("#", 1)[0], ref.split("?", 1)[0].split("#", 1)[0]
         out.append([
             site.id, e.id.lower(), e.sid, e.aid or "", e.uid or "", e.sn,
-            kind, step, name, ts / 1000, client_ts / 1000, received_ms / 1000, url, ref,
+            kind, step, name, ts / 1000, client_ts / 1000, received_ms / 1000,
+            scrub_url(e.url or "", scrub), scrub_url(e.ref or "", scrub),
             props, None if value is None else float(value),
             e.currency or props.get("currency", "")[:8], e.order_id or props.get("order_id", "")[:MAX_ID],
             client.device, client.browser, client.os, client.is_bot,

@@ -14,6 +14,14 @@ from clickhouse_connect.driver.client import Client
 
 from chainlens.settings import Site
 
+# SQL over chain_sessions for figures that cannot be summed across days (DESIGN,
+# "Step timing" and median_ms_before_abandon), shared with the demo's printout.
+TRANSITIONS = """arrayMap(i -> (steps[i], steps[i + 1],
+    toFloat64(toUnixTimestamp64Milli(entered[i + 1]) - toUnixTimestamp64Milli(entered[i]))),
+    range(1, length(steps)))"""
+BEFORE_LEAVING_MS = """toFloat64(toUnixTimestamp64Milli(ended_at)
+    - toUnixTimestamp64Milli(entered[indexOf(steps, abandoned_at)]))"""
+
 
 def _rows(client: Client, query: str, **params: Any) -> list[dict[str, Any]]:
     result = client.query(query, parameters=params)
@@ -38,9 +46,7 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date) -> dict[
                sum(abandoned) AS abandoned, abandoned / reached AS abandonment_rate
         FROM checkout_abandonment_daily WHERE {whole} GROUP BY step, step_index ORDER BY step_index""", **p)
     before = {r["step"]: r["median_ms"] for r in _rows(client, f"""
-        SELECT abandoned_at AS step,
-               quantileExactInclusive(0.5)(toFloat64(toUnixTimestamp64Milli(ended_at)
-                   - toUnixTimestamp64Milli(entered[indexOf(steps, abandoned_at)]))) AS median_ms
+        SELECT abandoned_at AS step, quantileExactInclusive(0.5)({BEFORE_LEAVING_MS}) AS median_ms
         FROM chain_sessions WHERE {scope} AND abandoned_at != '' GROUP BY abandoned_at""", **p)}
     for row in checkout:
         row["median_ms_before_abandon"] = before.get(row["step"])
@@ -48,9 +54,7 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date) -> dict[
         SELECT t.1 AS step, t.2 AS next_step, count() AS transitions,
                quantilesExactInclusive(0.5, 0.9)(t.3) AS q, q[1] AS p50_ms, q[2] AS p90_ms
         FROM chain_sessions
-        ARRAY JOIN arrayMap(i -> (steps[i], steps[i + 1],
-            toFloat64(toUnixTimestamp64Milli(entered[i + 1]) - toUnixTimestamp64Milli(entered[i]))),
-            range(1, length(steps))) AS t
+        ARRAY JOIN {TRANSITIONS} AS t
         WHERE {scope}
         GROUP BY step, next_step
         ORDER BY indexOf({{chain:Array(String)}}, step), transitions DESC""", **p)

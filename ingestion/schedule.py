@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from chainlens.settings import Settings
@@ -16,10 +17,11 @@ log = logging.getLogger(__name__)
 
 
 async def run_pass(settings: Settings, runner: StoreRunner, *, lock: asyncio.Lock, since: dt.date | None = None,
-                   until: dt.date | None = None) -> dict[str, Any]:
+                   until: dt.date | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Rollup every site, then evaluate and deliver its alerts. One pass at a time."""
     async with lock:
-        results = await runner.call(rollup, settings, since=since, until=until)
+        results = await runner.call(rollup, settings, since=since, until=until, progress=progress)
         summary: dict[str, Any] = {"sites": []}
         for site, result in zip(settings.sites, results, strict=True):
             found = await runner.call(alerts.evaluate, site)
