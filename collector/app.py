@@ -13,7 +13,6 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,17 @@ from chainlens.settings import Settings
 from collector import beacon
 from collector.cors import allowed_origins, cors_headers, preflight
 from collector.dashboard import dashboard
+from collector.keys import (
+    DRAINING,
+    LIMITER,
+    LINK,
+    ORIGINS,
+    SETTINGS,
+    SPOOL,
+    STATUS_CACHE,
+    VISITORS,
+    StoreLink,
+)
 from collector.ratelimit import RateLimiter
 from collector.spool import SpoolWriter
 from collector.visitor import VisitorKeys
@@ -37,29 +47,9 @@ from sdk_js.render import render as render_snippet
 
 log = logging.getLogger(__name__)
 
-SETTINGS = web.AppKey("collector_settings", Settings)
-SPOOL = web.AppKey("spool", SpoolWriter)
-LIMITER = web.AppKey("limiter", RateLimiter)
-DRAINING = web.AppKey("draining", list)
-ORIGINS = web.AppKey("origins", frozenset)
-VISITORS = web.AppKey("visitors", VisitorKeys)
-STATUS_CACHE = web.AppKey("status_cache", list)  # [monotonic time, the store's last status]
-
-
 # Server options every collector runs with (`web.run_app`, `AppRunner`, test servers):
 # the accept path inflates gzip itself, with its own cap against gzip bombs.
 SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
-
-
-@dataclass(frozen=True)
-class StoreLink:
-    """Where an accept worker finds the store process's admin API."""
-
-    url: str
-    token: str
-
-
-LINK: web.AppKey[StoreLink] = web.AppKey("store_link")
 
 
 def create_app(

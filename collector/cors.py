@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from chainlens.settings import Settings
+from collector.keys import ORIGINS
 
 
 def allowed_origins(settings: Settings) -> frozenset[str]:
@@ -25,7 +26,6 @@ def cors_headers(request: web.Request, origins: frozenset[str]) -> dict[str, str
 
 
 async def preflight(request: web.Request) -> web.Response:
-    from collector.app import ORIGINS
     origin = request.headers.get("Origin", "")
     if origin not in request.app[ORIGINS]:
         return web.json_response({"error": f"origin {origin!r} is not allowed"}, status=403)

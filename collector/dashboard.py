@@ -19,6 +19,7 @@ from aiohttp import web
 from markupsafe import Markup, escape
 
 from chainlens.settings import Settings
+from collector.keys import LINK, SETTINGS
 
 BAR_H, GAP, LABEL_W, WIDTH = 22, 6, 260, 760
 
@@ -91,7 +92,6 @@ def allowed(request: web.Request, settings: Settings) -> bool:
 
 
 async def fetch_report(app: web.Application, query: dict[str, str]) -> dict[str, Any]:
-    from collector.app import LINK
     from ingestion.admin import report_for
     from ingestion.keys import RUNNER
     from ingestion.keys import SETTINGS as STORE_SETTINGS
@@ -109,7 +109,6 @@ async def fetch_report(app: web.Application, query: dict[str, str]) -> dict[str,
 
 
 async def dashboard(request: web.Request) -> web.Response:
-    from collector.app import SETTINGS
     settings = request.app[SETTINGS]
     if not allowed(request, settings):
         raise web.HTTPForbidden(text="The dashboard answers loopback clients, or a valid ?token=.")

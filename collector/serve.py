@@ -37,7 +37,8 @@ QUICK_EXIT_S = 5
 def run_worker(settings: Settings, index: int, link_url: str, link_token: str) -> None:
     from aiohttp import web
 
-    from collector.app import SERVER_OPTIONS, StoreLink, create_app
+    from collector.app import SERVER_OPTIONS, create_app
+    from collector.keys import StoreLink
     os.setpgrp()  # a terminal's Ctrl-C reaches the supervisor only, which stops workers in order
     setup_logging(role=f"worker-{index}")
     app = create_app(settings, writer=f"w{index}", store_link=StoreLink(link_url, link_token))
