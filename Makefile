@@ -27,6 +27,7 @@ test: $(STAMP) chromium lint
 lint: $(STAMP) lint-js
 	$(BIN)/ruff check chainlens collector ingestion sdk_js tests $(wildcard bench)
 	$(BIN)/mypy chainlens collector ingestion sdk_js
+	$(BIN)/lint-imports --no-cache
 
 # The snippet's source is linted with ESLint (from the npm registry, kept under .venv/js).
 ESLINT := $(VENV)/js/node_modules/.bin/eslint

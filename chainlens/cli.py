@@ -1,4 +1,4 @@
-"""The `chainlens` command line (DESIGN, "Command line").
+"""The `chainlens` command line (README, "Commands").
 
 `sql`, `import` and `rollup` work on the store directly when no collector
 runs, and through the running collector's admin API when one holds the store
@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+from tqdm import tqdm
 
-from chainlens import settings as settings_mod
-from chainlens.settings import ConfigError, Settings
+from chainlens.core import settings as settings_mod
+from chainlens.core.settings import ConfigError, Settings
+from chainlens.demo import run_demo
+from chainlens.reach import CommandError, admin_call, direct_store, run_query, running_service
+from chainlens.serve import serve
+from ingestion.alerts import list_alerts_query
+from ingestion.imports import CHUNK_LINES, import_lines
+from ingestion.runner import StoreRunner
+from ingestion.schedule import run_pass
+from sdk_js.render import snippet_tag
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,12 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
-
-
-class CommandError(Exception):
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,12 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from collector.serve import serve
     return serve(settings)
 
 
 def cmd_snippet(settings: Settings, args: argparse.Namespace) -> int:
-    from sdk_js.render import snippet_tag
     site = settings.site(args.site)
     if site is None:
         raise CommandError(f"unknown site {args.site!r}", 2)
@@ -97,21 +98,7 @@ def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_query(settings: Settings, query: str, *, fmt: str, parameters: dict[str, Any] | None = None) -> bytes:
-    """A query's output in a ClickHouse format, through the running service or directly."""
-    link = running_service(settings)
-    if link:
-        body = {"query": query, "format": fmt, "parameters": parameters}
-        return admin_call(link, "/admin/sql", orjson.dumps(body))
-    with direct_store(settings) as client:
-        try:
-            return bytes(client.raw_query(query, parameters=parameters, fmt=fmt))
-        except Exception as exc:
-            raise CommandError(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)) from None
-
-
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    from ingestion.imports import CHUNK_LINES, import_lines
     site = settings.site(args.site)
     if site is None:
         raise CommandError(f"unknown site {args.site!r}", 2)
@@ -155,7 +142,6 @@ def _chunks(path: Path, size: int) -> Iterator[tuple[int, list[bytes]]]:
 
 def cmd_rollup(settings: Settings, args: argparse.Namespace) -> int:
     """The same pass `serve` schedules (rollup, then alerts), there or here."""
-    import datetime as dt
     try:
         since, until = (dt.date.fromisoformat(v) if v else None for v in (args.since, args.until))
     except ValueError as exc:
@@ -175,10 +161,6 @@ def cmd_rollup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _rollup_here(settings: Settings, since: Any, until: Any) -> dict[str, Any]:
-    from tqdm import tqdm
-
-    from ingestion.runner import StoreRunner
-    from ingestion.schedule import run_pass
     runner = StoreRunner(settings.store.dsn)
     bar = tqdm(total=0, unit="chunk", desc="rollup", disable=not sys.stderr.isatty(), leave=False)
 
@@ -197,75 +179,13 @@ async def _rollup_here(settings: Settings, since: Any, until: Any) -> dict[str, 
 
 
 def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
-    from ingestion.alerts import list_alerts_query
     query, params = list_alerts_query(site=args.site, limit=args.limit)
     sys.stdout.buffer.write(run_query(settings, query, fmt="PrettyCompactMonoBlock", parameters=params))
     return 0
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from chainlens.demo import run_demo
     return run_demo(settings, keep_running=args.keep_running, sessions=args.sessions or None)
-
-
-# -- reaching the store -------------------------------------------------------------------------
-
-
-def running_service(settings: Settings) -> dict[str, Any] | None:
-    """The admin address of a `chainlens serve` that holds this embedded store, if one runs.
-
-    A server store (http/https) has no single owner: commands connect to it directly.
-    """
-    from ingestion.service import admin_file
-    from ingestion.store import is_embedded
-    if not is_embedded(settings.store.dsn):
-        return None
-    try:
-        info = orjson.loads(admin_file(settings).read_bytes())
-        os.kill(int(info["pid"]), 0)
-    except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError, KeyError, orjson.JSONDecodeError):
-        return None
-    return dict(info)
-
-
-def admin_call(link: dict[str, Any], path: str, body: bytes) -> bytes:
-    import urllib.error
-    import urllib.request
-    request = urllib.request.Request(
-        link["url"] + path, data=body, method="POST",
-        headers={"Authorization": f"Bearer {link['token']}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=600) as resp:
-            return bytes(resp.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read()
-        try:
-            message = orjson.loads(detail)["error"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            message = detail.decode(errors="replace")
-        raise CommandError(message) from None
-    except urllib.error.URLError as exc:
-        raise CommandError(f"the running collector did not answer: {exc.reason}") from None
-
-
-class direct_store:
-    """Open the store in this process (no collector holds it)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def __enter__(self) -> Any:
-        from ingestion import store
-        try:
-            self.client = store.connect(self.settings.store.dsn)
-            store.ensure_schema(self.client)
-        except Exception as exc:
-            raise CommandError(f"cannot open the store {self.settings.store.dsn!r}: {exc}") from None
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.close()
 
 
 if __name__ == "__main__":

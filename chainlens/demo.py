@@ -8,6 +8,7 @@ the load path to drain, and prints what a store manager wants to see.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import shutil
 import signal
 import socket
@@ -21,10 +22,11 @@ from typing import Any
 import aiohttp
 import orjson
 
-from chainlens.settings import DEMO_CHAIN, Settings, dump_toml, from_mapping
+from chainlens.core.settings import DEMO_CHAIN, Settings, dump_toml, from_mapping, load
+from chainlens.reach import run_query
 from chainlens.shoppers import ShopperModel
 from chainlens.storefront import StoreServer
-from ingestion.report import BEFORE_LEAVING_MS, TRANSITIONS
+from ingestion.figures import QUERIES, parameters
 
 DEMO_DIR = Path("data/demo")
 STORE_PORT = 8000
@@ -125,48 +127,34 @@ def _cli(config: Path, *args: str) -> str:
     return done.stdout.rstrip()
 
 
+# What the demo prints: the figures' own queries (ingestion/figures.py), shaped for a terminal.
 REPORT = [
-    ("Checkout abandonment per step (all days, all devices)", """
-        SELECT a.step AS step, sessions_reached, went_on, left_here, abandonment_rate,
-               round(w.median_ms / 1000) AS median_s_before_leaving
-        FROM (SELECT step, step_index, sum(reached) AS sessions_reached, sum(continued) AS went_on,
-                     sum(abandoned) AS left_here, round(left_here / sessions_reached, 3) AS abandonment_rate
-              FROM checkout_abandonment_daily WHERE site_id = 'demo' AND device = 'all' AND visitor = 'all'
-              GROUP BY step, step_index) AS a
-        LEFT JOIN (SELECT abandoned_at AS step, quantileExactInclusive(0.5)(""" + BEFORE_LEAVING_MS + """) AS median_ms
-                   FROM chain_sessions WHERE site_id = 'demo' AND abandoned_at != '' GROUP BY abandoned_at) AS w
-        ON a.step = w.step
-        ORDER BY a.step_index"""),
-    ("Step timing: time to the next step over the week (seconds, exact quantiles of the transitions)", """
-        SELECT t.1 AS step, t.2 AS next_step, count() AS moves,
-               round(quantileExactInclusive(0.5)(t.3) / 1000) AS p50_s,
-               round(quantileExactInclusive(0.9)(t.3) / 1000) AS p90_s
-        FROM chain_sessions
-        ARRAY JOIN """ + TRANSITIONS + """ AS t
-        WHERE site_id = 'demo'
-        GROUP BY step, next_step HAVING moves >= 20 ORDER BY moves DESC LIMIT 10"""),
-    ("Obstacle impact: abandonment of sessions that met the obstacle vs not", """
-        SELECT step, kind, sum(sessions_with) AS met_it,
-               round(sum(abandoned_with) / met_it, 3) AS left_if_met,
-               round(sum(abandoned_without) / sum(sessions_without), 3) AS left_if_not,
-               round(left_if_met / left_if_not, 2) AS lift_x
-        FROM obstacle_impact_daily WHERE site_id = 'demo'
-        GROUP BY step, kind HAVING met_it >= 20 ORDER BY lift_x DESC"""),
-    ("Cart abandonment rate per day (Baymard's long-run figure: ~70%)", """
-        SELECT day, sessions_reached AS carts, sessions_purchased AS bought,
-               round(1 - bought / carts, 3) AS cart_abandonment
-        FROM chain_daily WHERE site_id = 'demo' AND step = 'cart' AND device = 'all' AND visitor = 'all'
-        ORDER BY day"""),
-    ("Fast-Track-In-Stock rate per day", """
-        SELECT day, detail_views, fast_track_views, round(rate, 3) AS rate
-        FROM fast_track_daily WHERE site_id = 'demo' ORDER BY day"""),
+    ("Checkout abandonment per step (all days, all devices)", "checkout",
+     "step, reached, continued, abandoned, round(abandonment_rate, 3) AS abandonment_rate, "
+     "round(median_ms_before_abandon / 1000) AS median_s_before_leaving", ""),
+    ("Step timing: time to the next step over the week (seconds, exact quantiles of the transitions)", "timing",
+     "step, next_step, transitions, round(p50_ms / 1000) AS p50_s, round(p90_ms / 1000) AS p90_s",
+     "WHERE transitions >= 20 LIMIT 10"),
+    ("Obstacle impact: abandonment of sessions that met the obstacle vs not", "obstacles",
+     "step, kind, sessions_with, round(rate_with, 3) AS rate_with, round(rate_without, 3) AS rate_without, "
+     "round(lift, 2) AS lift", "WHERE sessions_with >= 20"),
+    ("Cart abandonment rate per day (Baymard's long-run figure: ~70%)", "cart_by_day",
+     "day, carts, bought, round(cart_abandonment, 3) AS cart_abandonment", ""),
+    ("Fast-Track-In-Stock rate per day", "fast_track_by_day",
+     "day, detail_views, fast_track_views, round(rate, 3) AS rate", ""),
 ]
 
 
 def _print_report(config: Path) -> None:
     print("\n" + _cli(config, "rollup"))
-    for title, query in REPORT:
-        print(f"\n{title}\n" + _cli(config, "sql", " ".join(query.split())))
+    settings = load(str(config))
+    site = settings.sites[0]
+    today = dt.date.today()
+    params = parameters(site, start=today - dt.timedelta(days=DAYS + 1), end=today)
+    for title, name, columns, tail in REPORT:
+        query = f"SELECT {columns} FROM ({QUERIES[name]}) {tail}"
+        out = run_query(settings, " ".join(query.split()), fmt="PrettyCompactMonoBlock", parameters=params)
+        print(f"\n{title}\n" + out.decode().rstrip())
     print("\nEarly warnings\n" + _cli(config, "alerts"))
     print("\nRejected events: " + _cli(config, "sql", "SELECT count() FROM events_rejected", "--format", "TSV"))
 

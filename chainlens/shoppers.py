@@ -68,87 +68,11 @@ class ShopperModel:
             return self._bot_session(start_ms)
         returning = rng.random() < 0.35
         sid, aid = uuid.UUID(int=rng.getrandbits(128)).hex, uuid.UUID(int=rng.getrandbits(128)).hex
-        base = {"sid": sid, "aid": aid, "sn": rng.randint(2, 9) if returning else 1}
-        events: list[dict[str, Any]] = []
-        clock = [start_ms]
-
-        def emit(kind: str, step: str, name: str = "", **props: Any) -> None:
-            ev: dict[str, Any] = {"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": kind,
-                                  "ts": clock[0], "step": step, **base}
-            if kind == "page":
-                ev["url"] = self.origin + PAGES[step].format(sku=rng.randint(100, 160))
-            if name:
-                ev["name"] = name
-            if props:
-                ev["props"] = props
-            events.append(ev)
-
-        def dwell(step: str, factor: float = 1.0) -> None:
-            clock[0] += int(1000 * DWELL_S[step] * factor * rng.lognormvariate(0, 0.6))
-
-        def enter(step: str) -> None:
-            emit("page", step)
-
-        def leave_unless(p: float, step: str, factor: float = 1.0) -> bool:
-            entered = clock[0]
-            dwell(step, factor)
-            stays = rng.random() < p
-            if rng.random() < (0.015 if stays else 0.05):
-                emit("obstacle", step, "rage_click")
-            # As the snippet does when a step is left: its visible time.
-            emit("track", step, "step_time", active_ms=clock[0] - entered)
-            return not stays
-
-        enter("discover")
-        if rng.random() < 0.8:
-            if leave_unless(0.72, "discover"):
-                return Session(USER_AGENTS[device], events)
-            enter("search")
-            if leave_unless(0.8, "search"):
-                return Session(USER_AGENTS[device], events)
-        elif leave_unless(0.85, "discover"):
-            return Session(USER_AGENTS[device], events)
-        in_stock = rng.random() > 0.1
-        ship_days = rng.choice((1, 2, 2, 3, 5))
-        enter("select")
-        emit("step", "select", in_stock=in_stock, ship_days=ship_days if in_stock else 14)
-        if not in_stock:
-            emit("obstacle", "select", "out_of_stock")
-        p_cart = (0.5 if ship_days <= 2 else 0.4) if in_stock else 0.1
-        if leave_unless(p_cart, "select"):
-            return Session(USER_AGENTS[device], events)
-        enter("cart")
-        if leave_unless(0.72, "cart"):
-            return Session(USER_AGENTS[device], events)
-        enter("checkout.info")
-        forced_account = rng.random() < 0.35
-        if forced_account:
-            emit("obstacle", "checkout.info", "account_required")
-        if leave_unless(0.55 if forced_account else 0.85, "checkout.info", 1.6 if forced_account else 1):
-            return Session(USER_AGENTS[device], events)
-        enter("checkout.shipping")
-        cost = rng.choice((0.0, 4.9, 6.9)) if not shipping_jump else rng.choice((9.9, 12.9, 14.9))
-        if cost:
-            emit("obstacle", "checkout.shipping", "shipping_cost_shown", amount=cost)
-        p_ship = 0.88 if not cost else (0.72 if cost < 8 else 0.45)
-        if leave_unless(p_ship, "checkout.shipping", 1.3 if cost else 1):
-            return Session(USER_AGENTS[device], events)
-        enter("checkout.payment")
-        if device == "mobile" and rng.random() < 0.03:
-            emit("obstacle", "checkout.payment", "js_error", message="Cannot read properties of undefined")
-        declined = rng.random() < 0.12
-        if declined:
-            emit("obstacle", "checkout.payment", "payment_declined")
-        if leave_unless(0.45 if declined else 0.88, "checkout.payment", 1.5 if declined else 1):
-            return Session(USER_AGENTS[device], events)
-        if rng.random() < 0.5:
-            enter("checkout.review")
-            if leave_unless(0.93, "checkout.review"):
-                return Session(USER_AGENTS[device], events)
-        value = round(rng.uniform(15, 180), 2)
-        emit("step", "purchase", value=value, currency="EUR", order_id=f"o-{sid[:10]}")
-        events[-1].update(value=value, currency="EUR", order_id=f"o-{sid[:10]}")
-        return Session(USER_AGENTS[device], events)
+        walk = Walk(rng, self.origin, start_ms, {"sid": sid, "aid": aid, "sn": rng.randint(2, 9) if returning else 1})
+        stages = (walk.browse, walk.select, walk.cart, walk.details, lambda: walk.shipping(jump=shipping_jump),
+                  lambda: walk.payment(device), walk.purchase)
+        all(stage() for stage in stages)  # each stage says whether the shopper goes on
+        return Session(USER_AGENTS[device], walk.events)
 
     def _bot_session(self, start_ms: int) -> Session:
         sid = uuid.UUID(int=self.rng.getrandbits(128)).hex
@@ -157,3 +81,96 @@ class ShopperModel:
                    "url": self.origin + PAGES[step].format(sku=100 + i)}
                   for i, step in enumerate(("discover", "select", "cart"))]
         return Session(BOT_UA, events)
+
+
+class Walk:
+    """One shopper's way along the chain as it is generated: a clock and the events so far.
+
+    Each stage returns True when the shopper goes on to the next one.
+    """
+
+    def __init__(self, rng: random.Random, origin: str, start_ms: int, base: dict[str, Any]) -> None:
+        self.rng, self.origin, self.clock, self.base = rng, origin, start_ms, base
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, kind: str, step: str, name: str = "", **props: Any) -> None:
+        ev: dict[str, Any] = {"id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), "type": kind,
+                              "ts": self.clock, "step": step, **self.base}
+        if kind == "page":
+            ev["url"] = self.origin + PAGES[step].format(sku=self.rng.randint(100, 160))
+        if name:
+            ev["name"] = name
+        if props:
+            ev["props"] = props
+        self.events.append(ev)
+
+    def enter(self, step: str) -> None:
+        self.emit("page", step)
+
+    def stays(self, p: float, step: str, factor: float = 1.0) -> bool:
+        """Spend time on `step`, then go on with probability `p`."""
+        entered = self.clock
+        self.clock += int(1000 * DWELL_S[step] * factor * self.rng.lognormvariate(0, 0.6))
+        stays = self.rng.random() < p
+        if self.rng.random() < (0.015 if stays else 0.05):
+            self.emit("obstacle", step, "rage_click")
+        # As the snippet does when a step is left: its visible time.
+        self.emit("track", step, "step_time", active_ms=self.clock - entered)
+        return stays
+
+    def browse(self) -> bool:
+        self.enter("discover")
+        if self.rng.random() < 0.8:
+            if not self.stays(0.72, "discover"):
+                return False
+            self.enter("search")
+            return self.stays(0.8, "search")
+        return self.stays(0.85, "discover")
+
+    def select(self) -> bool:
+        in_stock = self.rng.random() > 0.1
+        ship_days = self.rng.choice((1, 2, 2, 3, 5))
+        self.enter("select")
+        self.emit("step", "select", in_stock=in_stock, ship_days=ship_days if in_stock else 14)
+        if not in_stock:
+            self.emit("obstacle", "select", "out_of_stock")
+        return self.stays((0.5 if ship_days <= 2 else 0.4) if in_stock else 0.1, "select")
+
+    def cart(self) -> bool:
+        self.enter("cart")
+        return self.stays(0.72, "cart")
+
+    def details(self) -> bool:
+        self.enter("checkout.info")
+        forced_account = self.rng.random() < 0.35
+        if forced_account:
+            self.emit("obstacle", "checkout.info", "account_required")
+        return self.stays(0.55 if forced_account else 0.85, "checkout.info", 1.6 if forced_account else 1)
+
+    def shipping(self, *, jump: bool) -> bool:
+        self.enter("checkout.shipping")
+        cost = self.rng.choice((0.0, 4.9, 6.9)) if not jump else self.rng.choice((9.9, 12.9, 14.9))
+        if cost:
+            self.emit("obstacle", "checkout.shipping", "shipping_cost_shown", amount=cost)
+        p_ship = 0.88 if not cost else (0.72 if cost < 8 else 0.45)
+        return self.stays(p_ship, "checkout.shipping", 1.3 if cost else 1)
+
+    def payment(self, device: str) -> bool:
+        self.enter("checkout.payment")
+        if device == "mobile" and self.rng.random() < 0.03:
+            self.emit("obstacle", "checkout.payment", "js_error", message="Cannot read properties of undefined")
+        declined = self.rng.random() < 0.12
+        if declined:
+            self.emit("obstacle", "checkout.payment", "payment_declined")
+        return self.stays(0.45 if declined else 0.88, "checkout.payment", 1.5 if declined else 1)
+
+    def purchase(self) -> bool:
+        if self.rng.random() < 0.5:
+            self.enter("checkout.review")
+            if not self.stays(0.93, "checkout.review"):
+                return False
+        value = round(self.rng.uniform(15, 180), 2)
+        order_id = f"o-{self.base['sid'][:10]}"
+        self.emit("step", "purchase", value=value, currency="EUR", order_id=order_id)
+        self.events[-1].update(value=value, currency="EUR", order_id=order_id)
+        return True

@@ -18,7 +18,7 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from chainlens.settings import Site
+from chainlens.core.settings import Site
 from sdk_js.render import snippet_tag
 
 PRODUCTS = {sku: (name, price) for sku, name, price in [
@@ -27,6 +27,7 @@ PRODUCTS = {sku: (name, price) for sku, name, price in [
 ]}
 OUT_OF_STOCK = {113}
 SHIPPING = 6.90
+TAG = web.AppKey("snippet_tag", Markup)
 
 
 @functools.cache
@@ -35,105 +36,116 @@ def _template() -> jinja2.Template:
     return env.get_template("store.html")
 
 
+def page(request: web.Request, title: str, content: str, *, head: str = "", body_step: str = "") -> web.Response:
+    html = _template().render(title=title, content=Markup(content), head=Markup(head), snippet=request.app[TAG],
+                              body_step=body_step)
+    return web.Response(text=html, content_type="text/html")
+
+
+async def index(request: web.Request) -> web.Response:
+    cards = "".join(f'<div class="card"><a href="/product/{sku}">{name}</a><br>€{price:.2f}</div>'
+                    for sku, (name, price) in PRODUCTS.items())
+    return page(request, "New this season", f'<div class="grid">{cards}</div>')
+
+
+async def search(request: web.Request) -> web.Response:
+    q = request.query.get("q", "").lower()
+    hits = [(sku, n) for sku, (n, _) in PRODUCTS.items() if q in n.lower()] or list(
+        (sku, n) for sku, (n, _) in PRODUCTS.items())
+    items = "".join(f'<li><a href="/product/{sku}">{name}</a></li>' for sku, name in hits)
+    return page(request, "Search results", f"<ul>{items}</ul>",
+                head="<script>window.dataLayer=window.dataLayer||[];"
+                     "dataLayer.push({event:'view_search_results'});</script>")
+
+
+async def product(request: web.Request) -> web.Response:
+    sku = int(request.match_info["sku"])
+    if sku not in PRODUCTS:
+        raise web.HTTPNotFound()
+    name, price = PRODUCTS[sku]
+    in_stock = sku not in OUT_OF_STOCK
+    ship_days = 2 if sku % 2 else 4
+    api = (f"chainlens('step','select',{{in_stock:{str(in_stock).lower()},ship_days:{ship_days}}});"
+           + ("" if in_stock else f"chainlens('obstacle','out_of_stock',{{sku:'{sku}'}});"))
+    buy = (f'<a class="button" href="/cart?sku={sku}">Add to cart</a>' if in_stock
+           else '<p class="bad">Sorry, out of stock.</p>')
+    delivery = f"ships in {ship_days} days" if in_stock else ""
+    return page(request, name, f"<p>€{price:.2f} · {delivery}</p>{buy}"
+                      f"<script>{api}</script>",
+                head="<script>window.dataLayer=window.dataLayer||[];dataLayer.push({event:'view_item',"
+                     f"ecommerce:{{currency:'EUR',value:{price},items:[{{item_id:'{sku}'}}]}}}});</script>")
+
+
+async def cart(request: web.Request) -> web.Response:
+    sku = int(request.query.get("sku", "101"))
+    name, price = PRODUCTS.get(sku, PRODUCTS[101])
+    return page(request, "Your cart", f"<p>{name}: €{price:.2f}</p>"
+                f'<a class="button" data-chain-step="checkout.info" href="/checkout/info?sku={sku}">Checkout</a>',
+                body_step="cart")
+
+
+async def info(request: web.Request) -> web.Response:
+    sku = request.query.get("sku", "101")
+    return page(request, "Checkout: your details",
+                '<p class="note">Please create an account to continue.</p>'
+                # A form that carries a password posts it, never puts it in the URL.
+                f'<form method="post" action="/checkout/shipping?sku={sku}">'
+                '<label>E-mail <input name="email" type="email" required></label>'
+                '<label>Password <input name="password" type="password" required minlength="8"></label>'
+                "<button>Continue</button></form>"
+                "<script>chainlens('obstacle','account_required');</script>")
+
+
+async def shipping(request: web.Request) -> web.Response:
+    sku = request.query.get("sku", "101")
+    return page(request, "Checkout: shipping",
+                f'<p class="note">Standard delivery: €{SHIPPING:.2f}</p>'
+                f'<a class="button" href="/checkout/payment?sku={sku}">Continue to payment</a>'
+                f"<script>chainlens('obstacle','shipping_cost_shown',{{amount:{SHIPPING}}});"
+                "window.dataLayer=window.dataLayer||[];"
+                "dataLayer.push({event:'add_shipping_info',ecommerce:{shipping_tier:'standard'}});</script>")
+
+
+async def payment(request: web.Request) -> web.Response:
+    sku = request.query.get("sku", "101")
+    card = str((await request.post()).get("card", "")).replace(" ", "")
+    if card and not card.endswith("0002"):
+        raise web.HTTPFound(f"/checkout/review?sku={sku}")
+    declined = bool(card)
+    note = ('<p class="bad">Your card was declined.</p>'
+            "<script>chainlens('obstacle','payment_declined');</script>") if declined else ""
+    return page(request, "Checkout: payment",
+                note + f'<form method="post" action="/checkout/payment?sku={sku}">'
+                '<label>Card number <input name="card" required placeholder="4242 4242 4242 4242"></label>'
+                "<p>(a card ending in 0002 is declined)</p><button>Pay</button></form>"
+                "<script>window.dataLayer=window.dataLayer||[];"
+                "dataLayer.push({event:'add_payment_info',ecommerce:{payment_type:'card'}});</script>")
+
+
+async def review(request: web.Request) -> web.Response:
+    sku = request.query.get("sku", "101")
+    return page(request, "Checkout: review", f'<a class="button" href="/checkout/done?sku={sku}">Place order</a>')
+
+
+async def done(request: web.Request) -> web.Response:
+    sku = int(request.query.get("sku", "101"))
+    _, price = PRODUCTS.get(sku, PRODUCTS[101])
+    total = price + SHIPPING
+    return page(request, "Thank you!", "<p>Your order is on its way.</p><script>"
+                f"chainlens('step','purchase',{{value:{total:.2f},currency:'EUR',order_id:'demo-'+Date.now()}});"
+                "</script>")
+
+
 def create_store_app(site: Site, *, public_url: str) -> web.Application:
-    tag = Markup(snippet_tag(site, public_url=public_url))
-
-    def page(title: str, content: str, *, head: str = "", body_step: str = "") -> web.Response:
-        html = _template().render(title=title, content=Markup(content), head=Markup(head), snippet=tag,
-                                  body_step=body_step)
-        return web.Response(text=html, content_type="text/html")
-
-    async def index(request: web.Request) -> web.Response:
-        cards = "".join(f'<div class="card"><a href="/product/{sku}">{name}</a><br>€{price:.2f}</div>'
-                        for sku, (name, price) in PRODUCTS.items())
-        return page("New this season", f'<div class="grid">{cards}</div>')
-
-    async def search(request: web.Request) -> web.Response:
-        q = request.query.get("q", "").lower()
-        hits = [(sku, n) for sku, (n, _) in PRODUCTS.items() if q in n.lower()] or list(
-            (sku, n) for sku, (n, _) in PRODUCTS.items())
-        items = "".join(f'<li><a href="/product/{sku}">{name}</a></li>' for sku, name in hits)
-        return page("Search results", f"<ul>{items}</ul>",
-                    head="<script>window.dataLayer=window.dataLayer||[];"
-                         "dataLayer.push({event:'view_search_results'});</script>")
-
-    async def product(request: web.Request) -> web.Response:
-        sku = int(request.match_info["sku"])
-        if sku not in PRODUCTS:
-            raise web.HTTPNotFound()
-        name, price = PRODUCTS[sku]
-        in_stock = sku not in OUT_OF_STOCK
-        ship_days = 2 if sku % 2 else 4
-        api = (f"chainlens('step','select',{{in_stock:{str(in_stock).lower()},ship_days:{ship_days}}});"
-               + ("" if in_stock else f"chainlens('obstacle','out_of_stock',{{sku:'{sku}'}});"))
-        buy = (f'<a class="button" href="/cart?sku={sku}">Add to cart</a>' if in_stock
-               else '<p class="bad">Sorry, out of stock.</p>')
-        delivery = f"ships in {ship_days} days" if in_stock else ""
-        return page(name, f"<p>€{price:.2f} · {delivery}</p>{buy}"
-                          f"<script>{api}</script>",
-                    head="<script>window.dataLayer=window.dataLayer||[];dataLayer.push({event:'view_item',"
-                         f"ecommerce:{{currency:'EUR',value:{price},items:[{{item_id:'{sku}'}}]}}}});</script>")
-
-    async def cart(request: web.Request) -> web.Response:
-        sku = int(request.query.get("sku", "101"))
-        name, price = PRODUCTS.get(sku, PRODUCTS[101])
-        return page("Your cart", f"<p>{name}: €{price:.2f}</p>"
-                    f'<a class="button" data-chain-step="checkout.info" href="/checkout/info?sku={sku}">Checkout</a>',
-                    body_step="cart")
-
-    async def info(request: web.Request) -> web.Response:
-        sku = request.query.get("sku", "101")
-        return page("Checkout: your details",
-                    '<p class="note">Please create an account to continue.</p>'
-                    f'<form action="/checkout/shipping"><input type="hidden" name="sku" value="{sku}">'
-                    '<label>E-mail <input name="email" type="email" required></label>'
-                    '<label>Password <input name="password" type="password" required minlength="8"></label>'
-                    "<button>Continue</button></form>"
-                    "<script>chainlens('obstacle','account_required');</script>")
-
-    async def shipping(request: web.Request) -> web.Response:
-        sku = request.query.get("sku", "101")
-        return page("Checkout: shipping",
-                    f'<p class="note">Standard delivery: €{SHIPPING:.2f}</p>'
-                    f'<a class="button" href="/checkout/payment?sku={sku}">Continue to payment</a>'
-                    f"<script>chainlens('obstacle','shipping_cost_shown',{{amount:{SHIPPING}}});"
-                    "dataLayer.push({event:'add_shipping_info'});</script>")
-
-    async def payment(request: web.Request) -> web.Response:
-        sku = request.query.get("sku", "101")
-        card = request.query.get("card", "").replace(" ", "")
-        if card and not card.endswith("0002"):
-            raise web.HTTPFound(f"/checkout/review?sku={sku}")
-        declined = bool(card)
-        note = ('<p class="bad">Your card was declined.</p>'
-                "<script>chainlens('obstacle','payment_declined');</script>") if declined else ""
-        return page("Checkout: payment",
-                    note + '<form action="/checkout/payment">'
-                    f'<input type="hidden" name="sku" value="{sku}">'
-                    '<label>Card number <input name="card" required placeholder="4242 4242 4242 4242"></label>'
-                    "<p>(a card ending in 0002 is declined)</p><button>Pay</button></form>"
-                    "<script>dataLayer.push({event:'add_payment_info'});</script>")
-
-    async def review(request: web.Request) -> web.Response:
-        sku = request.query.get("sku", "101")
-        return page("Checkout: review", f'<a class="button" href="/checkout/done?sku={sku}">Place order</a>')
-
-    async def done(request: web.Request) -> web.Response:
-        sku = int(request.query.get("sku", "101"))
-        _, price = PRODUCTS.get(sku, PRODUCTS[101])
-        total = price + SHIPPING
-        return page("Thank you!", "<p>Your order is on its way.</p><script>"
-                    f"chainlens('step','purchase',{{value:{total:.2f},currency:'EUR',order_id:'demo-'+Date.now()}});"
-                    "</script>")
-
     app = web.Application()
+    app[TAG] = Markup(snippet_tag(site, public_url=public_url))
     app.router.add_get("/", index)
     app.router.add_get("/search", search)
     app.router.add_get("/product/{sku:\\d+}", product)
     app.router.add_get("/cart", cart)
     app.router.add_get("/checkout/info", info)
-    app.router.add_get("/checkout/shipping", shipping)
-    app.router.add_get("/checkout/payment", payment)
+    app.router.add_route("*", "/checkout/shipping", shipping)
+    app.router.add_route("*", "/checkout/payment", payment)
     app.router.add_get("/checkout/review", review)
     app.router.add_get("/checkout/done", done)
     return app

@@ -1,9 +1,9 @@
 """The collector's aiohttp application factory.
 
-`create_app(settings, writer="w0", runner=…)` with a `StoreRunner` runs the store
-side in the same process (tests, a single-process collector); `chainlens serve`
-runs accept workers without one, each pointing at the store process's admin API
-through `store_link`.
+`create_app(settings, writer=…, store=…)`: the accept side (beacons, snippet,
+health, metrics, dashboard). What it needs of the store side comes in as a
+`StoreView` (collector/storeview.py); `setup` lets the wiring attach the store
+side to the same application first, so its cleanup runs last.
 """
 
 from __future__ import annotations
@@ -16,33 +16,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 
-from chainlens import metrics
-from chainlens.settings import Settings
+from chainlens.core import metrics
+from chainlens.core.settings import Settings
 from collector import beacon
 from collector.cors import allowed_origins, cors_headers, preflight
 from collector.dashboard import dashboard
-from collector.keys import (
-    DRAINING,
-    LIMITER,
-    LINK,
-    ORIGINS,
-    SETTINGS,
-    SPOOL,
-    STATUS_CACHE,
-    VISITORS,
-    StoreLink,
-)
+from collector.keys import DRAINING, LIMITER, ORIGINS, SETTINGS, SPOOL, STORE, VISITORS
 from collector.ratelimit import RateLimiter
 from collector.spool import SpoolWriter
+from collector.storeview import NoStore, StoreView
 from collector.visitor import VisitorKeys
-from ingestion import admin
-from ingestion.keys import RUNNER
-from ingestion.runner import StoreRunner
-from ingestion.service import attach_store
 from sdk_js.render import render as render_snippet
 
 log = logging.getLogger(__name__)
@@ -53,7 +39,8 @@ SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
 
 
 def create_app(
-    settings: Settings, *, writer: str = "w0", runner: StoreRunner | None = None, store_link: StoreLink | None = None,
+    settings: Settings, *, writer: str = "w0", store: StoreView | None = None,
+    setup: Callable[[web.Application], None] | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[request_context],
@@ -64,12 +51,10 @@ def create_app(
     app[DRAINING] = [False]
     app[ORIGINS] = allowed_origins(settings)
     app[VISITORS] = VisitorKeys(Path(settings.collector.spool_dir))
-    app[STATUS_CACHE] = []
-    if store_link is not None:
-        app[LINK] = store_link
-    if runner is not None:
-        # Registered first so its cleanup runs last: the spool is closed, then drained into the store.
-        attach_store(app, settings, runner)
+    app[STORE] = store or NoStore()
+    if setup is not None:
+        # Run first so what it registers is cleaned up last: the spool is closed, then drained.
+        setup(app)
     app.cleanup_ctx.append(_spool_ctx(writer))
     app.on_shutdown.append(_mark_draining)
     app.router.add_post("/e", _beacon("e"))
@@ -163,23 +148,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def store_status(app: web.Application) -> dict:
-    if RUNNER in app:
-        return admin.status_of(app)
-    link = app.get(LINK)
-    if link is None:
-        return {"store_ok": False, "last_error": "no store process"}
-    cached = app[STATUS_CACHE]
-    if cached and time.monotonic() - cached[0] < 1.0:
-        return dict(cached[1])
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-            async with session.get(link.url + "/admin/status",
-                                   headers={"Authorization": f"Bearer {link.token}"}) as resp:
-                state = await resp.json()
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        state = {"store_ok": False, "last_error": f"store process unreachable: {exc}"}
-    app[STATUS_CACHE][:] = [time.monotonic(), state]
-    return state
+    return await app[STORE].status()
 
 
 # Unique per process and start, cheap on the hot path (no random bytes needed).

@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import time
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -19,13 +20,13 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from chainlens import metrics, wire
-from chainlens.contract import EVENT_COLUMNS, BeaconError, build_rows, parse_envelope, rejected_row
-from chainlens.settings import Settings, Site
+from chainlens.core import contract, metrics
+from chainlens.core.contract import EVENT_COLUMNS, BeaconError, Client, Intake, rejected_row
+from chainlens.core.settings import Settings, Site
+from chainlens.core.spoolfile import EVENTS, REJECTED, encode_rows
 from collector.enrich import client_from_ua
 from collector.spool import SpoolFull, SpoolWriter
 from collector.visitor import VisitorKeys
-from ingestion.spoolfile import EVENTS, REJECTED, encode_rows
 
 JSON_TYPES = ("text/plain", "application/json", "")
 SESSION, ANON = EVENT_COLUMNS.index("session_id"), EVENT_COLUMNS.index("anon_id")
@@ -87,10 +88,54 @@ def check_secret(request: web.Request, site: Site) -> None:
         raise BeaconError(401, "Authorization: a valid 'Bearer <site secret>' is required for /s2s")
 
 
+@dataclass
+class Parsed:
+    """A readable request: its site, client clock, and events (typed when the fast decode took them)."""
+
+    site_id: str
+    sent_at: int | None
+    events: list[Any]
+    typed: bool
+    body: bytes = b""
+
+
+def parse(body: bytes, *, max_events: int) -> Parsed:
+    """The envelope, typed in C when the whole body is as declared, else parsed leniently (BeaconError)."""
+    envelope = contract.decode(body)
+    if envelope is not None and len(envelope.events) <= max_events:
+        sent_at = None if envelope.sent_at is None else int(envelope.sent_at)
+        return Parsed(envelope.site, sent_at, envelope.events, typed=True, body=body)
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BeaconError(400, f"body is not valid JSON: {exc.msg} at byte {exc.pos}") from None
+    return Parsed(*contract.parse_envelope(parsed, max_events=max_events), typed=False)
+
+
+def check_sender(request: web.Request, site: Site, source: str) -> None:
+    if source == "s2s":
+        check_secret(request, site)
+    else:
+        check_origin(request, site)
+
+
+def intake(parsed: Parsed, *, site: Site, client: Client, received_ms: int, source: str) -> Intake:
+    """Rows from the fast path when every event passes, else from the per-event reader that names problems."""
+    if parsed.typed:
+        rows = contract.fast_rows(parsed.events, site=site, client=client, received_ms=received_ms,
+                                  sent_at=parsed.sent_at)
+        if rows is not None:
+            return Intake(rows=rows)
+        parsed.events = orjson.loads(parsed.body)["events"]  # as received, for the reasons and the kept payloads
+    return contract.build_rows(parsed.events, site=site, client=client, received_ms=received_ms,
+                               sent_at=parsed.sent_at, source=source)
+
+
 async def accept(
     request: web.Request, *, settings: Settings, spool: SpoolWriter, source: str, address: str = "",
     visitors: VisitorKeys | None = None,
 ) -> web.Response:
+    """Read, check, validate, spool, answer: 202 once every accepted event is on disk."""
     received_ms = int(time.time() * 1000)
     cfg = settings.collector
     body = b""
@@ -98,53 +143,44 @@ async def accept(
     try:
         body = await read_body(request, max_body=cfg.max_body_bytes, max_decompressed=cfg.max_decompressed_bytes,
                                timeout_s=cfg.idle_timeout_s)
-        envelope = wire.decode(body)  # typed and checked in C when the whole body is valid
-        if envelope is not None and len(envelope.events) <= cfg.max_events:
-            site_id, events = envelope.site, envelope.events
-            sent_at = None if envelope.sent_at is None else int(envelope.sent_at)
-        else:
-            envelope = None
-            site_id, sent_at, events = _slow_envelope(body, cfg.max_events)
-        site_hint = site_id
-        site = settings.site(site_id)
+        parsed = parse(body, max_events=cfg.max_events)
+        site_hint = parsed.site_id
+        site = settings.site(parsed.site_id)
         if site is None:
-            raise BeaconError(404, f"unknown site {site_id[:64]!r}")
-        if source == "s2s":
-            check_secret(request, site)
-        else:
-            check_origin(request, site)
+            raise BeaconError(404, f"unknown site {parsed.site_id[:64]!r}")
+        check_sender(request, site, source)
     except BeaconError as exc:
         metrics.REJECTED.labels(f"request_{exc.status}").inc()
         await _keep_rejected_request(spool, exc, received_ms=received_ms, site=site_hint or _site_of(body),
                                      source=source, body=body)
         return error_response(exc.status, exc.message)
-    client = client_from_ua(request.headers.get("User-Agent", ""))
-    fast = None if envelope is None else wire.rows(events, site=site, client=client, received_ms=received_ms,
-                                                    sent_at=sent_at)
-    rejected: list[list[Any]] = []
-    errors: list[dict[str, Any]] = []
-    if fast is not None:
-        rows = fast
-    else:  # some event needs a precise reason: the per-event validator names it
-        if envelope is not None:
-            events = orjson.loads(body)["events"]
-        rows, rejected, errors = build_rows(events, site=site, client=client, received_ms=received_ms,
-                                            sent_at=sent_at, source=source)
-    if site.cookieless and visitors is not None and rows and source == "e":
+    user_agent = request.headers.get("User-Agent", "")
+    result = intake(parsed, site=site, client=client_from_ua(user_agent), received_ms=received_ms, source=source)
+    if site.cookieless and visitors is not None and result.rows and source == "e":
         # The snippet stored nothing: one visitor key per day stands in for its identifiers.
-        key = visitors.key(site=site.id, address=address, user_agent=request.headers.get("User-Agent", ""))
-        for row in rows:
+        key = visitors.key(site=site.id, address=address, user_agent=user_agent)
+        for row in result.rows:
             row[SESSION] = row[ANON] = key
     try:
-        await spool.append(encode_rows(EVENTS, received_ms, rows) + encode_rows(REJECTED, received_ms, rejected))
+        await spool.append(encode_rows(EVENTS, received_ms, result.rows)
+                           + encode_rows(REJECTED, received_ms, result.rejected))
     except SpoolFull as exc:
         metrics.SPOOL_FULL.inc()
         return overloaded(str(exc))
-    if rows:
-        metrics.accepted_counter(site.id).inc(len(rows))
-    for err in errors:  # the field, without props' own keys: a bounded label set
+    return answer(site.id, result)
+
+
+def answer(site_id: str, result: Intake) -> web.Response:
+    if result.rows:
+        metrics.accepted_counter(site_id).inc(len(result.rows))
+    for err in result.errors + result.dropped:  # the field, without props' own keys: a bounded label set
         metrics.REJECTED.labels(err["error"].split(":", 1)[0].split(".", 1)[0]).inc()
-    return _json({"accepted": len(rows), "rejected": len(rejected), "errors": errors}, status=202)
+    if not result.errors and not result.dropped:
+        return _json({"accepted": len(result.rows), "rejected": 0, "errors": []}, status=202)
+    body: dict[str, Any] = {"accepted": len(result.rows), "rejected": len(result.errors), "errors": result.errors}
+    if result.dropped:
+        body["dropped"] = result.dropped
+    return _json(body, status=202)
 
 
 def _site_of(body: bytes) -> Any:
@@ -154,14 +190,6 @@ def _site_of(body: bytes) -> Any:
     except orjson.JSONDecodeError:
         return ""
     return parsed.get("site", "") if isinstance(parsed, dict) else ""
-
-
-def _slow_envelope(body: bytes, max_events: int) -> tuple[str, int | None, list[Any]]:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BeaconError(400, f"body is not valid JSON: {exc.msg} at byte {exc.pos}") from None
-    return parse_envelope(parsed, max_events=max_events)
 
 
 async def _keep_rejected_request(

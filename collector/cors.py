@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from chainlens.settings import Settings
+from chainlens.core.settings import Settings
 from collector.keys import ORIGINS
 
 

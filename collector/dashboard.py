@@ -3,7 +3,7 @@
 HTML from a jinja2 template, charts as inline SVG: no CDN, no JavaScript, works
 offline. Loopback clients only, unless `collector.dashboard_token` is set and
 given (`?token=` or `Authorization: Bearer`). The figures come from the store
-side (`ingestion.report`), in process or through the store process's admin API.
+side through the app's `StoreView`.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ import hmac
 import ipaddress
 from typing import Any
 
-import aiohttp
 import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
 
-from chainlens.settings import Settings
-from collector.keys import LINK, SETTINGS
+from chainlens.core.settings import Settings
+from collector.keys import SETTINGS, STORE
 
 BAR_H, GAP, LABEL_W, WIDTH = 22, 6, 260, 760
 
@@ -91,29 +90,15 @@ def allowed(request: web.Request, settings: Settings) -> bool:
         return False
 
 
-async def fetch_report(app: web.Application, query: dict[str, str]) -> dict[str, Any]:
-    from ingestion.admin import report_for
-    from ingestion.keys import RUNNER
-    from ingestion.keys import SETTINGS as STORE_SETTINGS
-    if RUNNER in app:
-        site = app[STORE_SETTINGS].site(query.get("site", "")) or app[STORE_SETTINGS].sites[0]
-        return await app[RUNNER].call(report_for, site, query.get("from"), query.get("to"))
-    link = app[LINK]
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        async with session.get(link.url + "/admin/report", params=query,
-                               headers={"Authorization": f"Bearer {link.token}"}) as resp:
-            data = await resp.json()
-            if resp.status != 200:
-                raise web.HTTPBadRequest(text=data.get("error", "bad request"))
-            return dict(data)
-
-
 async def dashboard(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if not allowed(request, settings):
         raise web.HTTPForbidden(text="The dashboard answers loopback clients, or a valid ?token=.")
     query = {k: v for k, v in request.query.items() if k in ("site", "from", "to") and v}
-    data = await fetch_report(request.app, query)
+    try:
+        data = await request.app[STORE].report(query)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
     html = _env().get_template("dashboard.html").render(
         data=data, charts=charts(data), sites=[s.id for s in settings.sites], token=request.query.get("token", ""))
     return web.Response(text=html, content_type="text/html")

@@ -7,7 +7,7 @@ the loop itself: on a local disk it takes a fraction of a millisecond (0.16 ms
 median on the benchmark machine), about what a hand-off to a thread and back
 costs, and the loop turn it ends is the natural batch. On a disk with slow syncs
 (network block storage) each turn waits for one sync, so batches grow instead.
-The file format is in `ingestion.spoolfile`.
+The file format is in `chainlens.core.spoolfile`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import os
 import time
 from pathlib import Path
 
-from chainlens import metrics
-from ingestion.spoolfile import SUFFIX, fsync_dir, spool_bytes
+from chainlens.core import metrics
+from chainlens.core.spoolfile import SUFFIX, fsync_dir, spool_bytes
 
 
 class SpoolFull(Exception):

@@ -17,10 +17,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from chainlens import metrics
+from chainlens.core import metrics
 from ingestion import schedule
 from ingestion.imports import import_lines
-from ingestion.keys import LOADER, ROLLUP_LOCK, RUNNER, SETTINGS, TOKEN
+from ingestion.keys import SERVICE
+from ingestion.report import days_available, report
 
 READ_ONLY = ("select", "with", "show", "describe", "desc", "explain", "exists")
 
@@ -52,7 +53,7 @@ def authorize(request: web.Request) -> None:
     if not peer or not ipaddress.ip_address(peer[0]).is_loopback:
         raise web.HTTPForbidden(text='{"error": "the admin API answers loopback clients only"}',
                                 content_type="application/json")
-    expected = request.app.get(TOKEN, "")
+    expected = request.app[SERVICE].token
     given = request.headers.get("Authorization", "").removeprefix("Bearer ")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise web.HTTPUnauthorized(text='{"error": "admin token required"}', content_type="application/json")
@@ -64,12 +65,12 @@ def _json(obj: Any, status: int = 200) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     authorize(request)
-    return _json(status_of(request.app))
+    return _json(status_of(request.app[SERVICE]))
 
 
-def status_of(app: web.Application) -> dict[str, Any]:
+def status_of(service: Any) -> dict[str, Any]:
     """The loader's and the store's state, for /readyz and /metrics."""
-    runner, loader = app[RUNNER], app.get(LOADER)
+    runner, loader = service.runner, service.loader
     oldest = loader.oldest_unloaded_ms if loader else None
     age = None if oldest is None else max(0.0, time.time() - oldest / 1000)
     backlog = loader.backlog_bytes() if loader else 0
@@ -98,7 +99,7 @@ async def sql(request: web.Request) -> web.Response:
     if problem:
         return _json({"error": problem}, status=400)
     try:
-        out = await request.app[RUNNER].call(lambda client: client.raw_query(query, parameters=params, fmt=fmt))
+        out = await request.app[SERVICE].runner.call(lambda client: client.raw_query(query, parameters=params, fmt=fmt))
     except Exception as exc:
         return _json({"error": str(exc).strip()}, status=400)
     return web.Response(body=out, content_type="text/plain")
@@ -106,12 +107,12 @@ async def sql(request: web.Request) -> web.Response:
 
 async def import_chunk(request: web.Request) -> web.Response:
     authorize(request)
-    site = request.app[SETTINGS].site(request.query.get("site", ""))
+    site = request.app[SERVICE].settings.site(request.query.get("site", ""))
     if site is None:
         return _json({"error": f"unknown site {request.query.get('site', '')!r}"}, status=404)
     first = int(request.query.get("first_line", "1"))
     lines = (await request.read()).split(b"\n")
-    report = await request.app[RUNNER].call(import_lines, lines, site=site, first_line=first)
+    report = await request.app[SERVICE].runner.call(import_lines, lines, site=site, first_line=first)
     return _json(report)
 
 
@@ -122,7 +123,8 @@ async def run_rollup(request: web.Request) -> web.Response:
         since, until = (dt.date.fromisoformat(body[k]) if body.get(k) else None for k in ("since", "until"))
     except ValueError as exc:
         return _json({"error": f"not a date (YYYY-MM-DD): {exc}"}, status=400)
-    summary = await schedule.run_pass(request.app[SETTINGS], request.app[RUNNER], lock=request.app[ROLLUP_LOCK],
+    service = request.app[SERVICE]
+    summary = await schedule.run_pass(service.settings, service.runner, lock=service.rollup_lock,
                                       since=since, until=until)
     return _json(summary)
 
@@ -130,19 +132,14 @@ async def run_rollup(request: web.Request) -> web.Response:
 async def report_data(request: web.Request) -> web.Response:
     """The dashboard's figures: ?site=ID&from=YYYY-MM-DD&to=YYYY-MM-DD (default: the last 7 rolled-up days)."""
     authorize(request)
-    settings = request.app[SETTINGS]
-    site = settings.site(request.query.get("site", "")) or (settings.sites[0] if settings.sites else None)
-    if site is None:
-        return _json({"error": "no site configured"}, status=404)
     try:
-        data = await request.app[RUNNER].call(report_for, site, request.query.get("from"), request.query.get("to"))
+        data = await request.app[SERVICE].report(request.query)
     except ValueError as exc:
         return _json({"error": str(exc)}, status=400)
     return _json(data)
 
 
 def report_for(client: Any, site: Any, start: str | None, end: str | None) -> dict[str, Any]:
-    from ingestion.report import days_available, report
     first, last = days_available(client, site)
     to = dt.date.fromisoformat(end) if end else (last or dt.date.today())
     frm = dt.date.fromisoformat(start) if start else to - dt.timedelta(days=6)

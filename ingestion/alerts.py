@@ -24,7 +24,8 @@ from typing import Any
 import aiohttp
 from clickhouse_connect.driver.client import Client
 
-from chainlens.settings import Site
+from chainlens.core.settings import Site
+from ingestion.figures import ALL
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,11 @@ def evaluate(client: Client, site: Site, *, now: dt.datetime | None = None) -> l
     rows = client.query("""
         SELECT step, day >= {window_start:Date} AS in_window, sum(reached), sum(abandoned)
         FROM checkout_abandonment_daily
-        WHERE site_id = {site:String} AND device = 'all' AND visitor = 'all'
+        WHERE site_id = {site:String} AND device = {all:String} AND visitor = {all:String}
           AND day BETWEEN {baseline_start:Date} AND {latest:Date}
         GROUP BY step, in_window""",
         parameters={"site": site.id, "window_start": window_start, "baseline_start": baseline_start,
-                    "latest": latest}).result_rows
+                    "latest": latest, "all": ALL}).result_rows
     counts: dict[tuple[str, bool], tuple[int, int]] = {(r[0], bool(r[1])): (int(r[2]), int(r[3])) for r in rows}
     known = {r[0] for r in client.query(
         "SELECT step FROM alerts FINAL WHERE site_id = {site:String} AND window_start = {ws:Date} "

@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from chainlens.contract import Client as Sender
-from chainlens.contract import build_rows, rejected_row
-from chainlens.settings import Site
+from chainlens.core.contract import Client as Sender
+from chainlens.core.contract import build_rows, rejected_row
+from chainlens.core.settings import Site
 from ingestion import store
 
 CHUNK_LINES = 50_000
@@ -42,16 +42,16 @@ def import_lines(client: Client, lines: Iterable[bytes], *, site: Site, first_li
             bad_json.append(rejected_row(received_ms=received_ms, site_id=site.id, source="import",
                                          reason=f"line {number}: {reason}", payload=line))
     # Imported events come from the store's own systems: no user agent, not bots.
-    rows, rejected, event_errors = build_rows(
-        events, site=site, client=Sender(device="desktop"), received_ms=received_ms, sent_at=None,
-        source="import", age_limit=False,
-    )
-    errors.extend({"line": numbers[e["index"]], "error": e["error"]} for e in event_errors)
+    result = build_rows(events, site=site, client=Sender(device="desktop"), received_ms=received_ms, sent_at=None,
+                        source="import", age_limit=False)
+    for kept in (result.errors, result.dropped):
+        errors.extend({"line": numbers[e["index"]], "error": e["error"]} for e in kept)
     errors.sort(key=lambda e: e["line"])
-    for row, err in zip(rejected, event_errors, strict=True):  # name the line in the kept reason
-        row[3] = f"line {numbers[err['index']]}: {row[3]}"
+    for row, index in zip(result.rejected, result.rejected_index, strict=True):  # name the line in the reason
+        row[3] = f"line {numbers[index]}: {row[3]}"
     # The same lines imported twice carry the same token: the second insert is a no-op.
     token = "import-" + digest.hexdigest()[:32]
-    store.insert_events(client, store.rows_json(rows), token=token)
-    store.insert_rejected(client, store.rows_json(bad_json + rejected), token=token + "-r")
-    return {"accepted": len(rows), "rejected": len(bad_json) + len(rejected), "errors": errors}
+    store.insert_events(client, store.rows_json(result.rows), token=token)
+    store.insert_rejected(client, store.rows_json(bad_json + result.rejected), token=token + "-r")
+    return {"accepted": len(result.rows), "rejected": len(bad_json) + len(result.errors), "errors": errors}
+

@@ -1,17 +1,12 @@
-"""Application state keys of the store side (aiohttp `AppKey`s), in one place."""
+"""Application state keys of the store side (aiohttp `AppKey`s)."""
 
 from __future__ import annotations
 
-import asyncio
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from chainlens.settings import Settings
-from ingestion.loader import Loader
-from ingestion.runner import StoreRunner
+if TYPE_CHECKING:  # the service module registers this key; naming its type here only for readers and mypy
+    from ingestion.service import StoreService
 
-RUNNER = web.AppKey("runner", StoreRunner)
-LOADER = web.AppKey("loader", Loader)
-SETTINGS = web.AppKey("settings", Settings)
-TOKEN = web.AppKey("admin_token", str)
-ROLLUP_LOCK = web.AppKey("rollup_lock", asyncio.Lock)
+SERVICE: web.AppKey[StoreService] = web.AppKey("store_service")

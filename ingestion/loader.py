@@ -25,10 +25,10 @@ from typing import Any
 
 import orjson
 
-from chainlens import metrics
+from chainlens.core import metrics
+from chainlens.core.spoolfile import EVENTS, REJECTED, Checkpoint, decode_rows, newest_per_writer, read_frames, segments
 from ingestion import store
 from ingestion.runner import StoreRunner
-from ingestion.spoolfile import EVENTS, REJECTED, Checkpoint, decode_rows, newest_per_writer, read_frames, segments
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 16 << 20

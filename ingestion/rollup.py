@@ -25,7 +25,8 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from chainlens.settings import Settings, Site
+from chainlens.core.settings import Settings, Site
+from ingestion.figures import ALL
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def _rebuild(client: Client, site: Site, days: list[dt.date], *, tz: zoneinfo.Zo
     lo, hi = _midnight(days[0] - dt.timedelta(days=1), tz), _midnight(days[-1] + dt.timedelta(days=2), tz)
     params: dict[str, Any] = {
         "site": site.id, "tz": site.timezone, "chain": list(site.chain), "checkout": list(site.checkout_steps),
-        "days": days, "lo": lo, "hi": hi, "closed_before": closed_before,
+        "days": days, "lo": lo, "hi": hi, "closed_before": closed_before, "all": ALL,
     }
     for table in TABLES:
         client.command(sql(table), parameters=params)

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from chainlens.settings import Settings
+from chainlens.core.settings import Settings
 from ingestion import alerts
 from ingestion.rollup import rollup
 from ingestion.runner import StoreRunner

@@ -15,47 +15,65 @@ import logging
 import os
 import secrets
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiohttp import web
 
-from chainlens.settings import Settings
+from chainlens.core.logs import setup_logging
+from chainlens.core.settings import Settings
+from chainlens.core.spoolfile import atomic_write
 from ingestion import admin, schedule
-from ingestion.keys import LOADER, ROLLUP_LOCK, RUNNER, SETTINGS, TOKEN
+from ingestion.keys import SERVICE
 from ingestion.loader import Loader
 from ingestion.runner import StoreRunner
-from ingestion.spoolfile import atomic_write
 
 log = logging.getLogger(__name__)
 ADMIN_FILE = "admin.json"
 STORE_NICENESS = 10
 
 
-def attach_store(app: web.Application, settings: Settings, runner: StoreRunner) -> None:
-    """Give `app` the store: loader, scheduled rollups and the admin routes."""
-    app[RUNNER] = runner
-    app[SETTINGS] = settings
-    app.cleanup_ctx.append(_store_ctx)
-    admin.add_routes(app)
+class StoreService:
+    """The store side of one process: runner, loader, scheduled rollups, admin routes.
 
+    It also answers the accept side's questions (`status`, `report`: the shape of
+    collector/storeview.py) when both run in one process.
+    """
 
-async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings, runner = app[SETTINGS], app[RUNNER]
-    await runner.start()
-    cfg = settings.collector
-    loader = Loader(Path(cfg.spool_dir), runner, interval=cfg.flush_interval_s)
-    app[LOADER] = loader
-    stopping = asyncio.Event()
-    lock = app[ROLLUP_LOCK] = asyncio.Lock()
-    tasks = [asyncio.create_task(loader.run(stopping), name="loader"),
-             asyncio.create_task(schedule.scheduled(settings, runner, lock, stopping), name="rollups")]
-    yield
-    # Cleanup runs after the accept side has closed its spool: drain it into the store.
-    stopping.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await runner.close()
+    def __init__(self, settings: Settings, runner: StoreRunner, *, token: str = "") -> None:
+        self.settings, self.runner, self.token = settings, runner, token
+        self.loader: Loader | None = None
+        self.rollup_lock = asyncio.Lock()
+
+    def attach(self, app: web.Application) -> None:
+        app[SERVICE] = self
+        app.cleanup_ctx.append(self._lifetime)
+        admin.add_routes(app)
+
+    async def _lifetime(self, app: web.Application) -> AsyncIterator[None]:
+        await self.runner.start()
+        cfg = self.settings.collector
+        self.loader = Loader(Path(cfg.spool_dir), self.runner, interval=cfg.flush_interval_s)
+        stopping = asyncio.Event()
+        tasks = [asyncio.create_task(self.loader.run(stopping), name="loader"),
+                 asyncio.create_task(schedule.scheduled(self.settings, self.runner, self.rollup_lock, stopping),
+                                     name="rollups")]
+        yield
+        # Cleanup runs after the accept side has closed its spool: drain it into the store.
+        stopping.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.runner.close()
+
+    async def status(self) -> dict[str, Any]:
+        return admin.status_of(self)
+
+    async def report(self, query: Mapping[str, str]) -> dict[str, Any]:
+        site = self.settings.site(query.get("site", "")) or (self.settings.sites[0] if self.settings.sites else None)
+        if site is None:
+            raise ValueError("no site configured")
+        return await self.runner.call(admin.report_for, site, query.get("from"), query.get("to"))
 
 
 def admin_file(settings: Settings) -> Path:
@@ -64,7 +82,6 @@ def admin_file(settings: Settings) -> Path:
 
 def run_store_process(settings: Settings) -> None:
     """Entry point of the store process started by `chainlens serve`."""
-    from chainlens.logs import setup_logging
     os.setpgrp()  # stopped by the supervisor, after the accept workers
     # Loading yields the CPU to the accept path: acknowledging beacons is what clients
     # wait for; under saturation the spool absorbs the difference (bounded by its cap).
@@ -77,8 +94,7 @@ def run_store_process(settings: Settings) -> None:
 async def _serve_store(settings: Settings) -> None:
     app = web.Application(client_max_size=256 << 20)  # `chainlens import` sends 50,000-line chunks
     token = secrets.token_urlsafe(24)
-    app[TOKEN] = token
-    attach_store(app, settings, StoreRunner(settings.store.dsn))
+    StoreService(settings, StoreRunner(settings.store.dsn), token=token).attach(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

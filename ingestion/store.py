@@ -1,4 +1,4 @@
-"""The store connection: one clickhouse-connect `Client` from one DSN (DESIGN, "Storage").
+"""The store connection: one clickhouse-connect `Client` from one DSN (docs/architecture.md, "The store").
 
 `chdb://PATH` opens the embedded engine on a directory (relative paths allowed,
 unlike clickhouse-connect's own DSN parser, which reads `chdb://./x` as a host);
@@ -19,7 +19,7 @@ import clickhouse_connect
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from chainlens.contract import EVENT_COLUMNS, REJECTED_COLUMNS
+from chainlens.core.contract import EVENT_COLUMNS, REJECTED_COLUMNS
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
  * This file is a function expression; sdk_js/render.py applies it to one JSON
  * config object per site (no template logic here):
  *   {site, url, chain, rules: [[step, regexp source]], cookieless, consent, session_min}
- * The page API, auto-tagging and GA4 mapping are in DESIGN.md ("The snippet's page API").
+ * The page API, auto-tagging and GA4 mapping are in docs/snippet.md.
  * Names are short on purpose: the served script must stay under 2 KB gzipped.
  */
 (function (cfg) {
@@ -49,7 +49,7 @@
     touch();
     var e = {id: uuid(), type: type, ts: now(), sid: ids.s, aid: ids.a, sn: ids.n,
       url: location.origin + location.pathname, ref: d.referrer, step: step, name: name, uid: uid, props: props};
-    // On purchase these belong to the event itself (DESIGN, wire format).
+    // On purchase these belong to the event itself (docs/architecture.md, "The event contract").
     if (props) ['value', 'currency', 'order_id'].forEach(function (k) { if (props[k] != null) e[k] = props[k]; });
     q.push(e);
     if (q.length > 19) flush();

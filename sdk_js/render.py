@@ -22,7 +22,7 @@ import orjson
 from calmjs.parse import es5
 from calmjs.parse.unparsers.es5 import minify_print
 
-from chainlens.settings import Site
+from chainlens.core.settings import Site
 
 STUB = ("window.chainlens=window.chainlens||function(){(chainlens.q=chainlens.q||[]).push(arguments)};")
 

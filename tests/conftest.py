@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from chainlens.settings import Settings, dump_toml, from_mapping
+from chainlens.core.settings import Settings, dump_toml, from_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "http://127.0.0.1:8000"
@@ -91,12 +91,15 @@ def beacon(*events: dict[str, Any], site: str = "demo") -> bytes:
     return orjson.dumps({"site": site, "sent_at": int(time.time() * 1000), "events": list(events)})
 
 
-async def wait_for(check: Any, *, timeout: float = 15.0) -> Any:
+async def wait_for(check: Any, *, timeout: float = 15.0, what: str = "") -> Any:
+    """Poll `check` until it returns something true, and return that; fail the test at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         result = await check()
-        if result or time.monotonic() > deadline:
+        if result:
             return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or check}; last: {result!r}")
         await asyncio.sleep(0.1)
 
 

@@ -1,6 +1,6 @@
-"""The DESIGN metric definitions computed directly in Python, to check the rollup SQL against.
+"""The metric definitions of docs/metrics.md computed directly in Python, to check the rollup SQL against.
 
-Written from DESIGN.md ("Metric definitions") alone, on purpose sharing no code
+Written from docs/metrics.md alone, on purpose sharing no code
 with ingestion/rollups: the two must agree figure by figure.
 """
 

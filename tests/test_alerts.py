@@ -12,7 +12,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from chainlens.settings import from_mapping
+from chainlens.core.settings import from_mapping
 from chainlens.shoppers import ShopperModel
 from ingestion import store
 from ingestion.alerts import deliver, evaluate, z_score

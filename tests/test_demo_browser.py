@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
+from chainlens.core.settings import from_mapping
 from chainlens.demo import demo_config
-from chainlens.settings import from_mapping
 from chainlens.shoppers import ShopperModel
 from chainlens.storefront import StoreServer
 from tests.conftest import BROWSER_UA as UA

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from ingestion.spoolfile import EVENTS, encode_rows
+from chainlens.core.spoolfile import EVENTS, encode_rows
 from tests.conftest import BROWSER_UA, ORIGIN, beacon, event, free_port, make_config
 
 pytestmark = pytest.mark.slow
@@ -90,8 +90,8 @@ def test_torn_spool_tail_is_skipped_without_losing_earlier_records(serve_factory
     srv = serve_factory(start=False)
     good = [event(step="cart", sid=f"t{i}") for i in range(6)]
     rows_frames = []
-    from chainlens.contract import Client, validate_event
-    from chainlens.settings import from_mapping
+    from chainlens.core.contract import Client, validate_event
+    from chainlens.core.settings import from_mapping
     site = from_mapping(srv.config).site("demo")
     now = int(time.time() * 1000)
     for chunk in (good[:3], good[3:]):
@@ -123,7 +123,7 @@ def test_store_outage_keeps_accepting_then_the_backlog_lands(serve_factory: Any,
     assert "chainlens_store_up 0.0" in metrics
     assert srv.stop() == 0  # stops with the backlog kept in the spool
     srv.config["store"]["dsn"] = f"chdb://{tmp_path}/db"  # the store is back (same spool)
-    srv.path.write_text(__import__("chainlens.settings", fromlist=["dump_toml"]).dump_toml(srv.config))
+    srv.path.write_text(__import__("chainlens.core.settings", fromlist=["dump_toml"]).dump_toml(srv.config))
     srv.start()
     wait_drained(srv)
     assert count_ids(srv, [e["id"] for e in events]) == (30, 30)

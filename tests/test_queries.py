@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from chainlens.settings import from_mapping
+from chainlens.core.settings import from_mapping
 from chainlens.shoppers import ShopperModel
 from ingestion import store
 from ingestion.alerts import evaluate

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from chainlens.contract import Client, validate_event
-from chainlens.settings import Settings, from_mapping
+from chainlens.core.contract import Client, validate_event
+from chainlens.core.settings import Settings, from_mapping
 from ingestion import store
 from ingestion.rollup import TABLES, rollup
 from tests import reference as ref

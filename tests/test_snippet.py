@@ -8,7 +8,7 @@ import hashlib
 import re
 from typing import Any
 
-from chainlens.settings import from_mapping
+from chainlens.core.settings import from_mapping
 from collector.app import SERVER_OPTIONS, create_app
 from sdk_js.render import STUB, glob_to_regexp, render, snippet_tag
 from tests.conftest import make_config, site_config

@@ -1,4 +1,4 @@
--- chain_sessions: one row per closed session (DESIGN, "Metric definitions").
+-- chain_sessions: one row per closed session (docs/metrics.md, "Sessions").
 --   entered(s, k)  first event of s carrying step k, of any type
 --   furthest(s)    highest chain index among the steps reached
 --   purchased(s)   s reached the last chain step
@@ -10,7 +10,7 @@
 -- are assumed to last less than a day).
 INSERT INTO chain_sessions_staging (site_id, day, session_id, anon_id, started_at, ended_at, device, visitor,
     steps, entered, furthest_index, furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds,
-    detail_views, fast_track_views, events)
+    detail_views, fast_track_views, events, transitions, ms_before_abandon)
 WITH {chain:Array(String)} AS chain
 SELECT
     site_id, day, session_id, anon_id, started_at, ended_at, device, visitor,
@@ -22,7 +22,14 @@ SELECT
     if(purchased, '', furthest) AS abandoned_at,
     arrayMap(o -> o.1, obstacles) AS obstacle_steps,
     arrayMap(o -> o.2, obstacles) AS obstacle_kinds,
-    detail_views, fast_track_views, events
+    detail_views, fast_track_views, events,
+    -- docs/metrics.md "Step timing": consecutive steps by first entry, backward moves included
+    arrayMap(i -> (steps[i], steps[i + 1],
+        toFloat64(toUnixTimestamp64Milli(entered[i + 1]) - toUnixTimestamp64Milli(entered[i]))),
+        range(1, length(steps))) AS transitions,
+    -- docs/metrics.md "Time before abandoning"
+    if(abandoned_at = '', NULL, toFloat64(toUnixTimestamp64Milli(ended_at)
+        - toUnixTimestamp64Milli(entered[indexOf(steps, abandoned_at)]))) AS ms_before_abandon
 FROM
 (
     SELECT

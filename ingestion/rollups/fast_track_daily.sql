@@ -1,4 +1,4 @@
--- fast_track_daily (DESIGN, "Fast-Track-In-Stock rate"): among `select` step events,
+-- fast_track_daily (docs/metrics.md, "Fast Track In Stock"): among `select` step events,
 -- the share with in_stock = true and ship_days <= 2. Counted per event id in
 -- chain_sessions, summed per day here.
 INSERT INTO fast_track_daily_staging (site_id, day, detail_views, fast_track_views, rate)

@@ -1,4 +1,4 @@
--- obstacle_impact_daily (DESIGN, "Obstacle impact"): for step k (before the last) and
+-- obstacle_impact_daily (docs/metrics.md, "Obstacle impact"): for step k (before the last) and
 -- obstacle kind o, among sessions that reached k: rate_with = abandonment rate of those
 -- that met o on k, rate_without of those that did not, lift = rate_with / rate_without.
 -- abandoned(k) is furthest(s) = k, as in checkout_abandonment_daily.

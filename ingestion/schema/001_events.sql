@@ -1,4 +1,4 @@
--- Raw events, one row per accepted event (DESIGN, "Tables").
+-- Raw events, one row per accepted event (docs/metrics.md, "Raw events").
 --
 -- ReplacingMergeTree keyed on (site_id, session_id, event_id): a retried beacon
 -- carries the same client event id, so background merges fold its copies into

@@ -1,4 +1,4 @@
--- Rollup tables (DESIGN, "Tables" and "Metric definitions"), rebuilt per (site, day)
+-- Rollup tables (docs/metrics.md), rebuilt per (site, day)
 -- by ingestion/rollup.py: a run fills the matching *_staging table, then swaps each
 -- recomputed day in with REPLACE PARTITION (atomic per partition), so a query never
 -- sees half a day and running a rollup twice gives identical tables.

@@ -1,6 +1,6 @@
 """Settings: one frozen object, built in one place from a TOML file and the environment.
 
-Resolution order for the file (DESIGN, "Command line"): `-c/--config`, then
+Resolution order for the file (README, "Configuration"): `-c/--config`, then
 `$CHAINLENS_CONFIG`, then `./chainlens.toml`, then built-in defaults that serve a
 `demo` site on an embedded store under `./data`. `$CHAINLENS_DSN` overrides
 `store.dsn`. Nothing else in the project reads `os.environ`.
@@ -97,7 +97,7 @@ class Site:
 
     @property
     def checkout_steps(self) -> tuple[str, ...]:
-        """`checkout_from` up to, not including, the last chain step (DESIGN, Configuration)."""
+        """`checkout_from` up to, not including, the last chain step (docs/metrics.md, "Abandonment")."""
         start = self.chain.index(self.checkout_from)
         return self.chain[start:-1]
 

@@ -1,0 +1,420 @@
+"""The event contract: one declaration of what a wire event may hold, used everywhere.
+
+`FIELDS` is the only place a field's type, size and whether it is required are
+stated (docs/architecture.md, "The event contract"). From it come:
+
+- the msgspec structs that decode a whole, valid beacon in C (the fast path);
+- the tolerant per-field reader for anything else (the slow path), which
+  converts what real tags send in another JSON type (`value: "59.90"`,
+  `transaction_id: 10432`) and drops a malformed *optional* field instead of the
+  event, reporting it;
+- one cross-field check and one row builder, which both paths go through.
+
+So a beacon is judged the same way on `/e`, `/s2s` and by `chainlens import`, and a
+new field or limit is one line in `FIELDS`. Rows follow `EVENT_COLUMNS`; times
+in rows are epoch seconds with millisecond decimals, which ClickHouse reads
+into DateTime64(3) exactly from JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import msgspec
+import orjson
+
+from chainlens.core.settings import Site
+
+EVENT_TYPES = ("identify", "obstacle", "page", "step", "track")
+NEEDS = {"step": "step", "obstacle": "name", "track": "name"}  # type → the field it cannot do without
+
+# Row layout shared by the spool and the `events` table (ingestion/schema).
+EVENT_COLUMNS = (
+    "site_id", "event_id", "session_id", "anon_id", "user_id", "session_number",
+    "type", "step", "name", "ts", "client_ts", "received_at", "url", "referrer",
+    "props", "value", "currency", "order_id", "device", "browser", "os", "is_bot",
+)
+REJECTED_COLUMNS = ("received_at", "site_id", "source", "reason", "payload")
+
+MAX_ID = 128
+MAX_NAME = 64
+MAX_URL = 2048
+MAX_PROPS = 32
+MAX_PROP_VALUE = 256
+MAX_SESSION_NUMBER = 10_000_000
+SKEW_TOLERANCE_MS = 2_000  # below this the client's ts is kept, so transit delay never reorders events
+MAX_AGE_MS = 7 * 24 * 3600 * 1000
+FUTURE_TOLERANCE_MS = 5_000
+# Props that carry money: a numeric string there is stored as the number it means.
+MONEY_PROPS = frozenset({"value", "price", "tax", "shipping", "amount", "cost"})
+
+
+class BeaconError(Exception):
+    """The whole request cannot be read; `status` is the 4xx it is answered with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class EventError(Exception):
+    """One event is invalid; it is kept in `events_rejected` with this reason."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """What the collector learns about the sender of a request (no raw IP)."""
+
+    device: str = "desktop"
+    browser: str = ""
+    os: str = ""
+    is_bot: bool = False
+
+
+# -- field kinds: a strict type for msgspec and a tolerant reader for the slow path --------------
+
+
+def is_number(value: Any) -> bool:
+    kind = type(value)  # exact types: bool is an int subclass and is not a number here
+    return kind is int or (kind is float and math.isfinite(value))
+
+
+def number_from(value: Any) -> float | int | None:
+    """A number, or a string that is one ("59.90", " 12 "); None otherwise."""
+    if is_number(value):
+        return value  # type: ignore[no-any-return]
+    if type(value) is str:
+        try:
+            parsed = float(value.strip())
+        except ValueError:
+            return None
+        return parsed if math.isfinite(parsed) else None
+    return None
+
+
+def canonical(number: float | int) -> str:
+    """Numbers as text: 10432 and 10432.0 are both "10432"; 59.9 is "59.9"."""
+    if type(number) is float and number.is_integer() and abs(number) < 2**53:
+        return str(int(number))
+    return repr(number) if type(number) is float else str(number)
+
+
+@dataclass(frozen=True)
+class Text:
+    limit: int
+    ids: bool = False  # an identifier: a number sent for it is its decimal text
+    strict: Any = None
+
+    def read(self, value: Any) -> str:
+        if type(value) is str:
+            if len(value) > self.limit:
+                raise ValueError(f"longer than {self.limit} characters")
+            return value
+        if self.ids and is_number(value):
+            return canonical(value)
+        raise ValueError("not a string")
+
+
+@dataclass(frozen=True)
+class Uuid:
+    strict: Any = None
+
+    def read(self, value: Any) -> str:
+        if type(value) is not str:
+            raise ValueError("missing or not a string")
+        if _UUID.fullmatch(value) is None:  # the hyphenated form browsers' crypto.randomUUID() gives
+            raise ValueError("not a UUID")
+        return value
+
+
+@dataclass(frozen=True)
+class OneOf:
+    values: tuple[str, ...]
+    strict: Any = None
+
+    def read(self, value: Any) -> str:
+        if value not in self.values:
+            raise ValueError(f"must be one of {', '.join(self.values)}")
+        return str(value)
+
+
+@dataclass(frozen=True)
+class Number:
+    low: float = -math.inf
+    high: float = math.inf
+    integer: bool = False
+    what: str = "not a number"
+    strict: Any = None
+
+    def read(self, value: Any) -> float | int:
+        number = number_from(value)
+        if number is None or not self.low < number <= self.high or (self.integer and number != int(number)):
+            raise ValueError(self.what)
+        return int(number) if self.integer else number
+
+
+@dataclass(frozen=True)
+class Props:
+    strict: Any = None
+
+    def read(self, value: Any, dropped: list[tuple[str, str, Any]] | None = None) -> dict[str, Any]:
+        """The entries that fit (string ≤ MAX_PROP_VALUE, number, boolean); the others go to `dropped`."""
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            problem = ""
+            if len(key) > MAX_NAME:
+                problem = f"key longer than {MAX_NAME} characters"
+            elif len(out) >= MAX_PROPS:
+                problem = f"more than {MAX_PROPS} keys"
+            elif type(item) is str and len(item) > MAX_PROP_VALUE:
+                problem = f"longer than {MAX_PROP_VALUE} characters"
+            elif not (item is None or type(item) in (str, bool) or is_number(item)):
+                problem = "not a string, number or boolean"
+            if problem:
+                if dropped is not None:
+                    dropped.append((f"props.{key[:MAX_NAME]}", problem, item))
+                continue
+            out[key] = item
+        return out
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: Any
+    required: bool = False
+    default: Any = None
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
+_PropValue = Annotated[str, msgspec.Meta(max_length=MAX_PROP_VALUE)] | int | float | bool | None
+
+
+def _text(limit: int, *, ids: bool = False, min_length: int = 0) -> Text:
+    return Text(limit, ids, Annotated[str, msgspec.Meta(min_length=min_length, max_length=limit)])
+
+
+# The wire event (docs/architecture.md, "The event contract"): one line per field.
+FIELDS: dict[str, Field] = {
+    "id": Field(Uuid(Annotated[str, msgspec.Meta(pattern="^" + _UUID.pattern + "$")]), required=True),
+    "type": Field(OneOf(EVENT_TYPES, Literal[EVENT_TYPES]), required=True),  # type: ignore[valid-type]
+    "ts": Field(Number(0, math.inf, what="missing or not milliseconds since the epoch", strict=int | float),
+                required=True),
+    "sid": Field(_text(MAX_ID, ids=True, min_length=1), required=True),
+    "aid": Field(_text(MAX_ID, ids=True)),
+    "uid": Field(_text(MAX_ID, ids=True)),
+    "sn": Field(Number(-1, MAX_SESSION_NUMBER, integer=True, what="not a session number",
+                       strict=Annotated[int, msgspec.Meta(ge=0, le=MAX_SESSION_NUMBER)]), default=1),
+    "step": Field(_text(MAX_NAME)),
+    "name": Field(_text(MAX_NAME)),
+    "url": Field(_text(MAX_URL)),
+    "ref": Field(_text(MAX_URL)),
+    "props": Field(Props(Annotated[dict[_Name, _PropValue], msgspec.Meta(max_length=MAX_PROPS)])),
+    "value": Field(Number(strict=int | float)),
+    "currency": Field(_text(8)),
+    "order_id": Field(_text(MAX_ID, ids=True)),
+}
+
+Event = msgspec.defstruct("Event", [
+    (name, f.kind.strict) if f.required else (name, f.kind.strict | None, f.default)
+    for name, f in FIELDS.items()
+])
+Envelope = msgspec.defstruct("Envelope", [
+    ("site", Annotated[str, msgspec.Meta(min_length=1)]),
+    ("events", list[Event]),  # type: ignore[valid-type]
+    ("sent_at", int | float | None, None),
+])
+_decoder = msgspec.json.Decoder(Envelope)
+
+
+def decode(body: bytes) -> Any:
+    """The typed envelope when every part of `body` is as declared (the common case), else None."""
+    try:
+        return _decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
+def read_event(raw: Any, dropped: list[tuple[str, str, Any]]) -> Any:
+    """One event as parsed JSON → an `Event`, converting what can be converted.
+
+    A required field that cannot be read raises EventError; an optional one is left
+    out and named in `dropped` as (field, problem, value).
+    """
+    if not isinstance(raw, dict):
+        raise EventError("event", "not a JSON object")
+    values: dict[str, Any] = {}
+    for name, f in FIELDS.items():
+        value = raw.get(name)
+        if value is None or value == "":
+            if f.required:
+                raise EventError(name, "missing")
+            continue
+        try:
+            values[name] = f.kind.read(value, dropped) if type(f.kind) is Props else f.kind.read(value)
+        except ValueError as exc:
+            if f.required:
+                raise EventError(name, str(exc)) from None
+            dropped.append((name, str(exc), value))
+    return Event(**values)
+
+
+# -- one check across fields, one row builder -----------------------------------------------------
+
+
+def parse_envelope(body: Any, *, max_events: int) -> tuple[str, int | None, list[Any]]:
+    """Check the envelope `{"site", "sent_at", "events"}` of parsed JSON; return its three parts."""
+    if not isinstance(body, dict):
+        raise BeaconError(400, "body must be a JSON object with 'site' and 'events'")
+    site = body.get("site")
+    if not isinstance(site, str) or not site:
+        raise BeaconError(400, "site: missing or not a string")
+    events = body.get("events")
+    if not isinstance(events, list):
+        raise BeaconError(400, "events: missing or not an array")
+    if len(events) > max_events:
+        raise BeaconError(413, f"events: {len(events)} events in one request, at most {max_events}")
+    sent_at = body.get("sent_at")
+    if sent_at is not None and number_from(sent_at) is None:
+        raise BeaconError(400, "sent_at: not a number of milliseconds")
+    return site, None if sent_at is None else int(number_from(sent_at) or 0), events
+
+
+@dataclass
+class Intake:
+    """What a request's events became: rows to store, and what was refused or left out."""
+
+    rows: list[list[Any]] = field(default_factory=list)
+    rejected: list[list[Any]] = field(default_factory=list)  # events_rejected rows: events and dropped fields
+    errors: list[dict[str, Any]] = field(default_factory=list)  # per rejected event: {index, error}
+    dropped: list[dict[str, Any]] = field(default_factory=list)  # per dropped field: {index, error}
+    rejected_index: list[int] = field(default_factory=list)  # the event index of each `rejected` row
+
+
+def clock_shift(received_ms: int, sent_at: int | None) -> int:
+    """The correction of a wrong client clock (docs/metrics.md, "Time")."""
+    if sent_at is None or abs(received_ms - sent_at) <= SKEW_TOLERANCE_MS:
+        return 0
+    return received_ms - sent_at
+
+
+def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: int, age_limit: bool = True) -> list[Any]:
+    """The `events` row of one read event (EVENT_COLUMNS order), or EventError."""
+    if not is_number(e.ts) or e.ts <= 0:
+        raise EventError("ts", "missing or not milliseconds since the epoch")
+    client_ts = int(e.ts)
+    ts = client_ts + shift
+    if age_limit and ts < received_ms - MAX_AGE_MS:
+        raise EventError("ts", "older than 7 days")
+    if ts > received_ms + FUTURE_TOLERANCE_MS:
+        raise EventError("ts", "in the future")
+    needed = NEEDS.get(e.type)
+    if needed and not getattr(e, needed):
+        raise EventError(needed, "missing")
+    step = e.step or ""
+    if step and step not in site.chain_steps:
+        raise EventError("step", f"{step!r} is not a step of site {site.id!r}'s chain")
+    props = stored_props(e.props)
+    value = e.value
+    if value is not None and not is_number(value):
+        raise EventError("value", "not a number")
+    if value is None and "value" in props:
+        value = number_from(props["value"])
+    return [
+        site.id, e.id.lower(), e.sid, e.aid or "", e.uid or "", e.sn,
+        e.type, step, e.name or "", ts / 1000, client_ts / 1000, received_ms / 1000,
+        scrub_url(e.url or "", site.scrub_query), scrub_url(e.ref or "", site.scrub_query),
+        props, None if value is None else float(value),
+        e.currency or props.get("currency", "")[:8], e.order_id or props.get("order_id", "")[:MAX_ID],
+        client.device, client.browser, client.os, client.is_bot,
+    ]
+
+
+def stored_props(props: dict[str, Any] | None) -> dict[str, str]:
+    """Props as stored (Map(String, String)): numbers in canonical text, money strings as numbers."""
+    if not props:
+        return {}
+    out: dict[str, str] = {}
+    for key, item in props.items():
+        if item is None:
+            continue
+        if item is True or item is False:
+            out[key] = "true" if item else "false"
+        elif type(item) is str:
+            number = number_from(item) if key in MONEY_PROPS else None
+            out[key] = item if number is None else canonical(number)
+        else:
+            out[key] = canonical(item)
+    return out
+
+
+def validate_event(raw: Any, *, site: Site, client: Client, received_ms: int, sent_at: int | None,
+                   age_limit: bool = True) -> list[Any]:
+    """One parsed event to its row (optional fields that cannot be read are left out), or EventError."""
+    e = read_event(raw, [])
+    return event_row(e, site=site, client=client, received_ms=received_ms, shift=clock_shift(received_ms, sent_at),
+                     age_limit=age_limit)
+
+
+def fast_rows(events: list[Any], *, site: Site, client: Client, received_ms: int, sent_at: int | None,
+              age_limit: bool = True) -> list[list[Any]] | None:
+    """Rows of decoded, typed events when every one passes the cross-field check, else None."""
+    shift = clock_shift(received_ms, sent_at)
+    try:
+        return [event_row(e, site=site, client=client, received_ms=received_ms, shift=shift, age_limit=age_limit)
+                for e in events]
+    except EventError:
+        return None
+
+
+def build_rows(events: list[Any], *, site: Site, client: Client, received_ms: int, sent_at: int | None,
+               source: str, age_limit: bool = True) -> Intake:
+    """Read, check and build each parsed event; every refusal is named and kept."""
+    out = Intake()
+    shift = clock_shift(received_ms, sent_at)
+    for index, raw in enumerate(events):
+        dropped: list[tuple[str, str, Any]] = []
+        try:
+            e = read_event(raw, dropped)
+            out.rows.append(event_row(e, site=site, client=client, received_ms=received_ms, shift=shift,
+                                      age_limit=age_limit))
+        except EventError as exc:
+            out.errors.append({"index": index, "error": str(exc)})
+            out.rejected.append(rejected_row(received_ms=received_ms, site_id=site.id, source=source,
+                                             reason=str(exc), payload=_dumps(raw)))
+            out.rejected_index.append(index)
+            continue
+        for name, problem, value in dropped:
+            reason = f"{name}: {problem}; event {e.id.lower()} stored without it"
+            out.dropped.append({"index": index, "error": reason})
+            out.rejected.append(rejected_row(
+                received_ms=received_ms, site_id=site.id, source=source, reason=reason,
+                payload=_dumps({"event_id": e.id.lower(), "field": name, "value": value})))
+            out.rejected_index.append(index)
+    return out
+
+
+def rejected_row(*, received_ms: int, site_id: str, source: str, reason: str, payload: bytes | str) -> list[Any]:
+    text = payload.decode("utf-8", "backslashreplace") if isinstance(payload, bytes) else payload
+    return [received_ms / 1000, site_id, source, reason, text[:65536]]
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=repr)
+
+
+def scrub_url(url: str, scrub: bool) -> str:
+    """Privacy by default: query strings and fragments can carry e-mails and tokens."""
+    if not scrub or not url:
+        return url
+    return url.split("?", 1)[0].split("#", 1)[0]
+

@@ -1,0 +1,91 @@
+"""Reaching the store from a command: through the running collector, or directly.
+
+An embedded directory has a single owner: while `chainlens serve` holds it,
+commands go through its admin API (address and token in `admin.json` in the
+spool directory); otherwise they open the store themselves. A server store
+(http/https) has no single owner: commands always connect to it directly.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from typing import Any
+
+import orjson
+
+from chainlens.core.settings import Settings
+from ingestion import store
+from ingestion.service import admin_file
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def run_query(settings: Settings, query: str, *, fmt: str, parameters: dict[str, Any] | None = None) -> bytes:
+    """A query's output in a ClickHouse format, through the running service or directly."""
+    link = running_service(settings)
+    if link:
+        body = {"query": query, "format": fmt, "parameters": parameters}
+        return admin_call(link, "/admin/sql", orjson.dumps(body))
+    with direct_store(settings) as client:
+        try:
+            return bytes(client.raw_query(query, parameters=parameters, fmt=fmt))
+        except Exception as exc:
+            raise CommandError(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)) from None
+
+
+def running_service(settings: Settings) -> dict[str, Any] | None:
+    """The admin address of a `chainlens serve` that holds this embedded store, if one runs.
+
+    A server store (http/https) has no single owner: commands connect to it directly.
+    """
+    if not store.is_embedded(settings.store.dsn):
+        return None
+    try:
+        info = orjson.loads(admin_file(settings).read_bytes())
+        os.kill(int(info["pid"]), 0)
+    except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError, KeyError, orjson.JSONDecodeError):
+        return None
+    return dict(info)
+
+
+def admin_call(link: dict[str, Any], path: str, body: bytes) -> bytes:
+    request = urllib.request.Request(
+        link["url"] + path, data=body, method="POST",
+        headers={"Authorization": f"Bearer {link['token']}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as resp:
+            return bytes(resp.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()
+        try:
+            message = orjson.loads(detail)["error"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            message = detail.decode(errors="replace")
+        raise CommandError(message) from None
+    except urllib.error.URLError as exc:
+        raise CommandError(f"the running collector did not answer: {exc.reason}") from None
+
+
+class direct_store:
+    """Open the store in this process (no collector holds it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __enter__(self) -> Any:
+        try:
+            self.client = store.connect(self.settings.store.dsn)
+            store.ensure_schema(self.client)
+        except Exception as exc:
+            raise CommandError(f"cannot open the store {self.settings.store.dsn!r}: {exc}") from None
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()

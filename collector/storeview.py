@@ -1,0 +1,71 @@
+"""What the accept side may ask of the store side, and how it asks over HTTP.
+
+The collector never imports `ingestion/`: the process wiring hands `create_app`
+something with this shape. In `chainlens serve` it is `AdminClient`, which
+asks the store process's admin API; in a single process (tests) it is the
+store service itself (`ingestion.service.StoreService`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+
+
+class StoreView(Protocol):
+    async def status(self) -> dict[str, Any]:
+        """`store_ok`, `backlog_bytes`, … as `/readyz` shows them."""
+        ...
+
+    async def report(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """The dashboard's figures for `?site=&from=&to=`; ValueError for a bad query."""
+        ...
+
+
+class NoStore:
+    """An accept side without a store (serving the snippet only)."""
+
+    async def status(self) -> dict[str, Any]:
+        return {"store_ok": False, "last_error": "no store process"}
+
+    async def report(self, query: Mapping[str, str]) -> dict[str, Any]:
+        raise ValueError("no store process")
+
+
+class AdminClient:
+    """The store process's admin API (loopback, bearer token), as an accept worker reaches it."""
+
+    def __init__(self, url: str, token: str, *, status_ttl_s: float = 1.0) -> None:
+        self.url, self.token, self.status_ttl_s = url, token, status_ttl_s
+        self._status: tuple[float, dict[str, Any]] | None = None
+
+    async def _get(self, path: str, *, params: Mapping[str, str] | None = None, timeout_s: float) -> Any:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+            async with session.get(self.url + path, params=params,
+                                   headers={"Authorization": f"Bearer {self.token}"}) as resp:
+                raw = await resp.read()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = {"error": raw.decode("utf-8", "replace")[:300] or f"HTTP {resp.status}"}
+        if resp.status != 200:
+            raise ValueError(data.get("error", f"HTTP {resp.status}") if isinstance(data, dict) else resp.status)
+        return data
+
+    async def status(self) -> dict[str, Any]:
+        # /readyz and /metrics may be polled often: the store is asked at most once per ttl.
+        if self._status and time.monotonic() - self._status[0] < self.status_ttl_s:
+            return dict(self._status[1])
+        try:
+            state = dict(await self._get("/admin/status", timeout_s=2))
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            state = {"store_ok": False, "last_error": f"store process unreachable: {exc}"}
+        self._status = (time.monotonic(), state)
+        return state
+
+    async def report(self, query: Mapping[str, str]) -> dict[str, Any]:
+        return dict(await self._get("/admin/report", params=query, timeout_s=30))

@@ -1,0 +1,33 @@
+"""An accept worker of `chainlens serve`: the collector app on the shared port.
+
+Workers share the port (SO_REUSEPORT), each with its own spool directory, and
+reach the store process only through its admin API.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aiohttp import web
+
+from chainlens.core.logs import setup_logging
+from chainlens.core.settings import Settings
+from collector.app import SERVER_OPTIONS, create_app
+from collector.storeview import AdminClient
+
+
+def run_worker(settings: Settings, index: int, link_url: str, link_token: str) -> None:
+    os.setpgrp()  # a terminal's Ctrl-C reaches the supervisor only, which stops workers in order
+    setup_logging(role=f"worker-{index}")
+    app = create_app(settings, writer=f"w{index}", store=AdminClient(link_url, link_token))
+    cfg = settings.collector
+    web.run_app(
+        app, host=cfg.host, port=cfg.port, reuse_port=True, access_log=None, print=None,
+        # No handler cancellation: a request whose client went away still finishes its
+        # spool append; the events are kept either way, and a retry dedups by event id.
+        shutdown_timeout=5,
+        # Slow clients and oversized headers: aiohttp's limits, stated here.
+        # aiohttp's keep-alive timer also runs from the moment a connection opens, so a
+        # client that trickles its headers (slow-loris) is cut off after idle_timeout_s.
+        keepalive_timeout=cfg.idle_timeout_s, max_line_size=8190, max_field_size=8190, max_headers=64, **SERVER_OPTIONS,
+    )

@@ -1,0 +1,84 @@
+"""The figures people read, as queries over the rollup tables: one home for each.
+
+Every metric is computed once, in the rollup SQL (ingestion/rollups/, defined in
+docs/metrics.md). Over a range of days, counts are sums of the daily rows and a
+rate is the ratio of those sums; quantiles, which cannot be summed, come from the
+per-session values `chain_sessions` holds. The dashboard (`report`), the demo and
+the cookbook read these queries; nothing else re-derives a figure.
+
+Parameters: `site` (String), `start`/`end` (Date), `all` (the total rows' value).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from chainlens.core.settings import Site
+
+ALL = "all"  # segment columns' value in the total rows (GROUPING SETS)
+
+_SCOPE = "site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}"
+_WHOLE = _SCOPE + " AND device = {all:String} AND visitor = {all:String}"
+_CART = "if(carts = 0, NULL, 1 - bought / carts) AS cart_abandonment"  # docs/metrics.md "Cart abandonment"
+
+QUERIES: dict[str, str] = {
+    # docs/metrics.md "Sessions": reached(k), purchased
+    "funnel": f"""
+        SELECT step, step_index, sum(sessions_reached) AS reached, sum(sessions_purchased) AS purchased
+        FROM chain_daily WHERE {_WHOLE} GROUP BY step, step_index ORDER BY step_index""",
+    # docs/metrics.md "Abandonment" and "Time before abandoning"
+    "checkout": f"""
+        SELECT a.step AS step, a.step_index AS step_index, a.reached AS reached, a.continued AS continued,
+               a.abandoned AS abandoned, a.abandoned / a.reached AS abandonment_rate,
+               w.median_ms AS median_ms_before_abandon
+        FROM (SELECT step, step_index, sum(reached) AS reached, sum(continued) AS continued,
+                     sum(abandoned) AS abandoned
+              FROM checkout_abandonment_daily WHERE {_WHOLE} GROUP BY step, step_index) AS a
+        LEFT JOIN (SELECT abandoned_at AS step, quantileExactInclusive(0.5)(ms_before_abandon) AS median_ms
+                   FROM chain_sessions WHERE {_SCOPE} AND abandoned_at != '' GROUP BY abandoned_at) AS w
+        ON a.step = w.step
+        ORDER BY a.step_index""",
+    # docs/metrics.md "Step timing": exact quantiles over the range's transitions
+    "timing": f"""
+        SELECT t.step AS step, t.next_step AS next_step, count() AS transitions,
+               quantilesExactInclusive(0.5, 0.9)(t.ms) AS q, q[1] AS p50_ms, q[2] AS p90_ms
+        FROM (SELECT arrayJoin(transitions) AS t FROM chain_sessions WHERE {_SCOPE})
+        GROUP BY step, next_step
+        ORDER BY transitions DESC, step, next_step""",
+    # docs/metrics.md "Obstacle impact"
+    "obstacles": f"""
+        SELECT step, kind, sum(sessions_with) AS sessions_with, sum(abandoned_with) / sessions_with AS rate_with,
+               sum(sessions_without) AS sessions_without,
+               if(sessions_without = 0, NULL, sum(abandoned_without) / sessions_without) AS rate_without,
+               if(rate_without = 0, NULL, rate_with / rate_without) AS lift
+        FROM obstacle_impact_daily WHERE {_SCOPE}
+        GROUP BY step, kind ORDER BY lift DESC NULLS LAST, sessions_with DESC""",
+    # docs/metrics.md "Fast Track In Stock"
+    "fast_track": f"""
+        SELECT sum(detail_views) AS detail_views, sum(fast_track_views) AS fast_track_views,
+               if(detail_views = 0, NULL, fast_track_views / detail_views) AS rate
+        FROM fast_track_daily WHERE {_SCOPE}""",
+    "fast_track_by_day": f"""
+        SELECT day, detail_views, fast_track_views, rate FROM fast_track_daily WHERE {_SCOPE} ORDER BY day""",
+    "cart": f"""
+        SELECT sum(sessions_reached) AS carts, sum(sessions_purchased) AS bought, {_CART}
+        FROM chain_daily WHERE {_WHOLE} AND step = {{checkout_from:String}}""",
+    "cart_by_day": f"""
+        SELECT day, sessions_reached AS carts, sessions_purchased AS bought, {_CART}
+        FROM chain_daily WHERE {_WHOLE} AND step = {{checkout_from:String}} ORDER BY day""",
+    "alerts": """
+        SELECT detected_at, step, window_start, window_end, baseline_rate, current_rate, reached, z, message
+        FROM alerts FINAL WHERE site_id = {site:String} ORDER BY detected_at DESC, step LIMIT 10""",
+}
+
+
+def parameters(site: Site, *, start: dt.date, end: dt.date) -> dict[str, Any]:
+    return {"site": site.id, "start": start, "end": end, "all": ALL, "checkout_from": site.checkout_from}
+
+
+def rows(client: Client, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    result = client.query(QUERIES[name], parameters=params)
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
