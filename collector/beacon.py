@@ -95,6 +95,7 @@ class Parsed:
     site_id: str
     sent_at: int | None
     events: list[Any]
+    nostore: bool
     typed: bool
     body: bytes = b""
 
@@ -104,7 +105,7 @@ def parse(body: bytes, *, max_events: int) -> Parsed:
     envelope = contract.decode(body)
     if envelope is not None and len(envelope.events) <= max_events:
         sent_at = None if envelope.sent_at is None else int(envelope.sent_at)
-        return Parsed(envelope.site, sent_at, envelope.events, typed=True, body=body)
+        return Parsed(envelope.site, sent_at, envelope.events, envelope.nostore, typed=True, body=body)
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -156,8 +157,9 @@ async def accept(
         return error_response(exc.status, exc.message)
     user_agent = request.headers.get("User-Agent", "")
     result = intake(parsed, site=site, client=client_from_ua(user_agent), received_ms=received_ms, source=source)
-    if site.cookieless and visitors is not None and result.rows and source == "e":
-        # The snippet stored nothing: one visitor key per day stands in for its identifiers.
+    if (site.cookieless or parsed.nostore) and visitors is not None and result.rows and source == "e":
+        # The snippet stored nothing (a cookieless site, or a browser that refuses storage):
+        # one visitor key per day stands in for its identifiers.
         key = visitors.key(site=site.id, address=address, user_agent=user_agent)
         for row in result.rows:
             row[SESSION] = row[ANON] = key

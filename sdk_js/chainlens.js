@@ -1,43 +1,58 @@
 /*
- * chainlens browser snippet: tags a store's consumption chain and sends beacons.
+ * chainlens browser snippet: reports what happens on a store's pages as beacons.
  *
  * This file is a function expression; sdk_js/render.py applies it to one JSON
  * config object per site (no template logic here):
- *   {site, url, chain, rules: [[step, regexp source]], cookieless, consent, session_min}
- * The page API, auto-tagging and GA4 mapping are in docs/snippet.md.
+ *   {site, url, cookieless, consent, session_min}
+ * It reports raw facts (page views with their URL, steps named by the page, GA4
+ * ecommerce events by name); the collector applies the site's step rules, so this
+ * script, and its SRI hash, do not change when they do (docs/snippet.md).
+ * Nothing here may throw into the store's page: every entry point is guarded.
  * Names are short on purpose: the served script must stay under 2 KB gzipped.
  */
 (function (cfg) {
-  var w = window, d = document, nav = navigator, ls = w.localStorage;
+  var w = window, d = document, nav = navigator, K = 'chainlens_';
   var pre = (w.chainlens && w.chainlens.q) || [];
   // Do-Not-Track and Global Privacy Control: nothing is stored or sent.
   if (nav.doNotTrack == '1' || nav.globalPrivacyControl) {
     w.chainlens = function () {};
     return;
   }
-  var KEY = 'chainlens_',
-    consent = !cfg.consent, // sites that require consent wait for chainlens('consent', true)
+  var ls, mem = {},
     q = [],          // events waiting for the next flush
-    mem = [],        // unsent events when nothing may be stored
+    hold = [],       // events waiting for consent
     ids = {},        // {a: anonymous id, s: session id, n: session number, t: last activity}
     uid, cur, last, timer, backoff = 1e3,
-    since = now(),   // when the current step last became visible
+    since = 0,       // when the current step last became visible (0: hidden)
+    here,            // the page the events are on
     url = cfg.url + '/e',
     errors = 0, rage = [];
+  // Storage can be missing or throw (blocked cookies, strict privacy modes): then memory only.
+  try { ls = w.localStorage; ls.setItem(K, 1); ls.removeItem(K); } catch (e) { ls = 0; }
+  var consent = !cfg.consent || get('c', 1) == 1;
 
   function now() { return Date.now(); }
-  function on(target, type, fn, capture) { target.addEventListener(type, fn, capture); }
+  function guard(fn) {
+    return function () { try { return fn.apply(this, arguments); } catch (e) { /* never into the page */ } };
+  }
+  function on(target, type, fn, capture) { target.addEventListener(type, guard(fn), capture); }
 
   // Secure contexts only (https, localhost): where every store's checkout runs.
   function uuid() { return crypto.randomUUID(); }
-  function stores() { return consent && !cfg.cookieless; }
-  function get(k) { try { return JSON.parse(ls.getItem(KEY + k)); } catch (e) { return null; } }
-  function put(k, v) { if (stores()) try { ls.setItem(KEY + k, JSON.stringify(v)); } catch (e) { /* full */ } }
+  function stores(any) { return ls && (any || (consent && !cfg.cookieless)); }
+  function get(k, any) {
+    try { return stores(any) ? JSON.parse(ls.getItem(K + k)) : mem[k]; } catch (e) { return mem[k]; }
+  }
+  function put(k, v) {
+    mem[k] = v;
+    try { if (stores()) ls.setItem(K + k, JSON.stringify(v)); } catch (e) { /* full */ }
+  }
+  function drop(k) { delete mem[k]; try { ls.removeItem(K + k); } catch (e) { /* none */ } }
 
   // A session ends after `session_min` minutes without events (GA4 and Plausible use 30).
   function touch() {
     var t = now();
-    ids = (stores() && get('id')) || ids;
+    ids = get('id') || ids;
     if (!ids.s || t - ids.t > cfg.session_min * 6e4) { ids.s = uuid(); ids.n = (ids.n || 0) + 1; }
     ids.a = ids.a || uuid();
     ids.t = t;
@@ -45,39 +60,42 @@
   }
 
   function ev(type, step, name, props) {
-    if (!consent) return;
     touch();
     var e = {id: uuid(), type: type, ts: now(), sid: ids.s, aid: ids.a, sn: ids.n,
-      url: location.origin + location.pathname, ref: d.referrer, step: step, name: name, uid: uid, props: props};
-    // On purchase these belong to the event itself (docs/architecture.md, "The event contract").
+      url: here, ref: d.referrer, step: step, name: name, uid: uid, props: props};
+    // These belong to the event itself (docs/architecture.md, "The event contract").
     if (props) ['value', 'currency', 'order_id'].forEach(function (k) { if (props[k] != null) e[k] = props[k]; });
+    // Before consent, the page's events wait in memory, bounded.
+    if (!consent) return hold.push(e) > 50 && hold.shift();
     q.push(e);
     if (q.length > 19) flush();
-    else timer = timer || setTimeout(flush, 3e3);
+    else timer = timer || setTimeout(guard(flush), 3e3);
   }
 
-  // Leaving a step reports the time it was visible, so dwell excludes background tabs.
-  function leave() {
-    var ms = d.visibilityState == 'hidden' ? 0 : now() - since;
-    if (cur && ms > 0) ev('track', cur, 'step_time', {active_ms: ms});
-    since = now();
+  // Visible time of a step: each visible interval is reported when it ends, when the step
+  // is left or the page is hidden (hiding is how people leave on mobile).
+  function shown() { return d.visibilityState != 'hidden'; }
+  function report() {
+    var ms = since && now() - since;
+    if (ms > 0) ev('track', cur, 'step_time', {active_ms: ms});
+    since = shown() && now();
   }
   function enter(step, props, type) {
-    if (cfg.chain.indexOf(step) < 0) return;
-    if (step != cur) { leave(); cur = step; }
+    if (step != cur) { report(); cur = step; }
     ev(type || 'step', step, null, props);
   }
 
-  function page() {
-    var path = location.pathname, step = d.body && d.body.getAttribute('data-chain-step');
-    if (path == last) return; // replaceState and hash changes on the same path are not new pages
+  function page(again) {
+    var path = location.pathname;
+    if (path == last && !again) return; // replaceState and hash changes on the same path are not new pages
+    if (last) report(); // the page left, on its own URL
     last = path;
-    cfg.rules.forEach(function (r) { if (!step && RegExp(r[1]).test(path)) step = r[0]; });
-    if (step) enter(step, null, 'page');
-    else ev('page', null);
+    here = location.origin + path;
+    cur = d.body && d.body.getAttribute('data-chain-step');
+    ev('page', cur);
   }
 
-  // Delivery: batches under the 64 KiB keepalive limit; sendBeacon when the page goes away.
+  // Delivery: batches under the 64 KiB keepalive budget, in UTF-8 bytes; sendBeacon when leaving.
   function flush(hiding) {
     clearTimeout(timer);
     timer = 0;
@@ -85,69 +103,81 @@
     while (batch.length) send(batch.splice(0, 100), hiding);
   }
   function send(evs, hiding) {
-    var body = JSON.stringify({site: cfg.site, sent_at: now(), events: evs});
-    if (body.length > 6e4 && evs.length > 1) {
-      send(evs.splice(0, evs.length >> 1), hiding);
-      return send(evs, hiding);
+    var n = evs.length, body = JSON.stringify({site: cfg.site, sent_at: now(), events: evs, nostore: !stores() || void 0});
+    if (n > 1 && new Blob([body]).size > 6e4) {
+      send(evs.slice(0, n >> 1), hiding);
+      return send(evs.slice(n >> 1), hiding);
     }
     if (hiding && nav.sendBeacon && nav.sendBeacon(url, body)) return;
     fetch(url, {method: 'POST', body: body, keepalive: true}).then(function (r) {
+      // Too large for the collector: halves, same event ids, so a retry never counts twice.
+      if (r.status == 413 && n > 1) { send(evs.slice(0, n >> 1)); send(evs.slice(n >> 1)); } else
       if (r.status > 499 || r.status == 429) throw r;
       backoff = 1e3;
     }).catch(function () { keep(evs); });
   }
-  // Unsent events wait in localStorage (bounded, oldest dropped) and are retried with backoff.
+  // Unsent events wait in storage (or memory), bounded, oldest dropped, and are retried with backoff.
   function keep(evs) {
-    if (stores()) put('q', (get('q') || []).concat(evs).slice(-300));
-    else mem = mem.concat(evs).slice(-300);
-    setTimeout(retry, backoff);
+    put('q', (get('q') || []).concat(evs).slice(-300));
+    setTimeout(guard(retry), backoff);
     backoff = Math.min(backoff * 2, 6e4);
   }
   function retry() {
     // Taking the stored events out before sending means two tabs never send the same ones.
-    var evs = (stores() && get('q')) || mem.splice(0);
-    if (stores()) ls.removeItem(KEY + 'q');
+    var evs = get('q') || [];
+    drop('q');
     if (evs.length) send(evs);
   }
 
-  // GA4 ecommerce events a store already pushes to dataLayer, in both forms.
-  var GA = {view_item_list: 'search', view_search_results: 'search', view_item: 'select', add_to_cart: 'cart',
-    view_cart: 'cart', begin_checkout: 'checkout.info', add_shipping_info: 'checkout.shipping',
-    add_payment_info: 'checkout.payment', purchase: 'purchase'};
+  // GA4 events a store already pushes, in both forms, reported by name with the few fields
+  // used; the collector maps names to steps. A reset (`{ecommerce: null}`) has no name.
   function ga(x) {
     var name = x && (x.event || (x[0] == 'event' && x[1])), p = (x && (x.ecommerce || x[2])) || {};
-    if (GA[name]) {
-      enter(GA[name], name == 'purchase' ? {value: p.value, currency: p.currency, order_id: p.transaction_id} : null);
+    if (name && /^[a-z_]+$/.test(name)) { // GA4-style names; tag managers' own (gtm.js…) are not
+      ev('track', null, name, {value: p.value, currency: p.currency, order_id: p.transaction_id,
+        items: p.items && p.items.length, shipping_tier: p.shipping_tier, payment_type: p.payment_type});
     }
   }
 
   var api = {
-    step: function (s, p) { enter(s, p); },
+    step: enter,
     obstacle: function (k, p) { ev('obstacle', cur, k, p); },
     track: function (k, p) { ev('track', cur, k, p); },
     identify: function (u) { uid = u; ev('identify'); },
     consent: function (yes) {
       consent = !!yes;
-      if (!yes) { q = []; mem = []; ls.removeItem(KEY + 'q'); ls.removeItem(KEY + 'id'); }
+      if (yes) {
+        put('c', 1);
+        put('id', ids);
+        q = q.concat(hold);
+        flush();
+      } else {
+        q = [];
+        ['q', 'id', 'c'].forEach(drop);
+      }
+      hold = [];
     }
   };
   function call(a) { if (api[a[0]]) api[a[0]](a[1], a[2]); }
-  w.chainlens = function () { call(arguments); };
+  w.chainlens = guard(function () { call(arguments); });
 
   // The page view first, so calls queued before load happen on its step; a queued
-  // consent refusal then drops it from the unsent queue and clears storage.
+  // consent refusal then drops it and clears storage.
+  since = shown() && now();
   page();
-  pre.forEach(call);
+  pre.forEach(guard(call));
   var dl = w.dataLayer = w.dataLayer || [], push = dl.push;
-  dl.forEach(ga);
-  dl.push = function () { [].forEach.call(arguments, ga); return push.apply(dl, arguments); };
+  dl.forEach(guard(ga));
+  dl.push = function () { [].forEach.call(arguments, guard(ga)); return push.apply(dl, arguments); };
 
   // Single-page apps: pushState and back/forward navigations are page views.
   ['pushState', 'replaceState'].forEach(function (m) {
     var orig = history[m];
-    history[m] = function () { var r = orig.apply(this, arguments); page(); return r; };
+    history[m] = function () { var r = orig.apply(this, arguments); guard(page)(); return r; };
   });
-  on(w, 'popstate', page);
+  on(w, 'popstate', function () { page(); });
+  // A page restored from the back/forward cache is a new page view.
+  on(w, 'pageshow', function (e) { if (e.persisted) page(1); });
 
   // Obstacles the snippet sees by itself, on the current step.
   function jsError(msg) { if (errors++ < 5) ev('obstacle', cur, 'js_error', {message: String(msg).slice(0, 120)}); }
@@ -164,10 +194,11 @@
     if (rage[2] == 3) ev('obstacle', cur, 'rage_click', {el: t.tagName});
   }, 1);
 
-  on(d, 'visibilitychange', function () {
-    if (d.visibilityState == 'hidden') { leave(); flush(1); } else since = now();
-  });
-  on(w, 'pagehide', function () { leave(); flush(1); });
+  function hide() { report(); flush(1); }
+  on(d, 'visibilitychange', function () { if (shown()) since = since || now(); else hide(); });
+  on(w, 'pagehide', hide);
+  on(d, 'freeze', hide);
+  on(d, 'resume', function () { since = shown() && now(); });
   on(w, 'online', retry);
   retry();
 })

@@ -8,7 +8,7 @@ export default [
       globals: {
         window: "readonly", document: "readonly", navigator: "readonly", location: "readonly",
         history: "readonly", crypto: "readonly", fetch: "readonly", setTimeout: "readonly",
-        clearTimeout: "readonly",
+        clearTimeout: "readonly", Blob: "readonly",
       },
     },
     rules: {

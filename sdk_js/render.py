@@ -13,7 +13,6 @@ import base64
 import functools
 import gzip
 import hashlib
-import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -35,17 +34,12 @@ class Script:
     integrity: str
 
 
-def glob_to_regexp(glob: str) -> str:
-    """A path glob (`*` any characters) as a JavaScript regexp source anchored at both ends."""
-    return "^" + ".*".join(re.sub(r"([.+?^${}()|\[\]\\])", r"\\\1", part) for part in glob.split("*")) + "$"
-
-
 def site_config(site: Site, *, public_url: str) -> dict[str, object]:
+    """What the script needs: where to send, and the site's privacy switches. Step rules stay on
+    the server, so changing them leaves the script and its SRI hash as they are."""
     return {
         "site": site.id,
         "url": public_url.rstrip("/"),
-        "chain": list(site.chain),
-        "rules": [[step, glob_to_regexp(g)] for step, globs in site.step_urls.items() for g in globs],
         "cookieless": site.cookieless,
         "consent": site.require_consent,
         "session_min": site.session_minutes,

@@ -5,12 +5,11 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import re
 from typing import Any
 
 from chainlens.core.settings import from_mapping
 from collector.app import SERVER_OPTIONS, create_app
-from sdk_js.render import STUB, glob_to_regexp, render, snippet_tag
+from sdk_js.render import STUB, render, snippet_tag
 from tests.conftest import make_config, site_config
 
 SIZE_BUDGET = 2048  # bytes, gzip -9 (issue: under Umami's 2,230 B, with batching, retry and a checkout model)
@@ -37,9 +36,25 @@ def test_snippet_tag_has_the_sri_hash_of_what_is_served(settings: Any) -> None:
     assert STUB in tag
 
 
-def test_globs_become_anchored_regexps() -> None:
-    assert re.fullmatch(glob_to_regexp("/product/*").replace("\\/", "/"), "/product/42")
-    assert glob_to_regexp("/a.b/*") == "^/a\\.b/.*$"
+def test_thirty_url_rules_cost_the_script_nothing_and_leave_its_sri_hash_alone(tmp_path: Any) -> None:
+    plain = from_mapping(make_config(tmp_path, sites=[site_config(step_urls={})])).sites[0]
+    rules = {"select": [f"/product/{i}/*" for i in range(20)], "cart": [f"/basket/{i}" for i in range(10)]}
+    busy = from_mapping(make_config(tmp_path, sites=[site_config(step_urls=rules)])).sites[0]
+    url = "https://collect.shop.example"
+    assert len(gzip.compress(render(busy, public_url=url).body, compresslevel=9)) <= SIZE_BUDGET
+    assert render(busy, public_url=url).integrity == render(plain, public_url=url).integrity
+    assert snippet_tag(busy, public_url=url) == snippet_tag(plain, public_url=url)
+
+
+def test_url_rules_and_the_event_map_are_applied_by_the_collector(tmp_path: Any) -> None:
+    site = from_mapping(make_config(tmp_path, sites=[site_config(
+        step_urls={"select": ["/product/*"], "cart": ["/a.b/*"]},
+        events={"coupon_applied": "checkout.review"})])).sites[0]
+    assert site.step_for_url("https://s.example/product/42") == "select"
+    assert site.step_for_url("https://s.example/a.b/x") == "cart" and site.step_for_url("https://s.example/aXb/x") == ""
+    assert site.event_steps["add_shipping_info"] == "checkout.shipping"
+    assert site.event_steps["purchase"] == site.event_steps["checkout_completed"] == "purchase"
+    assert site.event_steps["coupon_applied"] == "checkout.review"
 
 
 async def test_collector_serves_the_script_with_etag_gzip_and_cors(aiohttp_client: Any, settings: Any) -> None:

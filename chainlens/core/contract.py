@@ -232,6 +232,7 @@ Envelope = msgspec.defstruct("Envelope", [
     ("site", Annotated[str, msgspec.Meta(min_length=1)]),
     ("events", list[Event]),  # type: ignore[valid-type]
     ("sent_at", int | float | None, None),
+    ("nostore", bool, False),  # the browser could store nothing: the collector keys the visitor
 ])
 _decoder = msgspec.json.Decoder(Envelope)
 
@@ -271,8 +272,8 @@ def read_event(raw: Any, dropped: list[tuple[str, str, Any]]) -> Any:
 # -- one check across fields, one row builder -----------------------------------------------------
 
 
-def parse_envelope(body: Any, *, max_events: int) -> tuple[str, int | None, list[Any]]:
-    """Check the envelope `{"site", "sent_at", "events"}` of parsed JSON; return its three parts."""
+def parse_envelope(body: Any, *, max_events: int) -> tuple[str, int | None, list[Any], bool]:
+    """Check the envelope `{"site", "sent_at", "events", "nostore"}` of parsed JSON; return its parts."""
     if not isinstance(body, dict):
         raise BeaconError(400, "body must be a JSON object with 'site' and 'events'")
     site = body.get("site")
@@ -286,7 +287,7 @@ def parse_envelope(body: Any, *, max_events: int) -> tuple[str, int | None, list
     sent_at = body.get("sent_at")
     if sent_at is not None and number_from(sent_at) is None:
         raise BeaconError(400, "sent_at: not a number of milliseconds")
-    return site, None if sent_at is None else int(number_from(sent_at) or 0), events
+    return site, None if sent_at is None else int(number_from(sent_at) or 0), events, body.get("nostore") is True
 
 
 @dataclass
@@ -317,10 +318,16 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
         raise EventError("ts", "older than 7 days")
     if ts > received_ms + FUTURE_TOLERANCE_MS:
         raise EventError("ts", "in the future")
-    needed = NEEDS.get(e.type)
-    if needed and not getattr(e, needed):
+    kind, step, name = e.type, e.step or "", e.name or ""
+    # Step rules run here, not in the browser (docs/snippet.md, "Step rules"): an ecommerce
+    # event the site maps is that step; an event on a page a URL rule matches is on that step.
+    if not step and kind == "track" and name in site.event_steps:
+        kind, step = "step", site.event_steps[name]
+    if not step and e.url and kind != "identify" and site.step_urls:
+        step = site.step_for_url(e.url)
+    needed = NEEDS.get(kind)
+    if needed and not (step if needed == "step" else name):
         raise EventError(needed, "missing")
-    step = e.step or ""
     if step and step not in site.chain_steps:
         raise EventError("step", f"{step!r} is not a step of site {site.id!r}'s chain")
     props = stored_props(e.props)
@@ -331,7 +338,7 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
         value = number_from(props["value"])
     return [
         site.id, e.id.lower(), e.sid, e.aid or "", e.uid or "", e.sn,
-        e.type, step, e.name or "", ts / 1000, client_ts / 1000, received_ms / 1000,
+        kind, step, name, ts / 1000, client_ts / 1000, received_ms / 1000,
         scrub_url(e.url or "", site.scrub_query), scrub_url(e.ref or "", site.scrub_query),
         props, None if value is None else float(value),
         e.currency or props.get("currency", "")[:8], e.order_id or props.get("order_id", "")[:MAX_ID],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import tomllib
 import typing
 import zoneinfo
@@ -18,12 +19,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEMO_CHAIN = (
     "discover", "search", "select", "cart",
     "checkout.info", "checkout.shipping", "checkout.payment", "checkout.review",
     "purchase",
 )
+
+
+# The ecommerce events a store's tags already send, by the step they mean (docs/snippet.md):
+# GA4's recommended events and Shopify's standard customer events. A site's chain keeps the
+# ones whose step it has; `[sites.events]` adds or overrides.
+DEFAULT_EVENTS: dict[str, tuple[str, ...]] = {
+    "search": ("view_item_list", "view_search_results", "search", "search_submitted", "collection_viewed"),
+    "select": ("view_item", "select_item", "product_viewed"),
+    "cart": ("add_to_cart", "view_cart", "product_added_to_cart", "cart_viewed"),
+    "checkout.info": ("begin_checkout", "checkout_started", "checkout_contact_info_submitted"),
+    "checkout.shipping": ("add_shipping_info", "checkout_address_info_submitted"),
+    "checkout.payment": ("add_payment_info", "checkout_shipping_info_submitted"),
+    "checkout.review": ("payment_info_submitted",),
+}
 
 
 class ConfigError(Exception):
@@ -85,6 +101,7 @@ class Site:
     chain: tuple[str, ...] = DEMO_CHAIN
     checkout_from: str = "cart"
     step_urls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    events: Mapping[str, str] = field(default_factory=dict)  # ecommerce event name → chain step, over the default
     alerts: AlertSettings = AlertSettings()
     cookieless: bool = False  # the snippet stores nothing in the browser
     require_consent: bool = False  # the snippet waits for chainlens('consent', true)
@@ -94,6 +111,43 @@ class Site:
     @functools.cached_property
     def chain_steps(self) -> frozenset[str]:
         return frozenset(self.chain)
+
+    @functools.cached_property
+    def url_rules(self) -> tuple[tuple[re.Pattern[str], str], ...]:
+        """`step_urls` compiled: a path glob's `*` is any run of characters, the glob matches the whole path."""
+        return tuple((re.compile(".*".join(re.escape(part) for part in glob.split("*"))), step)
+                     for step, globs in self.step_urls.items() for glob in globs)
+
+    @functools.cached_property
+    def _steps_by_url(self) -> dict[str, str]:
+        return {}
+
+    def step_for_url(self, url: str) -> str:
+        """The chain step a page at `url` is, by the site's URL rules ("" when none matches)."""
+        known = self._steps_by_url.get(url)
+        if known is not None:
+            return known
+        path = urlsplit(url).path or "/"
+        step = next((step for rx, step in self.url_rules if rx.fullmatch(path)), "")
+        if len(self._steps_by_url) > 10_000:  # a bounded memo: stores have many URLs, few rules
+            self._steps_by_url.clear()
+        self._steps_by_url[url] = step
+        return step
+
+    @functools.cached_property
+    def event_steps(self) -> dict[str, str]:
+        """Ecommerce event name → chain step: the GA4 and Shopify defaults that fit this chain, then `events`."""
+        chain, last = self.chain, self.chain[-1]
+        after_cart = self.chain[self.chain.index(self.checkout_from) + 1]
+        wanted = {name: step for step, names in DEFAULT_EVENTS.items() for name in names}
+        out = {name: step for name, step in wanted.items() if step in chain}
+        for name in ("add_to_cart", "view_cart", "product_added_to_cart", "cart_viewed"):
+            out.setdefault(name, self.checkout_from)
+        for name in ("begin_checkout", "checkout_started"):
+            out.setdefault(name, after_cart)
+        out["purchase"] = out["checkout_completed"] = last
+        out.update(self.events)
+        return out
 
     @property
     def checkout_steps(self) -> tuple[str, ...]:
@@ -189,6 +243,9 @@ def _check_site(site: Site, source: str, where: str) -> None:
     for step in site.step_urls:
         if step not in site.chain:
             raise ConfigError(source, f"{where}.step_urls.{step}", "not a step of the chain")
+    for name, step in site.events.items():
+        if step not in site.chain:
+            raise ConfigError(source, f"{where}.events.{name}", f"{step!r} is not a step of the chain")
     try:
         zoneinfo.ZoneInfo(site.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
