@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from chainlens.core.settings import DEMO_CHAIN, Settings, dump_toml, from_mapping, load
+from chainlens.core.settings import DEMO_CHAIN, Settings, dump_toml, from_mapping
 from chainlens.reach import run_query
 from chainlens.shoppers import ShopperModel
 from chainlens.storefront import StoreServer
@@ -67,7 +67,8 @@ def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | 
     with open(DEMO_DIR / "serve.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "chainlens.cli", "serve", "-c", str(path)],
                                 stdout=log, stderr=log)
-    shop = StoreServer(from_mapping(config).sites[0], public_url=url, port=store_port).start()
+    demo_settings = from_mapping(config, source=str(path))
+    shop = StoreServer(demo_settings.sites[0], public_url=url, port=store_port).start()
     try:
         _wait_healthy(url, proc)
         per_day = max(1, (sessions or DAYS * PER_DAY) // DAYS)
@@ -75,7 +76,7 @@ def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | 
         sent, accepted = asyncio.run(_send_traffic(url, config, per_day=per_day))
         print(f"sent {sent} shopper sessions ({accepted} events accepted) in {time.monotonic() - started:.1f} s")
         _wait_loaded(url)
-        _print_report(path)
+        _print_report(path, demo_settings)
         print(f"\nstorefront: {shop.url}/   (its pages carry the snippet: browse it and your session lands)")
         print(f"dashboard:  {url}/dashboard")
         if keep_running:
@@ -145,12 +146,10 @@ REPORT = [
 ]
 
 
-def _print_report(config: Path) -> None:
+def _print_report(config: Path, settings: Settings) -> None:
     print("\n" + _cli(config, "rollup"))
-    settings = load(str(config))
-    site = settings.sites[0]
-    today = dt.date.today()
-    params = parameters(site, start=today - dt.timedelta(days=DAYS + 1), end=today)
+    today = dt.datetime.now(dt.UTC).date()  # the demo site's time zone
+    params = parameters(settings.sites[0], start=today - dt.timedelta(days=DAYS + 1), end=today)
     for title, name, columns, tail in REPORT:
         query = f"SELECT {columns} FROM ({QUERIES[name]}) {tail}"
         out = run_query(settings, " ".join(query.split()), fmt="PrettyCompactMonoBlock", parameters=params)

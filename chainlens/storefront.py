@@ -54,8 +54,7 @@ async def search(request: web.Request) -> web.Response:
         (sku, n) for sku, (n, _) in PRODUCTS.items())
     items = "".join(f'<li><a href="/product/{sku}">{name}</a></li>' for sku, name in hits)
     return page(request, "Search results", f"<ul>{items}</ul>",
-                head="<script>window.dataLayer=window.dataLayer||[];"
-                     "dataLayer.push({event:'view_search_results'});</script>")
+                head="<script>dataLayer.push({event:'view_search_results'});</script>")
 
 
 async def product(request: web.Request) -> web.Response:
@@ -72,7 +71,7 @@ async def product(request: web.Request) -> web.Response:
     delivery = f"ships in {ship_days} days" if in_stock else ""
     return page(request, name, f"<p>€{price:.2f} · {delivery}</p>{buy}"
                       f"<script>{api}</script>",
-                head="<script>window.dataLayer=window.dataLayer||[];dataLayer.push({event:'view_item',"
+                head="<script>dataLayer.push({event:'view_item',"
                      f"ecommerce:{{currency:'EUR',value:{price},items:[{{item_id:'{sku}'}}]}}}});</script>")
 
 
@@ -102,7 +101,6 @@ async def shipping(request: web.Request) -> web.Response:
                 f'<p class="note">Standard delivery: €{SHIPPING:.2f}</p>'
                 f'<a class="button" href="/checkout/payment?sku={sku}">Continue to payment</a>'
                 f"<script>chainlens('obstacle','shipping_cost_shown',{{amount:{SHIPPING}}});"
-                "window.dataLayer=window.dataLayer||[];"
                 "dataLayer.push({event:'add_shipping_info',ecommerce:{shipping_tier:'standard'}});</script>")
 
 
@@ -118,8 +116,7 @@ async def payment(request: web.Request) -> web.Response:
                 note + f'<form method="post" action="/checkout/payment?sku={sku}">'
                 '<label>Card number <input name="card" required placeholder="4242 4242 4242 4242"></label>'
                 "<p>(a card ending in 0002 is declined)</p><button>Pay</button></form>"
-                "<script>window.dataLayer=window.dataLayer||[];"
-                "dataLayer.push({event:'add_payment_info',ecommerce:{payment_type:'card'}});</script>")
+                "<script>dataLayer.push({event:'add_payment_info',ecommerce:{payment_type:'card'}});</script>")
 
 
 async def review(request: web.Request) -> web.Response:

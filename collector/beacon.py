@@ -122,13 +122,13 @@ def check_sender(request: web.Request, site: Site, source: str) -> None:
 
 def intake(parsed: Parsed, *, site: Site, client: Client, received_ms: int, source: str) -> Intake:
     """Rows from the fast path when every event passes, else from the per-event reader that names problems."""
+    events = parsed.events
     if parsed.typed:
-        rows = contract.fast_rows(parsed.events, site=site, client=client, received_ms=received_ms,
-                                  sent_at=parsed.sent_at)
+        rows = contract.fast_rows(events, site=site, client=client, received_ms=received_ms, sent_at=parsed.sent_at)
         if rows is not None:
             return Intake(rows=rows)
-        parsed.events = orjson.loads(parsed.body)["events"]  # as received, for the reasons and the kept payloads
-    return contract.build_rows(parsed.events, site=site, client=client, received_ms=received_ms,
+        events = orjson.loads(parsed.body)["events"]  # as received, for the reasons and the kept payloads
+    return contract.build_rows(events, site=site, client=client, received_ms=received_ms,
                                sent_at=parsed.sent_at, source=source)
 
 

@@ -11,17 +11,14 @@ import datetime as dt
 import hmac
 import ipaddress
 import re
-import time
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from chainlens.core import metrics
 from ingestion import schedule
 from ingestion.imports import import_lines
 from ingestion.keys import SERVICE
-from ingestion.report import days_available, report
 
 READ_ONLY = ("select", "with", "show", "describe", "desc", "explain", "exists")
 
@@ -65,30 +62,7 @@ def _json(obj: Any, status: int = 200) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     authorize(request)
-    return _json(status_of(request.app[SERVICE]))
-
-
-def status_of(service: Any) -> dict[str, Any]:
-    """The loader's and the store's state, for /readyz and /metrics."""
-    runner, loader = service.runner, service.loader
-    oldest = loader.oldest_unloaded_ms if loader else None
-    age = None if oldest is None else max(0.0, time.time() - oldest / 1000)
-    backlog = loader.backlog_bytes() if loader else 0
-    metrics.BACKLOG_BYTES.set(backlog)
-    metrics.OLDEST_AGE.set(age or 0.0)
-    metrics.STORE_UP.set(1 if runner.ok else 0)
-    return {
-        "store_ok": runner.ok,
-        "store_errors": runner.errors,
-        "last_error": runner.last_error,
-        "backlog_bytes": backlog,
-        "oldest_unloaded_age_s": age,
-        "inserted_rows": loader.inserted_rows if loader else 0,
-        "batches": loader.batches if loader else 0,
-        "last_batch_rows": loader.last_batch_rows if loader else 0,
-        "last_insert_s": loader.last_insert_s if loader else 0.0,
-        "skipped_bytes": loader.skipped_bytes if loader else 0,
-    }
+    return _json(request.app[SERVICE].state())
 
 
 async def sql(request: web.Request) -> web.Response:
@@ -137,12 +111,3 @@ async def report_data(request: web.Request) -> web.Response:
     except ValueError as exc:
         return _json({"error": str(exc)}, status=400)
     return _json(data)
-
-
-def report_for(client: Any, site: Any, start: str | None, end: str | None) -> dict[str, Any]:
-    first, last = days_available(client, site)
-    to = dt.date.fromisoformat(end) if end else (last or dt.date.today())
-    frm = dt.date.fromisoformat(start) if start else to - dt.timedelta(days=6)
-    data = report(client, site, start=frm, end=to)
-    data["available"] = [first.isoformat() if first else None, last.isoformat() if last else None]
-    return data

@@ -25,3 +25,13 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date) -> dict[
         "obstacles": rows(client, "obstacles", p), "fast_track": rows(client, "fast_track", p)[0],
         "alerts": rows(client, "alerts", p), "cart_abandonment": rows(client, "cart", p)[0]["cart_abandonment"],
     }
+
+
+def report_range(client: Client, site: Site, start: str | None, end: str | None) -> dict[str, Any]:
+    """`report` for `?from=&to=` (ISO dates; default: the last 7 rolled-up days), with the days available."""
+    first, last = days_available(client, site)
+    to = dt.date.fromisoformat(end) if end else (last or dt.date.today())
+    frm = dt.date.fromisoformat(start) if start else to - dt.timedelta(days=6)
+    data = report(client, site, start=frm, end=to)
+    data["available"] = [first.isoformat() if first else None, last.isoformat() if last else None]
+    return data

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import signal
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from chainlens.core import metrics
 from chainlens.core.logs import setup_logging
 from chainlens.core.settings import Settings
 from chainlens.core.spoolfile import atomic_write
 from ingestion import admin, schedule
 from ingestion.keys import SERVICE
 from ingestion.loader import Loader
+from ingestion.report import report_range
 from ingestion.runner import StoreRunner
 
 log = logging.getLogger(__name__)
@@ -66,14 +69,36 @@ class StoreService:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.runner.close()
 
+    def state(self) -> dict[str, Any]:
+        """The loader's and the store's state, for /readyz, /metrics and `/admin/status`."""
+        runner, loader = self.runner, self.loader
+        oldest = loader.oldest_unloaded_ms if loader else None
+        age = None if oldest is None else max(0.0, time.time() - oldest / 1000)
+        backlog = loader.backlog_bytes() if loader else 0
+        metrics.BACKLOG_BYTES.set(backlog)
+        metrics.OLDEST_AGE.set(age or 0.0)
+        metrics.STORE_UP.set(1 if runner.ok else 0)
+        return {
+            "store_ok": runner.ok,
+            "store_errors": runner.errors,
+            "last_error": runner.last_error,
+            "backlog_bytes": backlog,
+            "oldest_unloaded_age_s": age,
+            "inserted_rows": loader.inserted_rows if loader else 0,
+            "batches": loader.batches if loader else 0,
+            "last_batch_rows": loader.last_batch_rows if loader else 0,
+            "last_insert_s": loader.last_insert_s if loader else 0.0,
+            "skipped_bytes": loader.skipped_bytes if loader else 0,
+        }
+
     async def status(self) -> dict[str, Any]:
-        return admin.status_of(self)
+        return self.state()
 
     async def report(self, query: Mapping[str, str]) -> dict[str, Any]:
         site = self.settings.site(query.get("site", "")) or (self.settings.sites[0] if self.settings.sites else None)
         if site is None:
             raise ValueError("no site configured")
-        return await self.runner.call(admin.report_for, site, query.get("from"), query.get("to"))
+        return await self.runner.call(report_range, site, query.get("from"), query.get("to"))
 
 
 def admin_file(settings: Settings) -> Path:

@@ -164,7 +164,7 @@ class Number:
 class Props:
     strict: Any = None
 
-    def read(self, value: Any, dropped: list[tuple[str, str, Any]] | None = None) -> dict[str, Any]:
+    def read(self, value: Any, dropped: list[tuple[str, str, Any]]) -> dict[str, Any]:
         """The entries that fit (string ≤ MAX_PROP_VALUE, number, boolean); the others go to `dropped`."""
         if not isinstance(value, dict):
             raise ValueError("not a JSON object")
@@ -180,8 +180,7 @@ class Props:
             elif not (item is None or type(item) in (str, bool) or is_number(item)):
                 problem = "not a string, number or boolean"
             if problem:
-                if dropped is not None:
-                    dropped.append((f"props.{key[:MAX_NAME]}", problem, item))
+                dropped.append((f"props.{key[:MAX_NAME]}", problem, item))
                 continue
             out[key] = item
         return out
@@ -284,10 +283,11 @@ def parse_envelope(body: Any, *, max_events: int) -> tuple[str, int | None, list
         raise BeaconError(400, "events: missing or not an array")
     if len(events) > max_events:
         raise BeaconError(413, f"events: {len(events)} events in one request, at most {max_events}")
-    sent_at = body.get("sent_at")
-    if sent_at is not None and number_from(sent_at) is None:
+    raw_sent_at = body.get("sent_at")
+    sent_at = None if raw_sent_at is None else number_from(raw_sent_at)
+    if raw_sent_at is not None and sent_at is None:
         raise BeaconError(400, "sent_at: not a number of milliseconds")
-    return site, None if sent_at is None else int(number_from(sent_at) or 0), events, body.get("nostore") is True
+    return site, None if sent_at is None else int(sent_at), events, body.get("nostore") is True
 
 
 @dataclass
