@@ -118,6 +118,12 @@ def rss_mb(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else 0.0
 
 
+def cpu_s(pid: int) -> float:
+    """User plus system CPU seconds the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
@@ -189,11 +195,14 @@ def main() -> None:
     results = {}
     for events in (1, 50):
         fsyncs = metric(url, "chainlens_spool_fsyncs_total")
+        cpu = sum(cpu_s(p) for p in workers)
         r = wrk(url, lua, seconds=args.seconds, events=events)
+        per_request = (sum(cpu_s(p) for p in workers) - cpu) / r["requests"] * 1e6
         rate = (metric(url, "chainlens_spool_fsyncs_total") - fsyncs) / r["seconds"]
         results[events] = r
         line(f"chainlens serve, {events}-event beacons", r,
-             f"  fsyncs/s {rate:,.0f}  RSS worker {max(rss_mb(p) for p in workers):.0f} MB, "
+             f"  worker CPU {per_request:,.0f} µs/request  fsyncs/s {rate:,.0f}"
+             f"  RSS worker {max(rss_mb(p) for p in workers):.0f} MB, "
              f"store process {rss_mb(store_pid):.0f} MB")
     # p99 at 80% of the maximum single-event rate: every connection paced by delay().
     target = 0.8 * results[1]["rps"]

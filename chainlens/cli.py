@@ -27,7 +27,7 @@ from ingestion.alerts import list_alerts_query
 from ingestion.imports import CHUNK_LINES, import_lines
 from ingestion.runner import StoreRunner
 from ingestion.schedule import run_pass
-from sdk_js.render import snippet_tag
+from sdk_js.render import shopify_pixel, snippet_tag
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("serve", cmd_serve, "run the collector (and its scheduled rollups)")
     p = command("snippet", cmd_snippet, "print the <script> tag (with SRI hash) for a site")
     p.add_argument("site")
+    p.add_argument("--shopify", action="store_true",
+                   help="print the custom pixel for Shopify's Customer Events instead")
     p = command("rollup", cmd_rollup, "materialize the rollup tables; idempotent")
     p.add_argument("--since", help="first day (YYYY-MM-DD) to recompute")
     p.add_argument("--until", help="last day (YYYY-MM-DD) to recompute")
@@ -88,7 +90,10 @@ def cmd_snippet(settings: Settings, args: argparse.Namespace) -> int:
     site = settings.site(args.site)
     if site is None:
         raise CommandError(f"unknown site {args.site!r}", 2)
-    print(snippet_tag(site, public_url=settings.collector.url()))
+    if args.shopify:
+        sys.stdout.write(shopify_pixel(site, public_url=settings.collector.url()))
+    else:
+        print(snippet_tag(site, public_url=settings.collector.url()))
     return 0
 
 

@@ -20,7 +20,8 @@ def allowed_origins(settings: Settings) -> frozenset[str]:
 
 def cors_headers(request: web.Request, origins: frozenset[str]) -> dict[str, str]:
     origin = request.headers.get("Origin", "")
-    if origin and origin in origins:
+    # "null": sandboxed frames, such as Shopify's custom pixels, have an opaque origin (docs/snippet.md).
+    if origin and (origin in origins or origin == "null"):
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
     return {"Vary": "Origin"}
 

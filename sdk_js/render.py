@@ -78,6 +78,13 @@ def render(site: Site, *, public_url: str) -> Script:
     return _render(site.id, config)
 
 
+def shopify_pixel(site: Site, *, public_url: str) -> str:
+    """The custom pixel for Shopify's Customer Events: readable (it is pasted, not served), not size-bound."""
+    source = (resources.files("sdk_js") / "shopify.js").read_text().strip()
+    config = orjson.dumps(site_config(site, public_url=public_url), option=orjson.OPT_SORT_KEYS).decode()
+    return _template().render(script=source, config=config).strip() + "\n"
+
+
 def snippet_tag(site: Site, *, public_url: str) -> str:
     """What a store pastes into its pages: the script tag with its SRI hash, and the queue stub."""
     script = render(site, public_url=public_url)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests import shopify_events
 from tests.test_snippet_browser import env, html, new_page, rows, session_id  # noqa: F401  (env: a fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -143,4 +144,74 @@ def test_a_batch_answered_413_is_split_and_lands_whole(env: dict[str, Any]) -> N
     got = rows(env, sid, expect=7)
     assert sorted(r["name"] for r in got if r["name"].startswith("item_")) == [f"item_{i}" for i in range(6)]
     assert answered[0] == 413 and len(answered) >= 3  # refused once, then the two halves
+    page.close()
+
+
+# Shopify's pixel runtime, stood in: a frame sandboxed without allow-same-origin (an opaque
+# origin, as Shopify's), `analytics.subscribe`, and `browser.localStorage` answered by the
+# top frame through postMessage, asynchronously, as Shopify's proxy does.
+SHOPIFY_HOST = """<!doctype html><html><body><script>
+addEventListener('message', function (e) {
+  if (e.data === 'ready') { window.pixelReady = 1; return; }
+  var rpc = e.data && e.data.rpc;
+  if (!rpc) return;
+  var value = null;
+  try { value = localStorage[rpc.op].apply(localStorage, rpc.args); } catch (x) { value = null; }
+  e.source.postMessage({reply: rpc.id, value: value === undefined ? null : value}, '*');
+});
+window.publish = function (events) {
+  document.querySelector('iframe').contentWindow.postMessage({events: events}, '*');
+};
+</script><iframe sandbox="allow-scripts" src="/shopify/sandbox"></iframe></body></html>"""
+SHOPIFY_SANDBOX = """<!doctype html><html><body><script>
+var subscribers = {}, waiting = {}, calls = 0;
+self.analytics = {subscribe: function (name, fn) { (subscribers[name] = subscribers[name] || []).push(fn);
+  return function () { return true; }; }};
+function call(op, args) {
+  return new Promise(function (resolve) { var id = ++calls; waiting[id] = resolve;
+    parent.postMessage({rpc: {id: id, op: op, args: args}}, '*'); });
+}
+self.browser = {localStorage: {
+  getItem: function (k) { return call('getItem', [k]); },
+  setItem: function (k, v) { return call('setItem', [k, v]); },
+  removeItem: function (k) { return call('removeItem', [k]); }}};
+addEventListener('message', function (e) {
+  if (e.data && e.data.reply) { waiting[e.data.reply](e.data.value); delete waiting[e.data.reply]; }
+  if (e.data && e.data.events) e.data.events.forEach(function (ev) {
+    (subscribers[ev.name] || []).forEach(function (fn) { fn(ev); }); });
+});
+</script><script>%PIXEL%</script><script>parent.postMessage('ready', '*');</script></body></html>"""
+
+
+def test_the_shopify_pixel_lands_the_sites_chain_with_the_purchase(env: dict[str, Any]) -> None:  # noqa: F811
+    pages, srv = env["pages"], env["srv"]
+    pixel = srv.cli("snippet", "demo", "--shopify").stdout
+    assert "analytics.subscribe" in pixel and "<script" not in pixel  # pasted as is into Shopify's admin
+    pages.routes["/shopify/host"] = (SHOPIFY_HOST, {})
+    pages.routes["/shopify/sandbox"] = (SHOPIFY_SANDBOX.replace("%PIXEL%", pixel), {})
+    page = new_page(env)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    answers: list[int] = []
+    # One page load per group of events: the pixel's frame goes with each page, its storage stays.
+    for events in shopify_events.walk(pages.origin, order_id="5912345678901"):
+        page.goto(pages.origin + "/shopify/host")
+        page.wait_for_function("window.pixelReady === 1")
+        with page.expect_response(lambda r: r.url == srv.url + "/e") as sent:
+            page.evaluate("events => publish(events)", events)
+        answers.append(sent.value.status)
+        assert sent.value.request.header_value("origin") == "null"  # an opaque origin, as in Shopify's sandbox
+    assert answers == [202] * 4 and errors == []
+    sid = session_id(page)
+    got = rows(env, sid, expect=13)
+    assert len({r["id"] for r in got}) == len(got) == 13
+    steps = [r["step"] for r in got if r["type"] == "step"]
+    assert steps == ["search", "select", "cart", "checkout.info", "checkout.info", "checkout.shipping",
+                     "checkout.payment", "checkout.review", "purchase"]
+    purchase = next(r for r in got if r["step"] == "purchase")
+    assert (purchase["value"], purchase["currency"], purchase["order_id"]) == (59.9, "EUR", "5912345678901")
+    assert purchase["url"] == pages.origin + "/checkouts/cn/c1/thank-you"
+    views = [r["url"].removeprefix(pages.origin) for r in got if r["type"] == "page"]
+    assert views == ["/search", "/products/trail-shoe", "/checkouts/cn/c1/information",
+                     "/checkouts/cn/c1/thank-you"]
     page.close()

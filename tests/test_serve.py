@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import BROWSER_UA, ORIGIN, beacon, event, make_config
+from tests.conftest import BROWSER_UA, ORIGIN, beacon, event, make_config, site_config, write_toml
 
 pytestmark = pytest.mark.slow
 
@@ -113,3 +113,27 @@ def test_serve_gives_up_when_its_port_is_taken(serve_factory: Any, tmp_path: Pat
         result = srv.cli("serve", check=False)
     assert result.returncode == 1
     assert "port in use" in result.stderr
+
+
+def test_changing_step_urls_keeps_the_tag_and_remaps_new_page_views(serve_factory: Any, tmp_path: Path) -> None:
+    config = make_config(tmp_path, collector={"workers": 1}, sites=[site_config(step_urls={"cart": ["/cart"]})])
+    srv = serve_factory(config)
+    tag = srv.cli("snippet", "demo").stdout
+    served = urllib.request.urlopen(srv.url + "/sdk/demo.js", timeout=10).read()
+    before = event("page", url="https://shop.example/basket", step="")
+    assert post(srv.url, beacon(before))[0] == 202
+    assert srv.stop() == 0
+
+    # The store moves its cart page: a new rule, a restart, no new tag to paste.
+    config["sites"][0]["step_urls"] = {"cart": ["/basket"], "checkout.info": ["/checkout/*"]}
+    write_toml(srv.path, config)
+    srv.start()
+    assert srv.cli("snippet", "demo").stdout == tag
+    assert urllib.request.urlopen(srv.url + "/sdk/demo.js", timeout=10).read() == served
+    after = event("page", url="https://shop.example/basket", step="")
+    assert post(srv.url, beacon(after))[0] == 202
+    query = "SELECT count() AS n FROM events WHERE url LIKE '%/basket'"
+    assert wait_count(srv, query, 2) == 2
+    got = {r["id"]: r["step"] for r in srv.sql(
+        "SELECT toString(event_id) AS id, step FROM events WHERE url LIKE '%/basket'")}
+    assert got == {before["id"]: "", after["id"]: "cart"}  # what was stored stays as it was
