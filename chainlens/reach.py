@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from chainlens.core.settings import Settings
+from chainlens.core.owner import admin_file, held_by
+from chainlens.core.settings import Settings, is_embedded
 from ingestion import store
-from ingestion.service import admin_file
 
 
 class CommandError(Exception):
@@ -40,18 +40,24 @@ def run_query(settings: Settings, query: str, *, fmt: str, parameters: dict[str,
 
 
 def running_service(settings: Settings) -> dict[str, Any] | None:
-    """The admin address of a `chainlens serve` that holds this embedded store, if one runs.
+    """The admin address of the `chainlens serve` that owns this embedded store, if one runs.
 
     A server store (http/https) has no single owner: commands connect to it directly.
     """
-    if not store.is_embedded(settings.store.dsn):
+    if not is_embedded(settings.store.dsn):
+        return None
+    pid = held_by(settings)
+    if pid is None:
         return None
     try:
-        info = orjson.loads(admin_file(settings).read_bytes())
+        info = dict(orjson.loads(admin_file(settings).read_bytes()))
         os.kill(int(info["pid"]), 0)
-    except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError, KeyError, orjson.JSONDecodeError):
-        return None
-    return dict(info)
+    except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise CommandError(
+            f"chainlens serve (pid {pid}) owns {settings.collector.spool_dir} but its store process is not up "
+            "(starting or restarting): try again in a few seconds") from None
+    info["owner"] = pid
+    return info
 
 
 def admin_call(link: dict[str, Any], path: str, body: bytes) -> bytes:
@@ -70,7 +76,8 @@ def admin_call(link: dict[str, Any], path: str, body: bytes) -> bytes:
             message = detail.decode(errors="replace")
         raise CommandError(message) from None
     except urllib.error.URLError as exc:
-        raise CommandError(f"the running collector did not answer: {exc.reason}") from None
+        raise CommandError(f"the running chainlens serve (pid {link.get('owner', '?')}) did not answer: "
+                           f"{exc.reason}") from None
 
 
 class direct_store:

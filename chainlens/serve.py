@@ -25,19 +25,28 @@ import orjson
 
 from chainlens.core import metrics
 from chainlens.core.logs import setup_logging
+from chainlens.core.owner import Owned, Ownership, admin_file, lock_paths
 from chainlens.core.settings import Settings
 from collector.worker import run_worker
-from ingestion.service import admin_file, run_store_process
+from ingestion.service import run_store_process
 
 log = logging.getLogger(__name__)
 STOP_WORKERS_S = 15
 STOP_STORE_S = 120
 QUICK_EXIT_S = 5
+STORE_BACKOFF_S = (1, 2, 5, 10, 30)
 
 
 def serve(settings: Settings) -> int:
     setup_logging(role="supervisor")
     Path(settings.collector.spool_dir).mkdir(parents=True, exist_ok=True)
+    # One owner per spool and embedded store: a second serve stops here, before it binds
+    # the port or opens anything.
+    try:
+        owner = Ownership(lock_paths(settings)).acquire()
+    except Owned as exc:
+        print(f"chainlens serve: {exc}", file=sys.stderr, flush=True)
+        return 2
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
@@ -45,22 +54,25 @@ def serve(settings: Settings) -> int:
     # compete with it for space.
     metrics_dir = Path(tempfile.mkdtemp(prefix="chainlens-metrics-"))
     metrics.prepare_multiprocess_dir(metrics_dir)
-    tree = Supervisor(settings)
+    tree = Supervisor(settings, stopping)
     try:
         if not tree.start_store():
             return 1
         tree.start_workers()
-        failed = tree.watch(stopping)
+        failed = tree.watch()
         return 1 if tree.stop() or failed else 0
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        owner.release()
 
 
 class Supervisor:
     """The process tree of `chainlens serve`: one store process, N accept workers."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stopping: list[int]) -> None:
         self.settings = settings
+        self.stopping = stopping
+        self.store_restarts = 0
         self.ctx = multiprocessing.get_context("spawn")
         self.store: BaseProcess | None = None
         self.link: dict = {}
@@ -71,12 +83,14 @@ class Supervisor:
     def start_store(self) -> bool:
         path = admin_file(self.settings)
         path.unlink(missing_ok=True)
-        self.store = self.ctx.Process(target=run_store_process, args=(self.settings,), name="chainlens-store")
+        self.store = self.ctx.Process(target=run_store_process, args=(self.settings, os.getpid()),
+                                      name="chainlens-store")
         self.store.start()
-        link = _wait_for_admin(path, self.store)
+        link = _wait_for_admin(path, self.store, self.stopping)
         if link is None:
-            log.error("store process did not start")
+            log.error("store process did not start", extra={"exitcode": self.store.exitcode})
             self.store.kill()
+            self.store.join(5)
             return False
         self.link = link
         return True
@@ -90,22 +104,40 @@ class Supervisor:
         print(f"chainlens collector on {cfg.url()} ({count} workers)", file=sys.stderr, flush=True)
 
     def start_worker(self, i: int) -> None:
-        proc = self.ctx.Process(target=run_worker, args=(self.settings, i, self.link["url"], self.link["token"]),
-                                name=f"chainlens-w{i}")
+        proc = self.ctx.Process(target=run_worker, args=(self.settings, i, os.getpid()), name=f"chainlens-w{i}")
         proc.start()
         self.workers[i], self.started_at[i] = proc, time.monotonic()
 
-    def watch(self, stopping: list[int]) -> bool:
-        """Restart dead workers until asked to stop; True when serving failed."""
-        while not stopping:
+    def watch(self) -> bool:
+        """Restart dead workers and a dead store process until asked to stop; True when serving failed."""
+        while not self.stopping:
             time.sleep(0.2)
             for i, proc in list(self.workers.items()):
-                if not proc.is_alive() and not stopping and not self._restart(i, proc):
+                if not proc.is_alive() and not self.stopping and not self._restart(i, proc):
                     return True
-            if self.store is not None and not self.store.is_alive() and not stopping:
-                log.error("store process exited", extra={"exitcode": self.store.exitcode})
-                return True
+            if self.store is not None and not self.store.is_alive() and not self.stopping:
+                self._restart_store()
         return False
+
+    def _restart_store(self) -> None:
+        """Start the store process again, with growing pauses while it keeps failing. Workers
+        keep accepting into their spools meanwhile; the new process loads what they wrote."""
+        assert self.store is not None
+        metrics.mark_process_dead(self.store.pid or 0)
+        pause = STORE_BACKOFF_S[min(self.store_restarts, len(STORE_BACKOFF_S) - 1)]
+        self.store_restarts += 1
+        log.error("store process exited; restarting", extra={
+            "exitcode": self.store.exitcode, "restart": self.store_restarts, "pause_s": pause})
+        deadline = time.monotonic() + pause
+        while time.monotonic() < deadline and not self.stopping:
+            time.sleep(0.1)
+        if self.stopping:
+            return
+        started = time.monotonic()
+        if self.start_store():
+            log.info("store process restarted", extra={"pid": self.store.pid,
+                                                       "seconds": round(time.monotonic() - started, 1)})
+            self.store_restarts = 0
 
     def _restart(self, i: int, proc: BaseProcess) -> bool:
         metrics.mark_process_dead(proc.pid or 0)
@@ -152,9 +184,9 @@ def _signal(proc: BaseProcess, sig: int) -> None:
             os.kill(proc.pid, sig)
 
 
-def _wait_for_admin(path: Path, store: BaseProcess, timeout: float = 120) -> dict | None:
+def _wait_for_admin(path: Path, store: BaseProcess, stopping: list[int], timeout: float = 120) -> dict | None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and store.is_alive():
+    while time.monotonic() < deadline and store.is_alive() and not stopping:
         try:
             info = orjson.loads(path.read_bytes())
             if info.get("pid") == store.pid:

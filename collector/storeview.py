@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
@@ -37,16 +38,29 @@ class NoStore:
 
 
 class AdminClient:
-    """The store process's admin API (loopback, bearer token), as an accept worker reaches it."""
+    """The store process's admin API (loopback, bearer token), as an accept worker reaches it.
 
-    def __init__(self, url: str, token: str, *, status_ttl_s: float = 1.0) -> None:
-        self.url, self.token, self.status_ttl_s = url, token, status_ttl_s
+    The address and token are read from the admin file each time they are needed
+    (at most once per status ttl), so a store process restarted by the supervisor,
+    on a new port with a new token, is found again without restarting the worker.
+    """
+
+    def __init__(self, admin_path: Path, *, status_ttl_s: float = 1.0) -> None:
+        self.admin_path, self.status_ttl_s = admin_path, status_ttl_s
         self._status: tuple[float, dict[str, Any]] | None = None
 
+    def _link(self) -> tuple[str, str]:
+        try:
+            info = orjson.loads(self.admin_path.read_bytes())
+            return str(info["url"]), str(info["token"])
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise aiohttp.ClientError(f"no store process address ({exc})") from None
+
     async def _get(self, path: str, *, params: Mapping[str, str] | None = None, timeout_s: float) -> Any:
+        url, token = self._link()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
-            async with session.get(self.url + path, params=params,
-                                   headers={"Authorization": f"Bearer {self.token}"}) as resp:
+            async with session.get(url + path, params=params,
+                                   headers={"Authorization": f"Bearer {token}"}) as resp:
                 raw = await resp.read()
         try:
             data = orjson.loads(raw)

@@ -7,19 +7,24 @@ reach the store process only through its admin API.
 from __future__ import annotations
 
 import os
+import signal
 
 from aiohttp import web
 
 from chainlens.core.logs import setup_logging
+from chainlens.core.owner import admin_file, die_with_parent
 from chainlens.core.settings import Settings
 from collector.app import SERVER_OPTIONS, create_app
 from collector.storeview import AdminClient
 
 
-def run_worker(settings: Settings, index: int, link_url: str, link_token: str) -> None:
+def run_worker(settings: Settings, index: int, parent: int) -> None:
+    # Ended with the supervisor however it dies: SIGTERM finishes in-flight requests
+    # (their events are fsynced before any answer) within aiohttp's shutdown timeout.
+    die_with_parent(parent, signal.SIGTERM)
     os.setpgrp()  # a terminal's Ctrl-C reaches the supervisor only, which stops workers in order
     setup_logging(role=f"worker-{index}")
-    app = create_app(settings, writer=f"w{index}", store=AdminClient(link_url, link_token))
+    app = create_app(settings, writer=f"w{index}", store=AdminClient(admin_file(settings)))
     cfg = settings.collector
     web.run_app(
         app, host=cfg.host, port=cfg.port, reuse_port=True, access_log=None, print=None,

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 
+from chainlens.core.settings import is_embedded
 from ingestion import store
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class StoreRunner:
     def _failed(self, exc: Exception) -> None:
         self.errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"[:500]
-        if not store.is_embedded(self.dsn) and _is_connection_error(exc):
+        if not is_embedded(self.dsn) and _is_connection_error(exc):
             self.ok = False
             self.down_since = self.down_since or time.monotonic()
             self._client, self._schema_ready = None, False

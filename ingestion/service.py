@@ -25,6 +25,7 @@ from aiohttp import web
 
 from chainlens.core import metrics
 from chainlens.core.logs import setup_logging
+from chainlens.core.owner import admin_file, die_with_parent
 from chainlens.core.settings import Settings
 from chainlens.core.spoolfile import atomic_write
 from ingestion import admin, schedule
@@ -34,7 +35,6 @@ from ingestion.report import report_range
 from ingestion.runner import StoreRunner
 
 log = logging.getLogger(__name__)
-ADMIN_FILE = "admin.json"
 STORE_NICENESS = 10
 
 
@@ -101,12 +101,11 @@ class StoreService:
         return await self.runner.call(report_range, site, query.get("from"), query.get("to"))
 
 
-def admin_file(settings: Settings) -> Path:
-    return Path(settings.collector.spool_dir) / ADMIN_FILE
-
-
-def run_store_process(settings: Settings) -> None:
+def run_store_process(settings: Settings, parent: int) -> None:
     """Entry point of the store process started by `chainlens serve`."""
+    # Killed with the supervisor however it dies: what it had not loaded waits in the
+    # spool, and loads resume from the committed offsets with the same insert tokens.
+    die_with_parent(parent, signal.SIGKILL)
     os.setpgrp()  # stopped by the supervisor, after the accept workers
     # Loading yields the CPU to the accept path: acknowledging beacons is what clients
     # wait for; under saturation the spool absorbs the difference (bounded by its cap).

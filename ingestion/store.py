@@ -11,7 +11,6 @@ import logging
 import re
 from collections.abc import Sequence
 from importlib import resources
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -20,18 +19,9 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from chainlens.core.contract import EVENT_COLUMNS, REJECTED_COLUMNS
+from chainlens.core.settings import embedded_path, is_embedded
 
 log = logging.getLogger(__name__)
-
-
-def is_embedded(dsn: str) -> bool:
-    return dsn.startswith("chdb:")
-
-
-def embedded_path(dsn: str) -> Path:
-    """`chdb://./data/x` and `chdb:///abs/x` both name a directory."""
-    rest = dsn.split("://", 1)[1] if "://" in dsn else dsn.split(":", 1)[1]
-    return Path(rest.split("?", 1)[0]).resolve()
 
 
 def connect(dsn: str) -> Client:

@@ -123,6 +123,7 @@ class Serve:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "chainlens.cli", "serve", "-c", str(self.path)],
                 cwd=self.tmp, env=self.env(), stdout=subprocess.DEVNULL, stderr=log,
+                start_new_session=True,  # its own process group, as under a service manager
             )
         import urllib.request
         deadline = time.monotonic() + timeout

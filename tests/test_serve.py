@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -10,6 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
+from chainlens.core.owner import Ownership, lock_paths
+from chainlens.core.settings import from_mapping
 from tests.conftest import BROWSER_UA, ORIGIN, beacon, event, make_config, site_config, write_toml
 
 pytestmark = pytest.mark.slow
@@ -137,3 +142,33 @@ def test_changing_step_urls_keeps_the_tag_and_remaps_new_page_views(serve_factor
     got = {r["id"]: r["step"] for r in srv.sql(
         "SELECT toString(event_id) AS id, step FROM events WHERE url LIKE '%/basket'")}
     assert got == {before["id"]: "", after["id"]: "cart"}  # what was stored stays as it was
+
+
+def test_one_owner_per_spool_and_store(serve_factory: Any, tmp_path: Path) -> None:
+    srv = serve_factory()
+    assert srv.proc is not None
+    # The same config, and another port and spool on the same embedded store: both refused at once.
+    other = make_config(tmp_path / "other", collector={"workers": 1})
+    other["store"] = srv.config["store"]
+    other_path = write_toml(tmp_path / "other.toml", other)
+    for path in (srv.path, other_path):
+        second = subprocess.run([sys.executable, "-m", "chainlens.cli", "serve", "-c", str(path)],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2, second.stderr
+        (line,) = second.stderr.strip().splitlines()  # one line, naming the running instance
+        assert f"(pid {srv.proc.pid})" in line
+    assert srv.sql("SELECT 1 AS one") == [{"one": 1}]  # the first one serves on
+    assert srv.stop() == 0
+
+
+def test_commands_name_an_owner_that_does_not_answer(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    path = write_toml(tmp_path / "chainlens.toml", config)
+    held = Ownership(lock_paths(from_mapping(config))).acquire()  # a serve whose store process is not up
+    try:
+        result = subprocess.run([sys.executable, "-m", "chainlens.cli", "sql", "SELECT 1", "-c", str(path)],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    finally:
+        held.release()
+    assert result.returncode == 1
+    assert f"chainlens serve (pid {os.getpid()}) owns" in result.stderr and "not up" in result.stderr

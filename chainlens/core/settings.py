@@ -42,6 +42,16 @@ DEFAULT_EVENTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def is_embedded(dsn: str) -> bool:
+    return dsn.startswith("chdb:")
+
+
+def embedded_path(dsn: str) -> Path:
+    """`chdb://./data/x` and `chdb:///abs/x` both name a directory."""
+    rest = dsn.split("://", 1)[1] if "://" in dsn else dsn.split(":", 1)[1]
+    return Path(rest.split("?", 1)[0]).resolve()
+
+
 class ConfigError(Exception):
     """A configuration problem; the CLI prints it and exits 2."""
 
