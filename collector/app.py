@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -102,7 +103,7 @@ def _beacon(source: str) -> Callable[[web.Request], Awaitable[web.Response]]:
 def client_address(request: web.Request, settings: Settings) -> str:
     """Used for rate limiting only, never stored."""
     if settings.collector.trust_forwarded:
-        forwarded = request.headers.get("X-Forwarded-For", "")
+        forwarded = beacon.header(request, "X-Forwarded-For")
         if forwarded:
             return forwarded.split(",")[0].strip()
     return request.remote or ""
@@ -152,6 +153,7 @@ async def store_status(app: web.Application) -> dict:
 
 
 # Unique per process and start, cheap on the hot path (no random bytes needed).
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]+")
 _request_ids = (f"{os.getpid():x}-{int(time.time()):x}-{n:x}" for n in itertools.count())
 
 
@@ -159,7 +161,10 @@ _request_ids = (f"{os.getpid():x}-{int(time.time()):x}-{n:x}" for n in itertools
 async def request_context(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id", "")[:64] or next(_request_ids)
+    # Echoed in the answer: only a client's id made of safe characters is kept.
+    request_id = beacon.header(request, "X-Request-Id")[:64]
+    if not _SAFE_ID.fullmatch(request_id):
+        request_id = next(_request_ids)
     try:
         response = await handler(request)
     except web.HTTPException as exc:

@@ -32,14 +32,30 @@ JSON_TYPES = ("text/plain", "application/json", "")
 SESSION, ANON = EVENT_COLUMNS.index("session_id"), EVENT_COLUMNS.index("anon_id")
 
 
+def header(request: web.Request, name: str, default: str = "") -> str:
+    """A request header as text that is safe to compare, hash, log and answer with: bytes that
+    are not UTF-8 (aiohttp keeps them as surrogate escapes) become U+FFFD."""
+    value = request.headers.get(name)
+    if value is None:
+        return default
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def content_type(request: web.Request) -> str:
+    """The media type alone, lower-cased; parameters (charset…) play no part."""
+    return header(request, "Content-Type").split(";", 1)[0].strip().lower()
+
+
 async def read_body(request: web.Request, *, max_body: int, max_decompressed: int, timeout_s: float = 15.0) -> bytes:
     """The request body, decompressed, within the size caps (413 past them) and the time limit (408)."""
-    if request.content_type not in JSON_TYPES:
-        raise BeaconError(
-            415, f"unsupported Content-Type {request.content_type!r}: send text/plain or application/json")
-    encoding = request.headers.get("Content-Encoding", "identity").lower()
+    media = content_type(request)
+    if media not in JSON_TYPES:
+        raise BeaconError(415, f"unsupported Content-Type {media[:100]!r}: send text/plain or application/json")
+    encoding = header(request, "Content-Encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
-        raise BeaconError(415, f"unsupported Content-Encoding {encoding!r}: send gzip or none")
+        raise BeaconError(415, f"unsupported Content-Encoding {encoding[:100]!r}: send gzip or none")
     if request.content_length is not None and request.content_length > max_body:
         raise BeaconError(413, f"body of {request.content_length} bytes is over the {max_body}-byte limit")
     # aiohttp's server may inflate gzip bodies as they stream in (its auto_decompress),
@@ -75,14 +91,14 @@ async def read_body(request: web.Request, *, max_body: int, max_decompressed: in
 
 
 def check_origin(request: web.Request, site: Site) -> None:
-    origin = request.headers.get("Origin")
+    origin = header(request, "Origin")
     # No Origin: a server-side sender or a tool; browsers always send one on POST.
     if origin and origin != "null" and origin not in site.origins:
-        raise BeaconError(403, f"origin {origin!r} is not allowed for site {site.id!r}")
+        raise BeaconError(403, f"origin {origin[:200]!r} is not allowed for site {site.id!r}")
 
 
 def check_secret(request: web.Request, site: Site) -> None:
-    auth = request.headers.get("Authorization", "")
+    auth = header(request, "Authorization")
     token = auth[7:] if auth.startswith("Bearer ") else ""
     if not site.secret or not hmac.compare_digest(token.encode(), site.secret.encode()):
         raise BeaconError(401, "Authorization: a valid 'Bearer <site secret>' is required for /s2s")
@@ -103,6 +119,9 @@ class Parsed:
 def parse(body: bytes, *, max_events: int) -> Parsed:
     """The envelope, typed in C when the whole body is as declared, else parsed leniently (BeaconError)."""
     envelope = contract.decode(body)
+    if envelope is None:
+        body = contract.utf8_text(body)
+        envelope = contract.decode(body)
     if envelope is not None and len(envelope.events) <= max_events:
         sent_at = None if envelope.sent_at is None else int(envelope.sent_at)
         return Parsed(envelope.site, sent_at, envelope.events, envelope.nostore, typed=True, body=body)
@@ -127,7 +146,10 @@ def intake(parsed: Parsed, *, site: Site, client: Client, received_ms: int, sour
         rows = contract.fast_rows(events, site=site, client=client, received_ms=received_ms, sent_at=parsed.sent_at)
         if rows is not None:
             return Intake(rows=rows)
-        events = orjson.loads(parsed.body)["events"]  # as received, for the reasons and the kept payloads
+        try:  # as received, for the reasons and the kept payloads
+            events = orjson.loads(parsed.body)["events"]
+        except orjson.JSONDecodeError as exc:  # the typed decoder let through what JSON does not allow
+            raise BeaconError(400, f"body is not valid JSON: {exc.msg} at byte {exc.pos}") from None
     return contract.build_rows(events, site=site, client=client, received_ms=received_ms,
                                sent_at=parsed.sent_at, source=source)
 
@@ -150,13 +172,14 @@ async def accept(
         if site is None:
             raise BeaconError(404, f"unknown site {parsed.site_id[:64]!r}")
         check_sender(request, site, source)
+        user_agent = header(request, "User-Agent")
+        result = intake(parsed, site=site, client=client_from_ua(user_agent), received_ms=received_ms,
+                        source=source)
     except BeaconError as exc:
         metrics.REJECTED.labels(f"request_{exc.status}").inc()
         await _keep_rejected_request(spool, exc, received_ms=received_ms, site=site_hint or _site_of(body),
                                      source=source, body=body)
         return error_response(exc.status, exc.message)
-    user_agent = request.headers.get("User-Agent", "")
-    result = intake(parsed, site=site, client=client_from_ua(user_agent), received_ms=received_ms, source=source)
     if (site.cookieless or parsed.nostore) and visitors is not None and result.rows and source == "e":
         # The snippet stored nothing (a cookieless site, or a browser that refuses storage):
         # one visitor key per day stands in for its identifiers.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from chainlens.core.settings import Settings
+from collector.beacon import header
 from collector.keys import ORIGINS
 
 
@@ -19,7 +20,7 @@ def allowed_origins(settings: Settings) -> frozenset[str]:
 
 
 def cors_headers(request: web.Request, origins: frozenset[str]) -> dict[str, str]:
-    origin = request.headers.get("Origin", "")
+    origin = header(request, "Origin")
     # "null": sandboxed frames, such as Shopify's custom pixels, have an opaque origin (docs/snippet.md).
     if origin and (origin in origins or origin == "null"):
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
@@ -27,7 +28,7 @@ def cors_headers(request: web.Request, origins: frozenset[str]) -> dict[str, str
 
 
 async def preflight(request: web.Request) -> web.Response:
-    origin = request.headers.get("Origin", "")
+    origin = header(request, "Origin")
     if origin not in request.app[ORIGINS]:
         return web.json_response({"error": f"origin {origin!r} is not allowed"}, status=403)
     return web.Response(status=204, headers={

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import time
 from typing import Any
@@ -117,6 +118,12 @@ async def test_tags_as_platforms_push_them_keep_the_purchase(client: Any) -> Non
     (gzip.compress(b" " * (3 << 20)), {"Content-Encoding": "gzip"}, 413, "decompresses past"),
     (b"\x1f\x8bnot gzip", {"Content-Encoding": "gzip"}, 400, "not valid gzip"),
     (beacon(*[event(step="cart") for _ in range(501)]), {}, 413, "at most 500"),
+    (beacon(event(step="cart", url="https://shop.example/é")).decode().encode("latin-1"), {}, 400,
+     "str is not valid UTF-8"),
+    (beacon(event(step="cart")).replace(b'"ts":', b'"ts":NaN,"x":'), {}, 400, "body is not valid JSON"),
+    (beacon(event(step="cart")).replace(b'"ts":', b'"ts":1e99999,"x":'), {}, 400, "body is not valid JSON"),
+    (beacon(event(step="cart")).replace(b'"cart"', b'"ca\x01rt"'), {}, 400, "body is not valid JSON"),
+    (b"\xff\xfe\x00\xd8{\x00", {}, 400, "not valid UTF-16 text"),
 ])
 async def test_unreadable_requests_get_a_4xx_naming_the_problem_and_are_kept(
     client: Any, body: bytes, headers: dict[str, str], status: int, message: str
@@ -129,6 +136,33 @@ async def test_unreadable_requests_get_a_4xx_naming_the_problem_and_are_kept(
     (reason,) = (await client.rows("SELECT reason FROM events_rejected"))[0]
     assert reason.startswith(f"{status}: ") and message in reason
     assert await client.rows("SELECT count() FROM events") == [(0,)]
+
+
+async def test_text_with_a_byte_order_mark_or_in_utf_16_is_read(client: Any) -> None:
+    events = [event(step="cart", url="https://shop.example/caf\u00e9") for _ in range(3)]
+    text = beacon(events[0]).decode()
+    for body in (b"\xef\xbb\xbf" + text.encode(), beacon(events[1]).decode().encode("utf-16"),
+                 beacon(events[2]).decode().encode("utf-16-le")):
+        resp = await client.post("/e", data=body, headers=HEADERS)
+        assert resp.status == 202 and (await resp.json())["accepted"] == 1
+    ids = ", ".join(f"'{e['id']}'" for e in events)
+    rows = await landed(client, f"SELECT count(), any(url) FROM events WHERE event_id IN ({ids})",
+                        [(3, "https://shop.example/caf\u00e9")])
+    assert rows == [(3, "https://shop.example/caf\u00e9")]
+
+
+async def test_header_bytes_that_are_not_utf_8_get_a_4xx_not_a_500(client: Any) -> None:
+    # A Latin-1 origin and user agent, byte for byte, as old proxies forward them.
+    body = beacon(event(step="cart"))
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"POST /e HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+                 b"Origin: http://b\xfccher.example\r\nUser-Agent: Mozilla/5.0 \xe9\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    answer = await reader.read()
+    writer.close()
+    head, _, text = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 403 ")
+    assert "http://b\ufffdcher.example" in orjson.loads(text)["error"]
 
 
 async def test_body_over_the_limit_is_refused_without_reading_a_chunked_upload(client: Any) -> None:

@@ -18,6 +18,7 @@ into DateTime64(3) exactly from JSON.
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 from dataclasses import dataclass, field
@@ -240,8 +241,35 @@ def decode(body: bytes) -> Any:
     """The typed envelope when every part of `body` is as declared (the common case), else None."""
     try:
         return _decoder.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return None
+
+
+# JSON text in UTF-16 or UTF-32, told by its byte order mark or by where the zero bytes of its
+# first (ASCII) character fall (RFC 4627, section 3).
+_WIDE = [
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+]
+
+
+def utf8_text(body: bytes) -> bytes:
+    """`body` as UTF-8 JSON text: a UTF-8 byte order mark is dropped, UTF-16 and UTF-32 text is
+    re-encoded (JSON allows a parser to accept them); anything else is left for the parser."""
+    if body.startswith(codecs.BOM_UTF8):
+        return body[3:]
+    codec = next((name for bom, name in _WIDE if body.startswith(bom)), None)
+    if codec is None and len(body) >= 4 and b"\x00" in body[:4]:
+        head = body[:4]
+        codec = ("utf-32-be" if head[:3] == b"\x00\x00\x00" else "utf-32-le" if head[1:] == b"\x00\x00\x00"
+                 else "utf-16-be" if head[0] == 0 else "utf-16-le" if head[1] == 0 else None)
+    if codec is None:
+        return body
+    try:
+        return body.decode(codec).encode("utf-8")
+    except UnicodeError:
+        raise BeaconError(400, f"body is not valid {codec.upper().removesuffix('-LE').removesuffix('-BE')} "
+                               "text") from None
 
 
 def read_event(raw: Any, dropped: list[tuple[str, str, Any]]) -> Any:

@@ -137,7 +137,10 @@ class Site:
         known = self._steps_by_url.get(url)
         if known is not None:
             return known
-        path = urlsplit(url).path or "/"
+        try:
+            path = urlsplit(url).path or "/"
+        except ValueError:  # not a URL (an unbalanced "[" in the host, say): no rule applies
+            path = ""
         step = next((step for rx, step in self.url_rules if rx.fullmatch(path)), "")
         if len(self._steps_by_url) > 10_000:  # a bounded memo: stores have many URLs, few rules
             self._steps_by_url.clear()
