@@ -157,6 +157,11 @@ def cmd_rollup(settings: Settings, args: argparse.Namespace) -> int:
         summary = orjson.loads(admin_call(link, "/admin/rollup", body))
     else:
         summary = asyncio.run(_rollup_here(settings, since, until))
+    if "skipped" in summary:
+        held = summary["skipped"]
+        print(f"rollup skipped: {held['holder']} is running it (its lease runs until {held['until']})",
+              file=sys.stderr)
+        return 0
     for s in summary["sites"]:
         days = f"{s['days'][0]}..{s['days'][-1]} ({len(s['days'])} days)" if s["days"] else "nothing new"
         print(f"{s['site']}: {days}, {s['sessions']} sessions, {s['seconds']} s")

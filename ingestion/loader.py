@@ -26,7 +26,16 @@ from typing import Any
 import orjson
 
 from chainlens.core import metrics
-from chainlens.core.spoolfile import EVENTS, REJECTED, Checkpoint, decode_rows, newest_per_writer, read_frames, segments
+from chainlens.core.spoolfile import (
+    EVENTS,
+    REJECTED,
+    Checkpoint,
+    decode_rows,
+    newest_per_writer,
+    read_frames,
+    segments,
+    spool_identity,
+)
 from ingestion import store
 from ingestion.runner import StoreRunner
 
@@ -36,6 +45,7 @@ READ_CHUNK = 16 << 20
 
 @dataclass
 class Batch:
+    spool: str  # the spool's identity
     ranges: list[list[Any]]  # [segment, start, end, end_after_skip]
     events: bytes  # JSONCompactEachRow
     rejected: bytes
@@ -44,7 +54,7 @@ class Batch:
 
     @property
     def token(self) -> str:
-        key = orjson.dumps([r[:3] for r in self.ranges])
+        key = orjson.dumps([self.spool, [r[:3] for r in self.ranges]])
         return "spool-" + hashlib.sha256(key).hexdigest()[:32]
 
 
@@ -56,6 +66,7 @@ class Loader:
         self.root, self.runner = root, runner
         self.max_frames, self.interval, self.max_backoff = max_frames, interval, max_backoff
         self.checkpoint = Checkpoint.load(root)
+        self.identity = spool_identity(root)
         # The loader starts before any accept worker: whatever is on disk now has no
         # writer any more (a crashed one, or a worker index that is not coming back).
         self._sealed_at_start = set(segments(root))
@@ -166,7 +177,7 @@ class Loader:
             counts[kind] += count
             oldest = received_ms if oldest is None else min(oldest, received_ms)
         self.oldest_unloaded_ms = oldest
-        return Batch(ranges, b"\n".join(bodies[EVENTS]), b"\n".join(bodies[REJECTED]),
+        return Batch(self.identity, ranges, b"\n".join(bodies[EVENTS]), b"\n".join(bodies[REJECTED]),
                      counts[EVENTS], counts[REJECTED])
 
     def _commit(self, batch: Batch) -> None:

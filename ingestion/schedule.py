@@ -8,8 +8,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from chainlens.core.settings import Settings
-from ingestion import alerts
+from chainlens.core.settings import Settings, is_embedded
+from ingestion import alerts, lease
 from ingestion.rollup import rollup
 from ingestion.runner import StoreRunner
 
@@ -18,25 +18,53 @@ log = logging.getLogger(__name__)
 
 async def run_pass(settings: Settings, runner: StoreRunner, *, lock: asyncio.Lock, since: dt.date | None = None,
                    until: dt.date | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Rollup every site, then evaluate and deliver its alerts. One pass at a time."""
+                   progress: Callable[[int, int], None] | None = None,
+                   holder: str | None = None) -> dict[str, Any]:
+    """Rollup every site, then evaluate and deliver its alerts. One pass at a time.
+
+    A store that several collector nodes share (a server DSN) runs one pass at a
+    time across all of them: the pass takes the rollup lease first and is skipped
+    while another runner holds it (ingestion/lease.py). An embedded store has a
+    single owner, so no lease is needed unless `holder` names one.
+    """
     async with lock:
-        results = await runner.call(rollup, settings, since=since, until=until, progress=progress)
-        summary: dict[str, Any] = {"sites": []}
-        for site, result in zip(settings.sites, results, strict=True):
-            found = await runner.call(alerts.evaluate, site)
-            delivered = await alerts.deliver(found, site.alerts.webhook) if found else True
-            summary["sites"].append({
-                "site": site.id, "days": [d.isoformat() for d in result.days], "sessions": result.sessions,
-                "seconds": round(result.seconds, 3), "alerts": [a.message for a in found],
-                "webhook_delivered": delivered,
-            })
-        return summary
+        if holder is None and not is_embedded(settings.store.dsn):
+            holder = lease.holder_name()
+        if holder is None:
+            return await _pass(settings, runner, since=since, until=until, progress=progress)
+        other = await lease.take(runner, holder)
+        if other is not None:
+            until_text = other.expires.isoformat(timespec="seconds")
+            log.info("rollup pass skipped: another runner holds the lease",
+                     extra={"holder": other.holder, "until": until_text})
+            return {"sites": [], "skipped": {"holder": other.holder, "until": until_text}}
+        renew = asyncio.create_task(lease.keep(runner, holder))
+        try:
+            return await _pass(settings, runner, since=since, until=until, progress=progress)
+        finally:
+            renew.cancel()
+            await lease.release(runner, holder)
+
+
+async def _pass(settings: Settings, runner: StoreRunner, *, since: dt.date | None, until: dt.date | None,
+                progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    results = await runner.call(rollup, settings, since=since, until=until, progress=progress)
+    summary: dict[str, Any] = {"sites": []}
+    for site, result in zip(settings.sites, results, strict=True):
+        found = await runner.call(alerts.evaluate, site)
+        delivered = await alerts.deliver(found, site.alerts.webhook) if found else True
+        summary["sites"].append({
+            "site": site.id, "days": [d.isoformat() for d in result.days], "sessions": result.sessions,
+            "seconds": round(result.seconds, 3), "alerts": [a.message for a in found],
+            "webhook_delivered": delivered,
+        })
+    return summary
 
 
 async def scheduled(settings: Settings, runner: StoreRunner, lock: asyncio.Lock, stopping: asyncio.Event) -> None:
     every = settings.rollup.every_s
-    if every <= 0:
+    if every <= 0 or not settings.rollup.enabled:
+        log.info("scheduled rollups off on this node", extra={"every_s": every, "enabled": settings.rollup.enabled})
         return
     while not stopping.is_set():
         try:

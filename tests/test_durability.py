@@ -15,7 +15,11 @@ from typing import Any
 import orjson
 import pytest
 
-from chainlens.core.spoolfile import EVENTS, encode_rows
+from chainlens.core.contract import Client, rejected_row, validate_event
+from chainlens.core.settings import from_mapping
+from chainlens.core.spoolfile import EVENTS, REJECTED, encode_rows
+from ingestion.loader import Loader
+from ingestion.runner import StoreRunner
 from tests.conftest import BROWSER_UA, ORIGIN, beacon, event, free_port, make_config
 
 pytestmark = pytest.mark.slow
@@ -154,8 +158,6 @@ def test_torn_spool_tail_is_skipped_without_losing_earlier_records(serve_factory
     srv = serve_factory(start=False)
     good = [event(step="cart", sid=f"t{i}") for i in range(6)]
     rows_frames = []
-    from chainlens.core.contract import Client, validate_event
-    from chainlens.core.settings import from_mapping
     site = from_mapping(srv.config).site("demo")
     now = int(time.time() * 1000)
     for chunk in (good[:3], good[3:]):
@@ -279,3 +281,33 @@ def test_a_full_disk_answers_503_and_keeps_serving(serve_factory: Any, tmp_path:
         assert srv.stop() == 0
     finally:
         subprocess.run(["umount", "-l", str(spool)], check=False)
+
+
+async def test_spools_with_the_same_segment_names_and_ranges_both_land(settings: Any, tmp_path: Path) -> None:
+    """Two collector nodes into one store: each spool's first segment is `w0/000000000001.seg`,
+    with the same byte ranges; byte-identical rejected rows too. Each spool's identity keeps
+    their deduplication tokens apart, so nothing is dropped as a duplicate."""
+    runner = StoreRunner(settings.store.dsn)
+    site, now = settings.site("demo"), int(time.time() * 1000)
+    refused = [rejected_row(received_ms=now, site_id="demo", source="e", reason="400: body is not valid JSON",
+                            payload=b"{not json")]
+    ids = []
+    for node in ("a", "b"):
+        events = [event(step="cart") for _ in range(5)]
+        rows = [validate_event(e, site=site, client=Client(), received_ms=now, sent_at=None) for e in events]
+        segment = tmp_path / node / "w0" / "000000000001.seg"
+        segment.parent.mkdir(parents=True)
+        segment.write_bytes(encode_rows(EVENTS, now, rows) + encode_rows(REJECTED, now, refused))
+        ids += [e["id"] for e in events]
+    loaders = [Loader(tmp_path / node, runner) for node in ("a", "b")]
+    assert loaders[0].identity != loaders[1].identity
+    for loader in loaders:
+        assert await loader.load_once() == 6
+    ids_sql = ", ".join(f"'{i}'" for i in ids)
+    stored = await runner.call(lambda c: c.query(
+        f"SELECT uniqExact(event_id) FROM events WHERE event_id IN ({ids_sql})").result_rows)
+    kept = await runner.call(lambda c: c.query("SELECT count() FROM events_rejected").result_rows)
+    assert stored == [(10,)] and kept == [(2,)]
+    # The identity is the spool's for good: a restarted loader reads the same one.
+    assert Loader(tmp_path / "a", runner).identity == loaders[0].identity
+    await runner.close()

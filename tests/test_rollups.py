@@ -245,3 +245,4 @@ def test_every_figure_matches_the_definitions(db: Any, tmp_path: Path, events: l
            for r in table(db, "obstacle_impact_daily")}, ref.obstacle_impact(ss, CHAIN))
     _same({r["day"]: (r["detail_views"], r["fast_track_views"], r["rate"]) for r in table(db, "fast_track_daily")},
           ref.fast_track(ss))
+

@@ -90,6 +90,7 @@ class CollectorSettings:
 class RollupSettings:
     session_timeout_s: int = 1800
     every_s: int = 300
+    enabled: bool = True  # false on all but one node when several collectors share a store
 
 
 @dataclass(frozen=True)

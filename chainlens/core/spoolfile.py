@@ -14,6 +14,11 @@ every segment already on disk when the loader starts (before any writer): a
 bad frame in a sealed segment is a tail torn by a crash and is skipped; in an
 open one it may be a frame still being written, so the reader waits.
 
+Each spool has an identity (`identity`, a random id written once, when the
+directory is first used) that goes into every deduplication token, so two
+collector nodes, or a spool directory created anew, never send the store the
+same token for different rows.
+
 The checkpoint (`checkpoint.json`) records, per segment, how many bytes are in
 ClickHouse, and the batch being inserted (`pending`) so that after a crash the
 same byte ranges are re-sent with the same deduplication token.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import os
 import struct
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +42,7 @@ EVENTS, REJECTED = b"E", b"R"
 MAX_FRAME = 64 << 20
 SUFFIX = ".seg"
 CHECKPOINT = "checkpoint.json"
+IDENTITY = "identity"
 
 
 def frame(payload: bytes) -> bytes:
@@ -127,6 +134,28 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def spool_identity(root: Path) -> str:
+    """This spool's random identity, created with it; the first process to ask writes it."""
+    path = root / IDENTITY
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{IDENTITY}.{os.getpid()}"
+    tmp.write_text(uuid.uuid4().hex + "\n")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    try:
+        os.link(tmp, path)  # fails if another process wrote it first: then theirs stands
+        fsync_dir(root)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
 
 
 def fsync_dir(path: Path) -> None:
