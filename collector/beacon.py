@@ -79,12 +79,16 @@ async def read_body(request: web.Request, *, max_body: int, max_decompressed: in
     except (RequestPayloadError, HttpProcessingError) as exc:
         raise BeaconError(400, "body is not valid gzip" if gzipped else f"body could not be read: {exc}") from None
     body = b"".join(chunks)
+    if gzipped and not body:  # nothing sent, or a stream cut before its first block was inflated upstream
+        raise BeaconError(400, "body is not valid gzip: no data")
     if gzipped and body[:2] == b"\x1f\x8b":
         inflater = zlib.decompressobj(wbits=31)
         try:
             body = inflater.decompress(body, max_decompressed + 1)
         except zlib.error:
             raise BeaconError(400, "body is not valid gzip") from None
+        if not inflater.eof and len(body) <= max_decompressed:
+            raise BeaconError(400, "body is not valid gzip: the stream is cut short")
         if len(body) > max_decompressed:
             raise BeaconError(413, f"body decompresses past the {max_decompressed}-byte limit")
     return body

@@ -117,6 +117,7 @@ async def test_tags_as_platforms_push_them_keep_the_purchase(client: Any) -> Non
     (b"x" * 70_000, {}, 413, "over the 65536-byte limit"),
     (gzip.compress(b" " * (3 << 20)), {"Content-Encoding": "gzip"}, 413, "decompresses past"),
     (b"\x1f\x8bnot gzip", {"Content-Encoding": "gzip"}, 400, "not valid gzip"),
+    (gzip.compress(beacon(event(step="cart")))[:30], {"Content-Encoding": "gzip"}, 400, "not valid gzip"),
     (beacon(*[event(step="cart") for _ in range(501)]), {}, 413, "at most 500"),
     (beacon(event(step="cart", url="https://shop.example/é")).decode().encode("latin-1"), {}, 400,
      "str is not valid UTF-8"),
