@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
+import signal
 import sys
+import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +23,14 @@ import orjson
 from tqdm import tqdm
 
 from chainlens.core import settings as settings_mod
+from chainlens.core.owner import held_by
 from chainlens.core.settings import ConfigError, Settings
 from chainlens.demo import run_demo
-from chainlens.reach import CommandError, admin_call, direct_store, run_query, running_service
+from chainlens.reach import CommandError, admin_call, direct_store, require_store, run_query, running_service
 from chainlens.serve import serve
 from ingestion.alerts import list_alerts_query
 from ingestion.imports import CHUNK_LINES, import_lines
+from ingestion.live import live_state, live_text
 from ingestion.runner import StoreRunner
 from ingestion.schedule import run_pass
 from sdk_js.render import shopify_pixel, snippet_tag
@@ -67,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("rollup", cmd_rollup, "materialize the rollup tables; idempotent")
     p.add_argument("--since", help="first day (YYYY-MM-DD) to recompute")
     p.add_argument("--until", help="last day (YYYY-MM-DD) to recompute")
+    p = command("status", cmd_status, "is data arriving: recent events, open sessions, refusals and their fix")
+    p.add_argument("--site", help="one site (default: every site)")
+    command("reload", cmd_reload, "make the running collector read its settings file again (as SIGHUP does)")
     p = command("sql", cmd_sql, "run SQL against the store")
     p.add_argument("query")
     p.add_argument("--format", default="PrettyCompact", help="a ClickHouse output format (JSONEachRow, TSVWithNames…)")
@@ -90,11 +99,56 @@ def cmd_snippet(settings: Settings, args: argparse.Namespace) -> int:
     site = settings.site(args.site)
     if site is None:
         raise CommandError(f"unknown site {args.site!r}", 2)
-    if args.shopify:
-        sys.stdout.write(shopify_pixel(site, public_url=settings.collector.url()))
-    else:
-        print(snippet_tag(site, public_url=settings.collector.url()))
+    make = shopify_pixel if args.shopify else snippet_tag
+    text = make(site, public_url=settings.collector.url()).rstrip("\n")
+    link = running_service(settings)
+    if link:
+        # What the running collector serves is what the pages must carry.
+        query = urllib.parse.urlencode({"site": site.id, **({"shopify": "1"} if args.shopify else {})})
+        served = admin_call(link, f"/admin/snippet?{query}", None).decode().rstrip("\n")
+        if served != text:
+            print(f"chainlens snippet: the running collector (pid {link['owner']}) still serves the settings it "
+                  f"loaded before {settings.source} changed; this is what it serves now. Run `chainlens reload` "
+                  "to serve the file's version.", file=sys.stderr)
+        text = served
+    print(text)
     return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    sites = [s for s in settings.sites if not args.site or s.id == args.site]
+    if not sites:
+        raise CommandError(f"unknown site {args.site!r}", 2)
+    link = running_service(settings)
+    if link:
+        states = [orjson.loads(admin_call(link, "/admin/live?" + urllib.parse.urlencode({"site": s.id}), None))
+                  for s in sites]
+    else:
+        with direct_store(settings, create=False) as client:
+            states = [live_state(client, settings, s) for s in sites]
+        print("(no collector runs on this store: these are the stored events)")
+    for state in states:
+        print(live_text(state))
+    return 0
+
+
+def cmd_reload(settings: Settings, args: argparse.Namespace) -> int:
+    """SIGHUP to the `serve` that owns this spool, then wait until its store process has reloaded."""
+    pid = held_by(settings)
+    if pid is None or pid < 0:
+        raise CommandError(f"no chainlens serve runs on {settings.collector.spool_dir}: nothing to reload", 2)
+    link = running_service(settings)
+    assert link is not None
+    before = orjson.loads(admin_call(link, "/admin/status", None))["config_reloads"]
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        state = orjson.loads(admin_call(link, "/admin/status", None))
+        if state["config_reloads"] > before:
+            print(f"chainlens serve (pid {pid}) runs with {settings.source} as it is now")
+            return 0
+        time.sleep(0.1)
+    raise CommandError(f"chainlens serve (pid {pid}) did not confirm the reload within 15 s; see its log")
 
 
 def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
@@ -171,6 +225,7 @@ def cmd_rollup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _rollup_here(settings: Settings, since: Any, until: Any) -> dict[str, Any]:
+    require_store(settings)
     runner = StoreRunner(settings.store.dsn)
     bar = tqdm(total=0, unit="chunk", desc="rollup", disable=not sys.stderr.isatty(), leave=False)
 

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from chainlens.core.owner import held_by
 from chainlens.core.settings import DEMO_CHAIN, Settings, dump_toml, from_mapping
 from chainlens.reach import run_query
 from chainlens.shoppers import ShopperModel
@@ -54,6 +55,12 @@ def demo_config(port: int, store_port: int) -> dict[str, Any]:
 
 
 def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | None = None) -> int:
+    owner = held_by(from_mapping(demo_config(0, 0)))
+    if owner is not None:
+        # Another demo (--keep-running) still serves from this directory: never wipe its store.
+        print(f"chainlens demo: another chainlens (pid {owner}) is serving from {DEMO_DIR}/; "
+              "stop it first (Ctrl-C in its terminal, or kill -TERM it)", file=sys.stderr)
+        return 2
     if DEMO_DIR.exists():
         shutil.rmtree(DEMO_DIR)
     DEMO_DIR.mkdir(parents=True)

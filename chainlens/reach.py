@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from chainlens.core.owner import admin_file, held_by
-from chainlens.core.settings import Settings, is_embedded
+from chainlens.core.settings import Settings, embedded_path, is_embedded
 from ingestion import store
 
 
@@ -32,7 +32,7 @@ def run_query(settings: Settings, query: str, *, fmt: str, parameters: dict[str,
     if link:
         body = {"query": query, "format": fmt, "parameters": parameters}
         return admin_call(link, "/admin/sql", orjson.dumps(body))
-    with direct_store(settings) as client:
+    with direct_store(settings, create=False) as client:
         try:
             return bytes(client.raw_query(query, parameters=parameters, fmt=fmt))
         except Exception as exc:
@@ -60,9 +60,10 @@ def running_service(settings: Settings) -> dict[str, Any] | None:
     return info
 
 
-def admin_call(link: dict[str, Any], path: str, body: bytes) -> bytes:
+def admin_call(link: dict[str, Any], path: str, body: bytes | None) -> bytes:
+    """POST `body` to the running service's admin API (GET when `body` is None)."""
     request = urllib.request.Request(
-        link["url"] + path, data=body, method="POST",
+        link["url"] + path, data=body, method="GET" if body is None else "POST",
         headers={"Authorization": f"Bearer {link['token']}", "Content-Type": "application/json"},
     )
     try:
@@ -80,13 +81,29 @@ def admin_call(link: dict[str, Any], path: str, body: bytes) -> bytes:
                            f"{exc.reason}") from None
 
 
-class direct_store:
-    """Open the store in this process (no collector holds it)."""
+def require_store(settings: Settings) -> None:
+    """A command that only reads stops (exit 2) where it would create an empty embedded store."""
+    dsn = settings.store.dsn
+    if is_embedded(dsn) and not embedded_path(dsn).exists():
+        where = (settings.source if settings.source != "<defaults>" else
+                 "the built-in defaults, as there is no -c, no $CHAINLENS_CONFIG and no ./chainlens.toml")
+        raise CommandError(f"there is no store at {embedded_path(dsn)} (settings from {where}): nothing to read. "
+                           "Point -c at your chainlens.toml, or start `chainlens serve` first.", 2)
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+
+class direct_store:
+    """Open the store in this process (no collector holds it).
+
+    With `create=False` (commands that only read) an embedded store that does not
+    exist yet is an error, not a new empty store that answers every query with 0.
+    """
+
+    def __init__(self, settings: Settings, *, create: bool = True) -> None:
+        self.settings, self.create = settings, create
 
     def __enter__(self) -> Any:
+        if not self.create:
+            require_store(self.settings)
         try:
             self.client = store.connect(self.settings.store.dsn)
             store.ensure_schema(self.client)

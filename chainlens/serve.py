@@ -26,7 +26,7 @@ import orjson
 from chainlens.core import metrics
 from chainlens.core.logs import setup_logging
 from chainlens.core.owner import Owned, Ownership, admin_file, lock_paths
-from chainlens.core.settings import Settings
+from chainlens.core.settings import ConfigError, Settings, reload
 from collector.worker import run_worker
 from ingestion.service import run_store_process
 
@@ -50,11 +50,13 @@ def serve(settings: Settings) -> int:
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+    hangups: list[int] = []
+    signal.signal(signal.SIGHUP, lambda *_: hangups.append(1))
     # Per-process metric files live outside the spool: they are not data, and must not
     # compete with it for space.
     metrics_dir = Path(tempfile.mkdtemp(prefix="chainlens-metrics-"))
     metrics.prepare_multiprocess_dir(metrics_dir)
-    tree = Supervisor(settings, stopping)
+    tree = Supervisor(settings, stopping, hangups)
     try:
         if not tree.start_store():
             return 1
@@ -69,9 +71,10 @@ def serve(settings: Settings) -> int:
 class Supervisor:
     """The process tree of `chainlens serve`: one store process, N accept workers."""
 
-    def __init__(self, settings: Settings, stopping: list[int]) -> None:
+    def __init__(self, settings: Settings, stopping: list[int], hangups: list[int] | None = None) -> None:
         self.settings = settings
         self.stopping = stopping
+        self.hangups = [] if hangups is None else hangups
         self.store_restarts = 0
         self.ctx = multiprocessing.get_context("spawn")
         self.store: BaseProcess | None = None
@@ -117,7 +120,25 @@ class Supervisor:
                     return True
             if self.store is not None and not self.store.is_alive() and not self.stopping:
                 self._restart_store()
+            if self.hangups:
+                self.hangups.clear()
+                self._reload()
         return False
+
+    def _reload(self) -> None:
+        """SIGHUP: check the settings file; if it reads, every process runs with it (each reads
+        it itself) and children started later get it too. If not, nothing changes."""
+        try:
+            self.settings, kept = reload(self.settings)
+        except ConfigError as exc:
+            log.error("settings not reloaded; running on the previous ones", extra={"error": str(exc)})
+            return
+        for proc in [*self.workers.values(), *([self.store] if self.store else [])]:
+            _signal(proc, signal.SIGHUP)
+        log.info("settings reloaded", extra={"source": self.settings.source, "restart_needed": kept})
+        if kept:
+            print(f"chainlens serve: reloaded; these keep their running values until a restart: {', '.join(kept)}",
+                  file=sys.stderr, flush=True)
 
     def _restart_store(self) -> None:
         """Start the store process again, with growing pauses while it keeps failing. Workers

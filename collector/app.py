@@ -25,7 +25,7 @@ from chainlens.core.settings import Settings
 from collector import beacon
 from collector.cors import allowed_origins, cors_headers, preflight
 from collector.dashboard import dashboard
-from collector.keys import DRAINING, LIMITER, ORIGINS, SETTINGS, SPOOL, STORE, VISITORS
+from collector.keys import CONFIG, DRAINING, LIMITER, SPOOL, STORE, VISITORS, Config
 from collector.ratelimit import RateLimiter
 from collector.spool import SpoolWriter
 from collector.storeview import NoStore, StoreView
@@ -47,10 +47,9 @@ def create_app(
         middlewares=[request_context],
         client_max_size=settings.collector.max_body_bytes,
     )
-    app[SETTINGS] = settings
+    app[CONFIG] = Config(settings, allowed_origins(settings), time.time())
     app[LIMITER] = RateLimiter(settings.collector.rate_limit_rps)
     app[DRAINING] = [False]
-    app[ORIGINS] = allowed_origins(settings)
     app[VISITORS] = VisitorKeys(Path(settings.collector.spool_dir))
     app[STORE] = store or NoStore()
     if setup is not None:
@@ -69,9 +68,17 @@ def create_app(
     return app
 
 
+def apply(app: web.Application, settings: Settings) -> None:
+    """Run with reloaded settings from the next request on (requests in flight finish with theirs)."""
+    config = app[CONFIG]  # the same object: the app's state is frozen once it runs
+    config.settings, config.origins, config.loaded_at = settings, allowed_origins(settings), time.time()
+    app[LIMITER].rate = settings.collector.rate_limit_rps
+    app[LIMITER].burst = max(1.0, 2 * settings.collector.rate_limit_rps)
+
+
 def _spool_ctx(writer: str) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        cfg = app[SETTINGS].collector
+        cfg = app[CONFIG].settings.collector
         spool = SpoolWriter(Path(cfg.spool_dir), writer, max_bytes=cfg.spool_max_bytes)
         spool.open()
         app[SPOOL] = spool
@@ -87,15 +94,16 @@ async def _mark_draining(app: web.Application) -> None:
 def _beacon(source: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         app = request.app
-        address = client_address(request, app[SETTINGS])
+        settings = app[CONFIG].settings
+        address = client_address(request, settings)
         wait = app[LIMITER].check(address)
         if wait:
             metrics.RATE_LIMITED.inc()
             return beacon.error_response(429, "rate limit exceeded", **{"Retry-After": str(wait)})
-        response = await beacon.accept(request, settings=app[SETTINGS], spool=app[SPOOL], source=source,
+        response = await beacon.accept(request, settings=settings, spool=app[SPOOL], source=source,
                                        address=address, visitors=app[VISITORS])
         if source == "e":
-            response.headers.update(cors_headers(request, app[ORIGINS]))
+            response.headers.update(cors_headers(request, app[CONFIG].origins))
         return response
     return handler
 
@@ -111,7 +119,7 @@ def client_address(request: web.Request, settings: Settings) -> str:
 
 async def sdk_script(request: web.Request) -> web.Response:
     """The site's snippet: cached per site and config, ETag, gzip, CORS for the SRI tag."""
-    settings = request.app[SETTINGS]
+    settings = request.app[CONFIG].settings
     site = settings.site(request.match_info["site"])
     if site is None:
         return beacon.error_response(404, f"unknown site {request.match_info['site']!r}")

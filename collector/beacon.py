@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import time
 import zlib
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from chainlens.core.spoolfile import EVENTS, REJECTED, encode_rows
 from collector.enrich import client_from_ua
 from collector.spool import SpoolFull, SpoolWriter
 from collector.visitor import VisitorKeys
+
+log = logging.getLogger(__name__)
 
 JSON_TYPES = ("text/plain", "application/json", "")
 SESSION, ANON = EVENT_COLUMNS.index("session_id"), EVENT_COLUMNS.index("anon_id")
@@ -181,6 +184,7 @@ async def accept(
                         source=source)
     except BeaconError as exc:
         metrics.REJECTED.labels(f"request_{exc.status}").inc()
+        REFUSALS.note(site_hint if isinstance(site_hint, str) else "", f"{exc.status}: {exc.message}")
         await _keep_rejected_request(spool, exc, received_ms=received_ms, site=site_hint or _site_of(body),
                                      source=source, body=body)
         return error_response(exc.status, exc.message)
@@ -199,11 +203,39 @@ async def accept(
     return answer(site.id, result)
 
 
+class RefusalLog:
+    """One warning per site and kind of refusal per minute while refusals go on, with how many
+    there were since the last one: a misconfigured site shows in the log without flooding it."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        self.every_s = every_s
+        self.seen: dict[tuple[str, str], list[float]] = {}  # key → [last logged at, refusals since]
+
+    def note(self, site: str, reason: str) -> None:
+        kind = reason.split("'", 1)[0][:80]  # without the values: one line per kind of mistake
+        key = (site[:64], kind)
+        now = time.monotonic()
+        entry = self.seen.get(key)
+        if entry is None:
+            if len(self.seen) > 10_000:
+                self.seen.clear()
+            entry = self.seen[key] = [now - self.every_s, 0]
+        entry[1] += 1
+        if now - entry[0] >= self.every_s:
+            log.warning("beacons refused", extra={"site": site[:64], "reason": reason[:300], "count": entry[1],
+                                                  "fix": "see `chainlens status` for the fix"})
+            entry[0], entry[1] = now, 0
+
+
+REFUSALS = RefusalLog()
+
+
 def answer(site_id: str, result: Intake) -> web.Response:
     if result.rows:
         metrics.accepted_counter(site_id).inc(len(result.rows))
     for err in result.errors + result.dropped:  # the field, without props' own keys: a bounded label set
         metrics.REJECTED.labels(err["error"].split(":", 1)[0].split(".", 1)[0]).inc()
+        REFUSALS.note(site_id, err["error"])
     if not result.errors and not result.dropped:
         return _json({"accepted": len(result.rows), "rejected": 0, "errors": []}, status=202)
     body: dict[str, Any] = {"accepted": len(result.rows), "rejected": len(result.errors), "errors": result.errors}

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from chainlens.core.settings import Settings
 from collector.beacon import header
-from collector.keys import ORIGINS
+from collector.keys import CONFIG
 
 
 def allowed_origins(settings: Settings) -> frozenset[str]:
@@ -29,7 +29,7 @@ def cors_headers(request: web.Request, origins: frozenset[str]) -> dict[str, str
 
 async def preflight(request: web.Request) -> web.Response:
     origin = header(request, "Origin")
-    if origin not in request.app[ORIGINS]:
+    if origin not in request.app[CONFIG].origins:
         return web.json_response({"error": f"origin {origin!r} is not allowed"}, status=403)
     return web.Response(status=204, headers={
         "Access-Control-Allow-Origin": origin,

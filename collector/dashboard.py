@@ -13,12 +13,13 @@ import hmac
 import ipaddress
 from typing import Any
 
+import aiohttp
 import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
 
 from chainlens.core.settings import Settings
-from collector.keys import SETTINGS, STORE
+from collector.keys import CONFIG, STORE
 
 BAR_H, GAP, LABEL_W, WIDTH = 22, 6, 260, 760
 
@@ -90,15 +91,34 @@ def allowed(request: web.Request, settings: Settings) -> bool:
         return False
 
 
+def _store_unavailable(reason: str) -> web.Response:
+    """A page that says what is wrong, instead of figures from nowhere or a bare 500."""
+    html = _env().get_template("unavailable.html").render(reason=reason)
+    return web.Response(text=html, status=503, content_type="text/html", headers={"Retry-After": "10"})
+
+
 async def dashboard(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
+    settings = request.app[CONFIG].settings
     if not allowed(request, settings):
         raise web.HTTPForbidden(text="The dashboard answers loopback clients, or a valid ?token=.")
     query = {k: v for k, v in request.query.items() if k in ("site", "from", "to") and v}
+    state = await request.app[STORE].status()
+    if not state.get("store_ok"):
+        return _store_unavailable(state.get("last_error") or "the store is not reachable")
     try:
         data = await request.app[STORE].report(query)
     except ValueError as exc:
+        state = await request.app[STORE].status()
+        if not state.get("store_ok"):
+            return _store_unavailable(state.get("last_error") or str(exc))
         raise web.HTTPBadRequest(text=str(exc)) from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return _store_unavailable(f"the store process did not answer: {exc}")
+    try:
+        live = await request.app[STORE].live(str(data["site"]))
+    except (ValueError, aiohttp.ClientError, TimeoutError):
+        live = None
     html = _env().get_template("dashboard.html").render(
-        data=data, charts=charts(data), sites=[s.id for s in settings.sites], token=request.query.get("token", ""))
+        data=data, live=live, charts=charts(data), sites=[s.id for s in settings.sites],
+        token=request.query.get("token", ""))
     return web.Response(text=html, content_type="text/html")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 
 from chainlens.core.settings import Settings
@@ -10,10 +12,19 @@ from collector.spool import SpoolWriter
 from collector.storeview import StoreView
 from collector.visitor import VisitorKeys
 
-SETTINGS = web.AppKey("collector_settings", Settings)
+
+@dataclass
+class Config:
+    """What the accept side runs with, replaced as a whole by a reload (SIGHUP)."""
+
+    settings: Settings
+    origins: frozenset[str]  # every site's origins, for CORS preflights
+    loaded_at: float = 0.0
+
+
+CONFIG = web.AppKey("config", Config)
 SPOOL = web.AppKey("spool", SpoolWriter)
 LIMITER = web.AppKey("limiter", RateLimiter)
 DRAINING = web.AppKey("draining", list)
-ORIGINS = web.AppKey("origins", frozenset)
 VISITORS = web.AppKey("visitors", VisitorKeys)
 STORE = web.AppKey("store", StoreView)

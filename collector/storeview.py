@@ -26,6 +26,10 @@ class StoreView(Protocol):
         """The dashboard's figures for `?site=&from=&to=`; ValueError for a bad query."""
         ...
 
+    async def live(self, site_id: str) -> dict[str, Any]:
+        """Is data arriving for a site: recent events, open sessions, refusals with their fix."""
+        ...
+
 
 class NoStore:
     """An accept side without a store (serving the snippet only)."""
@@ -34,6 +38,9 @@ class NoStore:
         return {"store_ok": False, "last_error": "no store process"}
 
     async def report(self, query: Mapping[str, str]) -> dict[str, Any]:
+        raise ValueError("no store process")
+
+    async def live(self, site_id: str) -> dict[str, Any]:
         raise ValueError("no store process")
 
 
@@ -83,3 +90,6 @@ class AdminClient:
 
     async def report(self, query: Mapping[str, str]) -> dict[str, Any]:
         return dict(await self._get("/admin/report", params=query, timeout_s=30))
+
+    async def live(self, site_id: str) -> dict[str, Any]:
+        return dict(await self._get("/admin/live", params={"site": site_id}, timeout_s=10))

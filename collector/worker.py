@@ -6,6 +6,8 @@ reach the store process only through its admin API.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import signal
 
@@ -13,18 +15,23 @@ from aiohttp import web
 
 from chainlens.core.logs import setup_logging
 from chainlens.core.owner import admin_file, die_with_parent
-from chainlens.core.settings import Settings
-from collector.app import SERVER_OPTIONS, create_app
+from chainlens.core.settings import ConfigError, Settings, reload
+from collector.app import SERVER_OPTIONS, apply, create_app
+from collector.keys import CONFIG
 from collector.storeview import AdminClient
+
+log = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings, index: int, parent: int) -> None:
     # Ended with the supervisor however it dies: SIGTERM finishes in-flight requests
     # (their events are fsynced before any answer) within aiohttp's shutdown timeout.
     die_with_parent(parent, signal.SIGTERM)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the reload handler is in place
     os.setpgrp()  # a terminal's Ctrl-C reaches the supervisor only, which stops workers in order
     setup_logging(role=f"worker-{index}")
     app = create_app(settings, writer=f"w{index}", store=AdminClient(admin_file(settings)))
+    app.on_startup.append(_reload_on_hangup)
     cfg = settings.collector
     web.run_app(
         app, host=cfg.host, port=cfg.port, reuse_port=True, access_log=None, print=None,
@@ -36,3 +43,18 @@ def run_worker(settings: Settings, index: int, parent: int) -> None:
         # client that trickles its headers (slow-loris) is cut off after idle_timeout_s.
         keepalive_timeout=cfg.idle_timeout_s, max_line_size=8190, max_field_size=8190, max_headers=64, **SERVER_OPTIONS,
     )
+
+
+async def _reload_on_hangup(app: web.Application) -> None:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, app)
+
+
+def _reload(app: web.Application) -> None:
+    """SIGHUP (sent on by the supervisor): run with the settings file as it is now."""
+    try:
+        settings, kept = reload(app[CONFIG].settings)
+    except ConfigError as exc:
+        log.error("settings not reloaded; running on the previous ones", extra={"error": str(exc)})
+        return
+    apply(app, settings)
+    log.info("settings reloaded", extra={"restart_needed": kept})

@@ -19,6 +19,7 @@ from aiohttp import web
 from ingestion import schedule
 from ingestion.imports import import_lines
 from ingestion.keys import SERVICE
+from sdk_js.render import shopify_pixel, snippet_tag
 
 READ_ONLY = ("select", "with", "show", "describe", "desc", "explain", "exists")
 
@@ -43,6 +44,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/admin/import", import_chunk)
     app.router.add_post("/admin/rollup", run_rollup)
     app.router.add_get("/admin/report", report_data)
+    app.router.add_get("/admin/snippet", snippet)
+    app.router.add_get("/admin/live", live)
 
 
 def authorize(request: web.Request) -> None:
@@ -111,3 +114,24 @@ async def report_data(request: web.Request) -> web.Response:
     except ValueError as exc:
         return _json({"error": str(exc)}, status=400)
     return _json(data)
+
+
+async def snippet(request: web.Request) -> web.Response:
+    """What this running service serves for ?site=ID: the tag with its SRI hash (or, with
+    &shopify=1, the Shopify pixel), from the settings it runs with now."""
+    authorize(request)
+    settings = request.app[SERVICE].settings
+    site = settings.site(request.query.get("site", ""))
+    if site is None:
+        return _json({"error": f"unknown site {request.query.get('site', '')[:64]!r}"}, status=404)
+    make = shopify_pixel if request.query.get("shopify") else snippet_tag
+    return web.Response(text=make(site, public_url=settings.collector.url()), content_type="text/plain")
+
+
+async def live(request: web.Request) -> web.Response:
+    """Is data arriving for ?site=ID (ingestion/live.py)."""
+    authorize(request)
+    try:
+        return _json(await request.app[SERVICE].live(request.query.get("site", "")))
+    except ValueError as exc:
+        return _json({"error": str(exc)}, status=404)

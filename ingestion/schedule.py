@@ -61,7 +61,10 @@ async def _pass(settings: Settings, runner: StoreRunner, *, since: dt.date | Non
     return summary
 
 
-async def scheduled(settings: Settings, runner: StoreRunner, lock: asyncio.Lock, stopping: asyncio.Event) -> None:
+async def scheduled(current: Callable[[], Settings], runner: StoreRunner, lock: asyncio.Lock,
+                    stopping: asyncio.Event) -> None:
+    """A pass every `rollup.every_s`, each with the settings in force then (a reload changes sites)."""
+    settings = current()
     every = settings.rollup.every_s
     if every <= 0 or not settings.rollup.enabled:
         log.info("scheduled rollups off on this node", extra={"every_s": every, "enabled": settings.rollup.enabled})
@@ -73,6 +76,6 @@ async def scheduled(settings: Settings, runner: StoreRunner, lock: asyncio.Lock,
         except TimeoutError:
             pass
         try:
-            await run_pass(settings, runner, lock=lock)
+            await run_pass(current(), runner, lock=lock)
         except Exception:
             log.exception("scheduled rollup failed; retrying at the next interval")

@@ -26,10 +26,11 @@ from aiohttp import web
 from chainlens.core import metrics
 from chainlens.core.logs import setup_logging
 from chainlens.core.owner import admin_file, die_with_parent
-from chainlens.core.settings import Settings
+from chainlens.core.settings import ConfigError, Settings, embedded_path, is_embedded, reload
 from chainlens.core.spoolfile import atomic_write
 from ingestion import admin, schedule
 from ingestion.keys import SERVICE
+from ingestion.live import live_state
 from ingestion.loader import Loader
 from ingestion.report import report_range
 from ingestion.runner import StoreRunner
@@ -49,6 +50,7 @@ class StoreService:
         self.settings, self.runner, self.token = settings, runner, token
         self.loader: Loader | None = None
         self.rollup_lock = asyncio.Lock()
+        self.reloads, self.reload_error = 0, ""
 
     def attach(self, app: web.Application) -> None:
         app[SERVICE] = self
@@ -61,13 +63,24 @@ class StoreService:
         self.loader = Loader(Path(cfg.spool_dir), self.runner, interval=cfg.flush_interval_s)
         stopping = asyncio.Event()
         tasks = [asyncio.create_task(self.loader.run(stopping), name="loader"),
-                 asyncio.create_task(schedule.scheduled(self.settings, self.runner, self.rollup_lock, stopping),
+                 asyncio.create_task(schedule.scheduled(lambda: self.settings, self.runner, self.rollup_lock, stopping),
                                      name="rollups")]
         yield
         # Cleanup runs after the accept side has closed its spool: drain it into the store.
         stopping.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.runner.close()
+
+    def reload(self) -> None:
+        """SIGHUP: read the settings file again (chainlens/core/settings.py, `reload`)."""
+        try:
+            self.settings, kept = reload(self.settings)
+        except ConfigError as exc:
+            self.reload_error = str(exc)
+            log.error("settings not reloaded; running on the previous ones", extra={"error": str(exc)})
+            return
+        self.reload_error, self.reloads = "", self.reloads + 1
+        log.info("settings reloaded", extra={"source": self.settings.source, "restart_needed": kept})
 
     def state(self) -> dict[str, Any]:
         """The loader's and the store's state, for /readyz, /metrics and `/admin/status`."""
@@ -77,11 +90,16 @@ class StoreService:
         backlog = loader.backlog_bytes() if loader else 0
         metrics.BACKLOG_BYTES.set(backlog)
         metrics.OLDEST_AGE.set(age or 0.0)
-        metrics.STORE_UP.set(1 if runner.ok else 0)
+        ok, last_error = runner.ok, runner.last_error
+        dsn = self.settings.store.dsn
+        if is_embedded(dsn) and not embedded_path(dsn).exists():
+            # Deleted under a running service: queries would fail, or answer from an empty store.
+            ok, last_error = False, f"the store directory {embedded_path(dsn)} is gone"
+        metrics.STORE_UP.set(1 if ok else 0)
         return {
-            "store_ok": runner.ok,
+            "store_ok": ok,
             "store_errors": runner.errors,
-            "last_error": runner.last_error,
+            "last_error": last_error,
             "backlog_bytes": backlog,
             "oldest_unloaded_age_s": age,
             "inserted_rows": loader.inserted_rows if loader else 0,
@@ -89,10 +107,18 @@ class StoreService:
             "last_batch_rows": loader.last_batch_rows if loader else 0,
             "last_insert_s": loader.last_insert_s if loader else 0.0,
             "skipped_bytes": loader.skipped_bytes if loader else 0,
+            "config_reloads": self.reloads,
+            "config_error": self.reload_error,
         }
 
     async def status(self) -> dict[str, Any]:
         return self.state()
+
+    async def live(self, site_id: str) -> dict[str, Any]:
+        site = self.settings.site(site_id)
+        if site is None:
+            raise ValueError(f"unknown site {site_id[:64]!r}")
+        return await self.runner.call(live_state, self.settings, site)
 
     async def report(self, query: Mapping[str, str]) -> dict[str, Any]:
         site = self.settings.site(query.get("site", "")) or (self.settings.sites[0] if self.settings.sites else None)
@@ -106,6 +132,7 @@ def run_store_process(settings: Settings, parent: int) -> None:
     # Killed with the supervisor however it dies: what it had not loaded waits in the
     # spool, and loads resume from the committed offsets with the same insert tokens.
     die_with_parent(parent, signal.SIGKILL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the reload handler is in place
     os.setpgrp()  # stopped by the supervisor, after the accept workers
     # Loading yields the CPU to the accept path: acknowledging beacons is what clients
     # wait for; under saturation the spool absorbs the difference (bounded by its cap).
@@ -118,7 +145,8 @@ def run_store_process(settings: Settings, parent: int) -> None:
 async def _serve_store(settings: Settings) -> None:
     app = web.Application(client_max_size=256 << 20)  # `chainlens import` sends 50,000-line chunks
     token = secrets.token_urlsafe(24)
-    StoreService(settings, StoreRunner(settings.store.dsn), token=token).attach(app)
+    service = StoreService(settings, StoreRunner(settings.store.dsn), token=token)
+    service.attach(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -135,6 +163,7 @@ async def _serve_store(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, service.reload)
     log.info("store process ready", extra={"admin_port": port, "dsn_kind": settings.store.dsn.split(":")[0]})
     await stop.wait()
     with contextlib.suppress(FileNotFoundError):

@@ -119,3 +119,42 @@ def test_dashboard_shows_the_rollup_figures_without_console_errors(demo: dict[st
     fast = srv.sql(f"SELECT rate FROM fast_track_daily WHERE day = '{day}'")[0]
     assert page.inner_text("#fast-track") == f"{float(fast['rate']):.1%}"
     page.close()
+
+
+def test_every_demo_page_runs_without_a_page_error_and_pushes_its_ga4_events(demo: dict[str, Any]) -> None:
+    shop, srv = demo["shop"], demo["srv"]
+    page = demo["browser"].new_context(user_agent=UA).new_page()
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+    posted: list[str] = []
+    page.on("request", lambda r: posted.append(r.url) if r.method == "POST" and "/checkout/" in r.url else None)
+    seen: list[str] = []
+    for path in ("/", "/search?q=shoes", "/product/101", "/product/113", "/cart", "/checkout/info?sku=101"):
+        page.goto(shop.url + path)
+        page.wait_for_function("window.chainlens && !window.chainlens.q")
+        seen.append(path)
+    # The forms: the account step carries a password, so it goes as POST, never in the URL.
+    page.fill("input[name=email]", "walker@example.com")
+    page.fill("input[name=password]", "hunter2 secret")
+    page.click("button:has-text('Continue')")
+    page.wait_for_url("**/checkout/shipping*")
+    assert "hunter2" not in page.url and any("/checkout/shipping" in u for u in posted)
+    page.click("text=Continue to payment")
+    page.fill("input[name=card]", "4242 4242 4242 4242")
+    page.click("button:has-text('Pay')")
+    page.wait_for_url("**/checkout/review*")
+    assert "4242" not in page.url
+    page.click("text=Place order")
+    page.wait_for_selector("text=Your order is on its way")
+    sid = page.evaluate("JSON.parse(localStorage.chainlens_id).s")
+    page.close(run_before_unload=True)
+    assert errors == []
+    deadline = time.monotonic() + 20
+    while True:
+        names = {r["name"] for r in srv.sql(
+            f"SELECT name FROM events FINAL WHERE session_id = '{sid}' AND type IN ('track', 'step')")}
+        if {"view_search_results", "view_item", "add_shipping_info", "add_payment_info"} <= names:
+            break
+        assert time.monotonic() < deadline, f"GA4 events that arrived: {sorted(names)}"
+        time.sleep(0.3)

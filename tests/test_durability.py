@@ -311,3 +311,44 @@ async def test_spools_with_the_same_segment_names_and_ranges_both_land(settings:
     # The identity is the spool's for good: a restarted loader reads the same one.
     assert Loader(tmp_path / "a", runner).identity == loaders[0].identity
     await runner.close()
+
+
+async def test_a_crash_while_removing_loaded_segments_never_leaves_a_dangling_batch(
+    settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window the soak found: a segment removed before the checkpoint that says it is loaded."""
+    runner = StoreRunner(settings.store.dsn)
+    site, now = settings.site("demo"), int(time.time() * 1000)
+    root = tmp_path / "spool"
+    events = [event(step="cart") for _ in range(6)]
+    for i, chunk in enumerate((events[:3], events[3:])):
+        segment = root / f"w{i}" / "000000000001.seg"
+        segment.parent.mkdir(parents=True)
+        rows = [validate_event(e, site=site, client=Client(), received_ms=now, sent_at=None) for e in chunk]
+        segment.write_bytes(encode_rows(EVENTS, now, rows))
+
+    def crash(self: Path, missing_ok: bool = False) -> None:
+        raise KeyboardInterrupt("killed while removing a loaded segment")
+
+    first = Loader(root, runner)
+    monkeypatch.setattr(Path, "unlink", crash)
+    with pytest.raises(KeyboardInterrupt):
+        await first.load_once()
+    monkeypatch.undo()
+    on_disk = orjson.loads((root / "checkpoint.json").read_bytes())
+    assert on_disk["pending"] == [] and len(on_disk["done"]) == 2  # the batch is recorded as loaded
+
+    # A spool left by the old order: the pending batch names a segment that is gone.
+    (root / "w0" / "000000000001.seg").unlink()
+    on_disk["pending"] = [["w0/000000000001.seg", 0, 10, 10], ["w1/000000000001.seg", 0, 0, 0]]
+    on_disk["done"] = {}
+    (root / "checkpoint.json").write_bytes(orjson.dumps(on_disk))
+    restarted = Loader(root, runner)
+    for _ in range(3):
+        await restarted.load_once()
+    ids = ", ".join(f"'{e['id']}'" for e in events)
+    stored = await runner.call(lambda c: c.query(
+        f"SELECT uniqExact(event_id) FROM events WHERE event_id IN ({ids})").result_rows)
+    assert stored == [(6,)]
+    assert restarted.checkpoint.pending == [] and not list(root.rglob("*.seg"))
+    await runner.close()

@@ -46,6 +46,6 @@ async def test_a_node_with_rollups_disabled_schedules_none(tmp_path: Path) -> No
     runner = StoreRunner(settings.store.dsn)
     stopping = asyncio.Event()
     # Returns at once, without waiting to be stopped: nothing is scheduled on this node.
-    await asyncio.wait_for(schedule.scheduled(settings, runner, asyncio.Lock(), stopping), timeout=5)
+    await asyncio.wait_for(schedule.scheduled(lambda: settings, runner, asyncio.Lock(), stopping), timeout=5)
     assert not stopping.is_set()
     assert not (tmp_path / "db").exists()  # the store was never opened for a pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -172,3 +173,53 @@ def test_commands_name_an_owner_that_does_not_answer(tmp_path: Path) -> None:
         held.release()
     assert result.returncode == 1
     assert f"chainlens serve (pid {os.getpid()}) owns" in result.stderr and "not up" in result.stderr
+
+
+def test_a_reload_fixes_a_wrong_origin_without_a_restart(serve_factory: Any, tmp_path: Path) -> None:
+    config = make_config(tmp_path, collector={"workers": 2}, sites=[site_config(origins=["https://typo.example"])])
+    srv = serve_factory(config)
+    assert srv.proc is not None
+    pid = srv.proc.pid
+    assert post(srv.url, beacon(event(step="cart")))[0] == 403
+    tag = srv.cli("snippet", "demo").stdout
+    # The operator sees why, with the fix: in `chainlens status`, on the dashboard, in the log.
+    fix = f"origin {ORIGIN} is not in sites.origins of site demo: add it to {srv.path}"
+    deadline = time.monotonic() + 20
+    while fix not in (status := srv.cli("status").stdout):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.3)
+    assert "REFUSED 1× " in status and "events received: 0 in the last 5 min" in status
+    with urllib.request.urlopen(srv.url + "/dashboard", timeout=30) as page:
+        html = page.read().decode()
+    assert 'id="live"' in html and fix in html.replace("&#39;", "'")
+    assert "beacons refused" in srv.log.read_text() and "is not allowed for site" in srv.log.read_text()
+
+    # A broken file: refused, the running settings stay, the log names file, key and reason.
+    srv.path.write_text(srv.path.read_text().replace("[[sites]]", "[[sites]]\nnot_a_key = 1", 1))
+    srv.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "settings not reloaded" not in srv.log.read_text():
+        assert time.monotonic() < deadline, srv.log.read_text()[-2000:]
+        time.sleep(0.1)
+    assert f"{srv.path}: sites[0].not_a_key: unknown key" in srv.log.read_text()
+    assert post(srv.url, beacon(event(step="cart")))[0] == 403
+
+    # The fix, and a session_minutes change that changes the served script.
+    config["sites"][0]["origins"] = [ORIGIN]
+    config["sites"][0]["session_minutes"] = 45
+    write_toml(srv.path, config)
+    before = srv.cli("snippet", "demo")
+    assert before.stdout == tag and "chainlens reload" in before.stderr  # what runs, not the file
+    assert "runs with" in srv.cli("reload").stdout
+    # Every worker reads the file on the signal; the port is shared, so try a few connections.
+    deadline = time.monotonic() + 10
+    while True:
+        answers = {post(srv.url, beacon(event(step="cart")))[0] for _ in range(8)}
+        if answers == {202}:
+            break
+        assert time.monotonic() < deadline, answers
+        time.sleep(0.2)
+    after = srv.cli("snippet", "demo")
+    assert after.stdout != tag and after.stderr == ""
+    assert srv.proc.pid == pid and srv.proc.poll() is None  # no restart
+    assert srv.stop() == 0

@@ -52,6 +52,9 @@ def embedded_path(dsn: str) -> Path:
     return Path(rest.split("?", 1)[0]).resolve()
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 class ConfigError(Exception):
     """A configuration problem; the CLI prints it and exits 2."""
 
@@ -216,6 +219,30 @@ def load(path: str | None = None, *, environ: Mapping[str, str] | None = None) -
     return settings
 
 
+# What a running process cannot change without a restart: its sockets, its spool and store,
+# the limits its server was built with. A reload keeps the values it started with.
+RESTART_ONLY = ("host", "port", "workers", "spool_dir", "spool_max_bytes", "max_body_bytes", "idle_timeout_s",
+                "flush_interval_s")
+
+
+def reload(current: Settings, *, environ: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+    """The settings file read again (SIGHUP, `chainlens reload`): sites, origins, rules, alerts,
+    rollup and the other collector settings take effect; the keys that need a restart keep their
+    running values and are named in the second item. ConfigError leaves everything as it was."""
+    if current.source == "<defaults>":
+        raise ConfigError("<defaults>", "-", "started without a settings file: there is nothing to read again")
+    new = load(current.source, environ=environ)
+    kept = [f"collector.{name}" for name in RESTART_ONLY
+            if getattr(new.collector, name) != getattr(current.collector, name)]
+    kept += [f"rollup.{name}" for name in ("every_s", "enabled")  # the schedule is set at start
+             if getattr(new.rollup, name) != getattr(current.rollup, name)]
+    if new.store != current.store:
+        kept.append("store.dsn")
+    collector = dataclasses.replace(new.collector, **{n: getattr(current.collector, n) for n in RESTART_ONLY})
+    rollup = dataclasses.replace(new.rollup, every_s=current.rollup.every_s, enabled=current.rollup.enabled)
+    return dataclasses.replace(new, store=current.store, collector=collector, rollup=rollup), kept
+
+
 def from_mapping(raw: Mapping[str, Any], *, source: str = "<mapping>") -> Settings:
     known = {"store", "collector", "rollup", "sites"}
     for key in raw:
@@ -241,6 +268,12 @@ def from_mapping(raw: Mapping[str, Any], *, source: str = "<mapping>") -> Settin
     settings = Settings(**sections, sites=sites, source=source)
     if settings.collector.workers < 0:
         raise ConfigError(source, "collector.workers", "must be 0 (one per core) or more")
+    cfg = settings.collector
+    if cfg.host not in LOOPBACK and not cfg.public_url:
+        # The snippet and its beacons would point at this bind address (http://0.0.0.0:…).
+        raise ConfigError(source, "collector.public_url",
+                          f"required when collector.host is {cfg.host!r}: the address browsers reach the "
+                          "collector at (for example https://collect.shop.example)")
     return settings
 
 

@@ -1,0 +1,128 @@
+"""The live view of a site: is data arriving, what is still waiting to become tables, what is
+refused and how to fix it (`chainlens status`, the dashboard's live panel; docs/metrics.md, "Live").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from chainlens.core.settings import Settings, Site
+
+ARRIVING = """
+SELECT
+    countIf(received_at >= now64(3) - INTERVAL 5 MINUTE AND NOT is_bot) AS events_5m,
+    countIf(received_at >= now64(3) - INTERVAL 30 MINUTE AND NOT is_bot) AS events_30m,
+    countIf(received_at >= now64(3) - INTERVAL 30 MINUTE AND is_bot) AS bot_events_30m,
+    max(received_at) AS last_event_at
+FROM events
+WHERE site_id = {site:String}
+"""
+
+# A session is open while its last event is younger than the session timeout; it becomes
+# part of the tables at the first rollup pass after it closes.
+OPEN = """
+SELECT count() AS sessions, min(last) AS first_last, max(last) AS last_last
+FROM (
+    SELECT session_id, max(ts) AS last
+    FROM events
+    WHERE site_id = {site:String} AND NOT is_bot AND ts >= now64(3) - INTERVAL {timeout:UInt32} SECOND
+    GROUP BY session_id
+)
+"""
+
+REFUSED = """
+SELECT
+    replaceRegexpAll(reason, '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '…') AS reason,
+    count() AS n,
+    max(received_at) AS last_at
+FROM events_rejected
+WHERE site_id = {site:String} AND received_at >= now64(3) - INTERVAL 30 MINUTE
+GROUP BY reason
+ORDER BY n DESC
+LIMIT 20
+"""
+
+# Refusals in words an operator can act on; the first pattern that matches gives the fix.
+FIXES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"origin '(?P<origin>[^']*)' is not allowed for site '(?P<site>[^']*)'"),
+     "origin {origin} is not in sites.origins of site {site}: add it to {source}, then run `chainlens reload`"),
+    (re.compile(r"unknown site '(?P<site>[^']*)'"),
+     "the tag names site {site}, which {source} does not configure: fix the tag or add the site"),
+    (re.compile(r"Authorization"),
+     "server-side senders must send `Authorization: Bearer <the site's secret>` to /s2s"),
+    (re.compile(r"unsupported Content-(Type|Encoding)"),
+     "a custom sender posts another format: send JSON as text/plain or application/json, gzip or plain"),
+    (re.compile(r"over the|past the|at most \d+"),
+     "batches are too large: the snippet splits them by itself; custom senders must send smaller ones"),
+    (re.compile(r"not valid (JSON|gzip|UTF)"),
+     "something posts bodies that are not the snippet's JSON: check custom integrations and proxies"),
+    (re.compile(r"^(?:\d+: )?(?P<field>[a-z_.]+): "),
+     "the tag sends a bad `{field}`: see docs/snippet.md for the fields and their types"),
+]
+
+
+def fix_for(reason: str, *, source: str) -> str:
+    for pattern, text in FIXES:
+        match = pattern.search(reason)
+        if match:
+            return text.format(source=source, **match.groupdict())
+    return ""
+
+
+def live_state(client: Client, settings: Settings, site: Site) -> dict[str, Any]:
+    params = {"site": site.id, "timeout": settings.rollup.session_timeout_s}
+    arriving = dict(zip(("events_5m", "events_30m", "bot_events_30m", "last_event_at"),
+                        client.query(ARRIVING, parameters=params).result_rows[0], strict=True))
+    sessions, first_last, last_last = client.query(OPEN, parameters=params).result_rows[0]
+    timeout = dt.timedelta(seconds=settings.rollup.session_timeout_s)
+    refused = [
+        {"reason": reason, "count": n, "last_at": _iso(last_at),
+         "fix": fix_for(reason, source=settings.source)}
+        for reason, n, last_at in client.query(REFUSED, parameters=params).result_rows
+    ]
+    last = arriving["last_event_at"]
+    return {
+        "site": site.id,
+        "events_5m": int(arriving["events_5m"]),
+        "events_30m": int(arriving["events_30m"]),
+        "bot_events_30m": int(arriving["bot_events_30m"]),
+        "last_event_at": _iso(last) if last and last.year > 1970 else None,
+        "open_sessions": int(sessions),
+        "first_closes_at": _iso(first_last + timeout) if sessions else None,
+        "last_closes_at": _iso(last_last + timeout) if sessions else None,
+        "rollup_every_s": settings.rollup.every_s,
+        "refused_30m": refused,
+    }
+
+
+def live_text(state: dict[str, Any]) -> str:
+    """The live state as `chainlens status` prints it."""
+    lines = [f"site {state['site']}:"]
+    last = state["last_event_at"] or "never"
+    lines.append(f"  events received: {state['events_5m']:,} in the last 5 min, {state['events_30m']:,} in 30 min; "
+                 f"last at {last}")
+    if state["bot_events_30m"]:
+        lines.append(f"  from bots and headless browsers: {state['bot_events_30m']:,} in 30 min "
+                     "(stored, left out of the tables)")
+    if state["open_sessions"]:
+        lines.append(f"  sessions open: {state['open_sessions']:,}; they close into the tables from "
+                     f"{state['first_closes_at']} to {state['last_closes_at']} (rollup every "
+                     f"{state['rollup_every_s']} s)")
+    else:
+        lines.append("  sessions open: none")
+    if not state["refused_30m"]:
+        lines.append("  refused in 30 min: nothing")
+    for r in state["refused_30m"]:
+        lines.append(f"  REFUSED {r['count']:,}× (last {r['last_at']}): {r['reason']}")
+        if r["fix"]:
+            lines.append(f"    fix: {r['fix']}")
+    return "\n".join(lines)
+
+
+def _iso(value: dt.datetime) -> str:
+    value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
