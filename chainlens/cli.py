@@ -22,11 +22,20 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
+from chainlens.check import check_page
 from chainlens.core import settings as settings_mod
 from chainlens.core.owner import held_by
 from chainlens.core.settings import ConfigError, Settings
 from chainlens.demo import run_demo
-from chainlens.reach import CommandError, admin_call, direct_store, require_store, run_query, running_service
+from chainlens.reach import (
+    CommandError,
+    admin_call,
+    direct_store,
+    require_store,
+    run_query,
+    running_service,
+    site_parameters,
+)
 from chainlens.serve import serve
 from ingestion.alerts import list_alerts_query
 from ingestion.imports import CHUNK_LINES, import_lines
@@ -75,10 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="last day (YYYY-MM-DD) to recompute")
     p = command("status", cmd_status, "is data arriving: recent events, open sessions, refusals and their fix")
     p.add_argument("--site", help="one site (default: every site)")
+    p = command("check", cmd_check, "is a store page tagged right (tag, SRI hash), and does its data arrive?")
+    p.add_argument("site")
+    p.add_argument("url", help="a page of the store, e.g. https://shop.example/")
     command("reload", cmd_reload, "make the running collector read its settings file again (as SIGHUP does)")
     p = command("sql", cmd_sql, "run SQL against the store")
     p.add_argument("query")
     p.add_argument("--format", default="PrettyCompact", help="a ClickHouse output format (JSONEachRow, TSVWithNames…)")
+    p.add_argument("--site", help="fills {site:String}, {tz:String}, {chain:Array(String)}… (docs/queries.md; "
+                                  "default: the first site)")
     p = command("import", cmd_import, "load a JSON-lines file of events (collector validation, no age limit)")
     p.add_argument("file")
     p.add_argument("--site", required=True)
@@ -132,6 +146,15 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    site = settings.site(args.site)
+    if site is None:
+        raise CommandError(f"unknown site {args.site!r}", 2)
+    report = check_page(settings, site, args.url)
+    print("\n".join(report.lines))
+    return 0 if report.ok else 1
+
+
 def cmd_reload(settings: Settings, args: argparse.Namespace) -> int:
     """SIGHUP to the `serve` that owns this spool, then wait until its store process has reloaded."""
     pid = held_by(settings)
@@ -152,7 +175,11 @@ def cmd_reload(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
-    sys.stdout.buffer.write(run_query(settings, args.query, fmt=args.format))
+    site = settings.site(args.site) if args.site else (settings.sites[0] if settings.sites else None)
+    if args.site and site is None:
+        raise CommandError(f"unknown site {args.site!r}", 2)
+    params = site_parameters(site, args.query) if site else None
+    sys.stdout.buffer.write(run_query(settings, args.query, fmt=args.format, parameters=params))
     sys.stdout.flush()
     return 0
 

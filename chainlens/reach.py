@@ -9,6 +9,7 @@ spool directory); otherwise they open the store themselves. A server store
 from __future__ import annotations
 
 import os
+import re
 import urllib.error
 import urllib.request
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 
 from chainlens.core.owner import admin_file, held_by
-from chainlens.core.settings import Settings, embedded_path, is_embedded
+from chainlens.core.settings import Settings, Site, embedded_path, is_embedded
 from ingestion import store
 
 
@@ -37,6 +38,20 @@ def run_query(settings: Settings, query: str, *, fmt: str, parameters: dict[str,
             return bytes(client.raw_query(query, parameters=parameters, fmt=fmt))
         except Exception as exc:
             raise CommandError(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)) from None
+
+
+PLACEHOLDER = re.compile(r"\{(\w+):")
+
+
+def site_parameters(site: Site, query: str) -> dict[str, Any] | None:
+    """The site's settings a query names as parameters (docs/queries.md), or None when it names
+    none: a query without placeholders is sent as written (its `%` and braces untouched)."""
+    values: dict[str, Any] = {
+        "site": site.id, "tz": site.timezone, "chain": list(site.chain), "cart": site.checkout_from,
+        "last_checkout": site.checkout_steps[-1], "purchase": site.chain[-1],
+    }
+    used = {name: values[name] for name in PLACEHOLDER.findall(query) if name in values}
+    return used or None
 
 
 def running_service(settings: Settings) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ import pytest
 from chainlens.core.owner import Ownership, lock_paths
 from chainlens.core.settings import from_mapping
 from tests.conftest import BROWSER_UA, ORIGIN, beacon, event, make_config, site_config, write_toml
+from tests.test_snippet_browser import Pages
 
 pytestmark = pytest.mark.slow
 
@@ -222,4 +223,33 @@ def test_a_reload_fixes_a_wrong_origin_without_a_restart(serve_factory: Any, tmp
     after = srv.cli("snippet", "demo")
     assert after.stdout != tag and after.stderr == ""
     assert srv.proc.pid == pid and srv.proc.poll() is None  # no restart
+    assert srv.stop() == 0
+
+
+def test_check_finds_the_tag_its_hash_and_the_data(serve_factory: Any, tmp_path: Path) -> None:
+    srv = serve_factory(make_config(tmp_path, collector={"workers": 1}))
+    pages = Pages()
+    tag = srv.cli("snippet", "demo").stdout
+    stale = tag.replace('integrity="sha384-', 'integrity="sha384-AAAA', 1)
+    pages.routes["/good"] = (f"<html><head>{tag}</head><body>shop</body></html>", {})
+    pages.routes["/stale"] = (f"<html><head>{stale}</head><body>shop</body></html>", {})
+    pages.routes["/bare"] = ("<html><head></head><body>shop</body></html>", {})
+    try:
+        none_yet = srv.cli("check", "demo", pages.origin + "/good", check=False)
+        assert none_yet.returncode == 1
+        assert "ok    the tag loads" in none_yet.stdout and "ok    its SRI hash matches" in none_yet.stdout
+        assert "FAIL  no events from site demo in the last 30 minutes" in none_yet.stdout
+        assert post(srv.url, beacon(event(step="cart")))[0] == 202
+        deadline = time.monotonic() + 20
+        while (good := srv.cli("check", "demo", pages.origin + "/good", check=False)).returncode != 0:
+            assert time.monotonic() < deadline, good.stdout
+            time.sleep(0.3)
+        assert "FAIL" not in good.stdout and "1 events from site demo" in good.stdout
+        stale_check = srv.cli("check", "demo", pages.origin + "/stale", check=False)
+        assert stale_check.returncode == 1 and "browsers refuse the script" in stale_check.stdout
+        bare = srv.cli("check", "demo", pages.origin + "/bare", check=False)
+        assert bare.returncode == 1 and "FAIL  no <script" in bare.stdout
+    finally:
+        pages.server.shutdown()
+        pages.server.server_close()
     assert srv.stop() == 0

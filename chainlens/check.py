@@ -1,0 +1,115 @@
+"""`chainlens check SITE URL`: is a store page tagged right, and does its data arrive?
+
+Fetches the page as a browser would, finds the snippet's `<script>` tag, compares
+its `src` and SRI hash with what the collector serves for the site now (a
+stale hash makes browsers refuse the script), and asks the store whether
+events from the site arrived in the last 30 minutes.
+"""
+
+from __future__ import annotations
+
+import html.parser
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from chainlens.core.settings import Settings, Site
+from chainlens.reach import CommandError, admin_call, direct_store, running_service
+from ingestion.live import live_state
+from sdk_js.render import render
+
+USER_AGENT = "Mozilla/5.0 (compatible; chainlens-check)"
+
+
+class _Scripts(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[dict[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script":
+            self.scripts.append({k: v or "" for k, v in attrs})
+
+
+@dataclass
+class Report:
+    ok: bool = True
+    lines: list[str] = field(default_factory=list)
+
+    def good(self, text: str) -> None:
+        self.lines.append(f"ok    {text}")
+
+    def bad(self, text: str) -> None:
+        self.ok = False
+        self.lines.append(f"FAIL  {text}")
+
+
+def fetch(url: str) -> str:
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "text/html"})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as resp:
+            return str(resp.read(2 << 20).decode(resp.headers.get_content_charset() or "utf-8", "replace"))
+    except urllib.error.HTTPError as exc:
+        raise CommandError(f"{url} answered {exc.code}", 1) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise CommandError(f"could not fetch {url}: {getattr(exc, 'reason', exc)}", 1) from None
+
+
+def check_page(settings: Settings, site: Site, url: str) -> Report:
+    report = Report()
+    parser = _Scripts()
+    parser.feed(fetch(url))
+    want_src = f"{settings.collector.url()}/sdk/{site.id}.js"
+    tags = [s for s in parser.scripts if s.get("src", "").split("?")[0].endswith(f"/sdk/{site.id}.js")]
+    if not tags:
+        report.bad(f"no <script src=\"…/sdk/{site.id}.js\"> on {url}: paste what `chainlens snippet {site.id}` "
+                   "prints into the page's <head>")
+    else:
+        tag = tags[0]
+        src = urllib.parse.urljoin(url, tag["src"])
+        if src.split("?")[0] == want_src:
+            report.good(f"the tag loads {want_src}")
+        else:
+            report.bad(f"the tag loads {src}, but the collector is at {want_src} (collector.public_url)")
+        served = render(site, public_url=settings.collector.url()).integrity
+        link = running_service(settings)
+        if link:
+            served = _served_integrity(link, site.id) or served
+        if tag.get("integrity") == served:
+            report.good("its SRI hash matches the script the collector serves")
+        elif not tag.get("integrity"):
+            report.good("it has no SRI hash (browsers load the script unchecked)")
+        else:
+            report.bad(f"its SRI hash {tag['integrity'][:20]}… is not the served script's {served[:20]}…: browsers "
+                       f"refuse the script; paste the tag `chainlens snippet {site.id}` prints now")
+    state = _live(settings, site)
+    if state["events_30m"]:
+        report.good(f"{state['events_30m']} events from site {site.id} in the last 30 minutes "
+                    f"(last at {state['last_event_at']})")
+    else:
+        last = state["last_event_at"] or "never"
+        report.bad(f"no events from site {site.id} in the last 30 minutes (last: {last}); open the page in a "
+                   "browser, then see `chainlens status` for refusals")
+    for refused in state["refused_30m"][:3]:
+        report.lines.append(f"      refused {refused['count']}×: {refused['reason']}"
+                            + (f"\n      fix: {refused['fix']}" if refused["fix"] else ""))
+    return report
+
+
+def _served_integrity(link: dict[str, Any], site_id: str) -> str:
+    text = admin_call(link, "/admin/snippet?" + urllib.parse.urlencode({"site": site_id}), None).decode()
+    marker = 'integrity="'
+    start = text.find(marker)
+    return text[start + len(marker):text.find('"', start + len(marker))] if start >= 0 else ""
+
+
+def _live(settings: Settings, site: Site) -> dict[str, Any]:
+    link = running_service(settings)
+    if link:
+        return dict(orjson.loads(admin_call(link, "/admin/live?" + urllib.parse.urlencode({"site": site.id}), None)))
+    with direct_store(settings, create=False) as client:
+        return live_state(client, settings, site)
