@@ -27,12 +27,34 @@ BAR_H, GAP, LABEL_W, WIDTH = 22, 6, 260, 760
 @functools.cache
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("collector", "templates"), autoescape=True)
-    env.globals.update(pct=pct, secs=secs)
+    env.globals.update(pct=pct, secs=secs, money=money, change=change, clock=clock)
     return env
 
 
 def pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
+
+
+def money(value: float | None, currency: str = "") -> str:
+    return "–" if value is None else f"{value:,.2f} {currency}".strip()
+
+
+def change(now: float | None, before: float | None, *, points: bool = False) -> str:
+    """The change against the previous period: relative for amounts, in points for rates."""
+    if now is None or before is None:
+        return "no earlier data"
+    if points:
+        return f"{(now - before) * 100:+.1f} pp"
+    if not before:
+        return "new" if now else "±0%"
+    return f"{now / before - 1:+.1%}"
+
+
+def clock(value: Any) -> str:
+    """A time as month-day hour:minute (UTC), whether it came as a datetime or as ISO text."""
+    if isinstance(value, str):
+        return value[5:16].replace("T", " ")
+    return value.strftime("%m-%d %H:%M") if value else "–"
 
 
 def secs(ms: float | None) -> str:
@@ -101,7 +123,7 @@ async def dashboard(request: web.Request) -> web.Response:
     settings = request.app[CONFIG].settings
     if not allowed(request, settings):
         raise web.HTTPForbidden(text="The dashboard answers loopback clients, or a valid ?token=.")
-    query = {k: v for k, v in request.query.items() if k in ("site", "from", "to") and v}
+    query = {k: v for k, v in request.query.items() if k in ("site", "from", "to", "stopped") and v}
     state = await request.app[STORE].status()
     if not state.get("store_ok"):
         return _store_unavailable(state.get("last_error") or "the store is not reachable")

@@ -69,14 +69,33 @@ QUERIES: dict[str, str] = {
     "cart_by_day": f"""
         SELECT day, sessions_reached AS carts, sessions_purchased AS bought, {_CART}
         FROM chain_daily WHERE {_WHOLE} AND step = {{checkout_from:String}} ORDER BY day""",
+    # docs/metrics.md "Orders and revenue": a shop owner's first figures
+    "headline": f"""
+        SELECT count() AS sessions, countIf(purchased) AS orders, sum(revenue) AS revenue,
+               anyIf(currency, currency != '') AS currency,
+               if(orders = 0, NULL, revenue / orders) AS average_order_value,
+               if(sessions = 0, NULL, orders / sessions) AS conversion_rate
+        FROM chain_sessions WHERE {_SCOPE}""",
+    # The latest sessions that left during checkout (all checkout steps, or `stopped`): no personal data
+    "left": f"""
+        SELECT session_id, device, visitor, source, started_at, ended_at, abandoned_at, steps,
+               arrayMap(t -> toUnixTimestamp64Milli(t) - toUnixTimestamp64Milli(started_at), entered) AS at_ms,
+               arrayFilter((k, s) -> s = abandoned_at, obstacle_kinds, obstacle_steps) AS obstacles_there,
+               arrayMap((s, k) -> concat(s, ': ', k), obstacle_steps, obstacle_kinds) AS obstacles
+        FROM chain_sessions
+        WHERE {_SCOPE} AND abandoned_at != ''
+          AND if({{stopped:String}} = '', has({{checkout:Array(String)}}, abandoned_at),
+                 abandoned_at = {{stopped:String}})
+        ORDER BY ended_at DESC LIMIT 20""",
     "alerts": """
         SELECT detected_at, step, window_start, window_end, baseline_rate, current_rate, reached, z, message
         FROM alerts FINAL WHERE site_id = {site:String} ORDER BY detected_at DESC, step LIMIT 10""",
 }
 
 
-def parameters(site: Site, *, start: dt.date, end: dt.date) -> dict[str, Any]:
-    return {"site": site.id, "start": start, "end": end, "all": ALL, "checkout_from": site.checkout_from}
+def parameters(site: Site, *, start: dt.date, end: dt.date, stopped: str = "") -> dict[str, Any]:
+    return {"site": site.id, "start": start, "end": end, "all": ALL, "checkout_from": site.checkout_from,
+            "checkout": list(site.checkout_steps), "stopped": stopped}
 
 
 def rows(client: Client, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,9 +17,14 @@ def days_available(client: Client, site: Site) -> tuple[dt.date | None, dt.date 
     return row[0], row[1]
 
 
-def report(client: Client, site: Site, *, start: dt.date, end: dt.date) -> dict[str, Any]:
-    p = parameters(site, start=start, end=end)
+def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped: str = "") -> dict[str, Any]:
+    p = parameters(site, start=start, end=end, stopped=stopped)
+    # The previous period of the same length, for the headline's changes.
+    before = parameters(site, start=start - (end - start) - dt.timedelta(days=1), end=start - dt.timedelta(days=1))
     return {
+        "headline": rows(client, "headline", p)[0], "headline_before": rows(client, "headline", before)[0],
+        "previous": [before["start"].isoformat(), before["end"].isoformat()],
+        "left": rows(client, "left", p), "stopped": stopped,
         "site": site.id, "start": start.isoformat(), "end": end.isoformat(), "funnel": rows(client, "funnel", p),
         "checkout": rows(client, "checkout", p), "timing": rows(client, "timing", p),
         "obstacles": rows(client, "obstacles", p), "fast_track": rows(client, "fast_track", p)[0],
@@ -27,11 +32,15 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date) -> dict[
     }
 
 
-def report_range(client: Client, site: Site, start: str | None, end: str | None) -> dict[str, Any]:
-    """`report` for `?from=&to=` (ISO dates; default: the last 7 rolled-up days), with the days available."""
+def report_range(client: Client, site: Site, start: str | None, end: str | None,
+                 stopped: str | None = None) -> dict[str, Any]:
+    """`report` for `?from=&to=` (ISO dates; default: the last 7 rolled-up days), with the days available;
+    `stopped` narrows the list of sessions that left to one checkout step."""
     first, last = days_available(client, site)
     to = dt.date.fromisoformat(end) if end else (last or dt.date.today())
     frm = dt.date.fromisoformat(start) if start else to - dt.timedelta(days=6)
-    data = report(client, site, start=frm, end=to)
+    if stopped and stopped not in site.checkout_steps:
+        raise ValueError(f"stopped: {stopped[:40]!r} is not a checkout step of site {site.id!r}")
+    data = report(client, site, start=frm, end=to, stopped=stopped or "")
     data["available"] = [first.isoformat() if first else None, last.isoformat() if last else None]
     return data

@@ -124,7 +124,7 @@ class StoreService:
         site = self.settings.site(query.get("site", "")) or (self.settings.sites[0] if self.settings.sites else None)
         if site is None:
             raise ValueError("no site configured")
-        return await self.runner.call(report_range, site, query.get("from"), query.get("to"))
+        return await self.runner.call(report_range, site, query.get("from"), query.get("to"), query.get("stopped"))
 
 
 def run_store_process(settings: Settings, parent: int) -> None:

@@ -26,6 +26,8 @@ class Ev:
     sn: int = 1
     bot: bool = False
     id: str = ""
+    value: float | None = None
+    order_id: str = ""
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -49,6 +51,7 @@ class Session:
     obstacles: set[tuple[str, str]]
     detail_views: int
     fast_track_views: int
+    revenue: float = 0.0
 
 
 def sessions(events: list[Ev], *, chain: list[str], tz: str, now_ms: int, timeout_s: int) -> list[Session]:
@@ -79,6 +82,9 @@ def sessions(events: list[Ev], *, chain: list[str], tz: str, now_ms: int, timeou
             furthest_index=furthest, purchased=furthest == len(chain), last_ts=last,
             obstacles={(e.step, e.name) for e in items if e.type == "obstacle" and e.step in chain},
             detail_views=len(selects), fast_track_views=len(fast),
+            # docs/metrics.md "Orders and revenue": purchase values, each order once (by id, else by event)
+            revenue=sum(v for _, v in {(e.order_id or e.id, e.value) for e in items
+                                       if e.step == chain[-1] and e.value is not None}),
         ))
     return out
 

@@ -81,7 +81,10 @@ def test_a_shopper_walks_the_demo_store_and_lands_in_clickhouse(demo: dict[str, 
     assert not any(r["is_bot"] for r in rows)  # a browser's session counts in the rollups
 
 
-def test_dashboard_shows_the_rollup_figures_without_console_errors(demo: dict[str, Any]) -> None:
+def history(demo: dict[str, Any]) -> None:
+    """Five days of the shopper model, imported and rolled up once for the dashboard tests."""
+    if demo.get("history"):
+        return
     srv, tmp = demo["srv"], demo["tmp"]
     now = int(time.time() * 1000)
     model = ShopperModel(seed=5, origin=demo["shop"].url, change_at_ms=now - 86_400_000)
@@ -90,6 +93,12 @@ def test_dashboard_shows_the_rollup_figures_without_console_errors(demo: dict[st
     (tmp / "history.jsonl").write_bytes(b"\n".join(lines))
     srv.cli("import", str(tmp / "history.jsonl"), "--site", "demo")
     srv.cli("rollup")
+    demo["history"] = True
+
+
+def test_dashboard_shows_the_rollup_figures_without_console_errors(demo: dict[str, Any]) -> None:
+    srv = demo["srv"]
+    history(demo)
     day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).date().isoformat()
     page = demo["browser"].new_context().new_page()
     errors: list[str] = []
@@ -158,3 +167,46 @@ def test_every_demo_page_runs_without_a_page_error_and_pushes_its_ga4_events(dem
             break
         assert time.monotonic() < deadline, f"GA4 events that arrived: {sorted(names)}"
         time.sleep(0.3)
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_a_shop_owner_reads_the_dashboard_on_a_phone_and_a_desktop(demo: dict[str, Any], width: int) -> None:
+    srv = demo["srv"]
+    history(demo)
+    today = dt.datetime.now(dt.UTC).date()
+    start, end = (today - dt.timedelta(days=3)).isoformat(), (today - dt.timedelta(days=1)).isoformat()
+    page = demo["browser"].new_context(viewport={"width": width, "height": 900}).new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{srv.url}/dashboard?site=demo&from={start}&to={end}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-{width}px.png"), full_page=True)
+    assert errors == []
+    # Nothing is cut off at the right edge: wide tables scroll inside their own box.
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    # The headline equals the tables, and its changes compare with the three days before.
+    scope = f"site_id = 'demo' AND day BETWEEN '{start}' AND '{end}'"
+    (h,) = srv.sql(f"SELECT count() AS sessions, countIf(purchased) AS orders, sum(revenue) AS revenue "
+                   f"FROM chain_sessions WHERE {scope}")
+    assert int(h["orders"]) > 0 and page.inner_text("#orders") == str(h["orders"])
+    assert page.inner_text("#revenue").startswith(f"{float(h['revenue']):,.2f}")
+    assert page.inner_text("#conversion") == f"{int(h['orders']) / int(h['sessions']):.1%}"
+    before_start = (today - dt.timedelta(days=6)).isoformat()
+    before_end = (today - dt.timedelta(days=4)).isoformat()
+    (b,) = srv.sql(f"SELECT countIf(purchased) AS orders FROM chain_sessions WHERE site_id = 'demo' "
+                   f"AND day BETWEEN '{before_start}' AND '{before_end}'")
+    assert int(b["orders"]) > 0  # the history reaches into the previous period
+    assert page.inner_text("#headline .kpi:nth-child(2) .delta") == f"{int(h['orders']) / int(b['orders']) - 1:+.1%}"
+    # The sessions that left, and a checkout step's own list through its link.
+    left = page.eval_on_selector_all("#left-sessions tr", "rows => rows.slice(1).map(r => r.children[0].textContent)")
+    (n,) = srv.sql(f"SELECT count() AS n FROM chain_sessions WHERE {scope} AND abandoned_at IN "
+                   "('cart', 'checkout.info', 'checkout.shipping', 'checkout.payment', 'checkout.review')")
+    assert len(left) == min(20, int(n["n"])) > 0
+    page.click("#checkout tr:has(td:text-is('checkout.shipping')) >> text=who left")
+    page.wait_for_url("**stopped=checkout.shipping**")
+    stopped = page.eval_on_selector_all("#left-sessions tr",
+                                        "rows => rows.slice(1).map(r => r.children[0].textContent)")
+    assert stopped and set(stopped) == {"checkout.shipping"}
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.close()

@@ -52,7 +52,8 @@ def load(client: Any, settings: Settings, events: list[ref.Ev], *, received_ms: 
     rows = []
     for e in events:
         raw = {"id": e.id, "type": e.type, "ts": e.ts, "sid": e.session, "aid": "a-" + e.session, "sn": e.sn,
-               "step": e.step or None, "name": e.name or None, "props": e.props or None}
+               "step": e.step or None, "name": e.name or None, "props": e.props or None, "value": e.value,
+               "order_id": e.order_id or None}
         rows.append(validate_event(raw, site=site, client=Client(device=e.device, is_bot=e.bot),
                                    received_ms=received_ms, sent_at=None, age_limit=False))
     # A fresh token: an identical block inserted by an earlier example must not be deduplicated away.
@@ -200,9 +201,14 @@ def event_sets(draw: Any) -> list[ref.Ev]:
             if kind == "step" and step == "select":
                 props = {"in_stock": draw(st.sampled_from(["true", "false"])),
                          "ship_days": str(draw(st.integers(0, 5)))}
+            value, order = None, ""
+            if step == CHAIN[-1] and kind in ("step", "track"):  # purchases, some sent twice for one order
+                value = draw(st.sampled_from([None, 19.9, 59.9]))
+                order = draw(st.sampled_from(["", "o-1", "o-2"]))
             e = ref.Ev(session=sid, ts=t, type=kind, step=step,
                        name=draw(st.sampled_from(KINDS)) if kind in ("obstacle", "track") else "",
-                       props=props, device=device, sn=sn, bot=bot, id=str(uuid.UUID(int=len(events) + 1)))
+                       props=props, device=device, sn=sn, bot=bot, id=str(uuid.UUID(int=len(events) + 1)),
+                       value=value, order_id=order)
             events.append(e)
             if draw(st.integers(0, 9)) == 0:
                 events.append(e)  # a retried copy
@@ -231,6 +237,8 @@ def test_every_figure_matches_the_definitions(db: Any, tmp_path: Path, events: l
     rollup(db, settings, now=NOW)
     ss = ref.sessions(events, chain=CHAIN, tz=tz, now_ms=NOW_MS, timeout_s=settings.rollup.session_timeout_s)
     assert len(table(db, "chain_sessions")) == len(ss)
+    assert sorted(round(r["revenue"], 6) for r in table(db, "chain_sessions")) == sorted(
+        round(s.revenue, 6) for s in ss)
     _same({(r["day"], r["step"], r["step_index"], r["device"], r["visitor"]):
            (r["sessions_reached"], r["sessions_purchased"]) for r in table(db, "chain_daily")},
           ref.chain_daily(ss, CHAIN))

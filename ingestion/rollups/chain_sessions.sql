@@ -10,7 +10,7 @@
 -- are assumed to last less than a day).
 INSERT INTO chain_sessions_staging (site_id, day, session_id, anon_id, started_at, ended_at, device, visitor,
     steps, entered, furthest_index, furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds,
-    detail_views, fast_track_views, events, transitions, ms_before_abandon)
+    detail_views, fast_track_views, events, transitions, ms_before_abandon, revenue, currency, source)
 WITH {chain:Array(String)} AS chain
 SELECT
     site_id, day, session_id, anon_id, started_at, ended_at, device, visitor,
@@ -29,7 +29,10 @@ SELECT
         range(1, length(steps))) AS transitions,
     -- docs/metrics.md "Time before abandoning"
     if(abandoned_at = '', NULL, toFloat64(toUnixTimestamp64Milli(ended_at)
-        - toUnixTimestamp64Milli(entered[indexOf(steps, abandoned_at)]))) AS ms_before_abandon
+        - toUnixTimestamp64Milli(entered[indexOf(steps, abandoned_at)]))) AS ms_before_abandon,
+    -- docs/metrics.md "Orders and revenue"
+    arraySum(arrayMap(o -> o.2, orders)) AS revenue, currency,
+    if(first_referrer_host = '', 'direct', first_referrer_host) AS source
 FROM
 (
     SELECT
@@ -48,7 +51,14 @@ FROM
         uniqExactIf(event_id, type = 'step' AND step = 'select') AS detail_views,
         uniqExactIf(event_id, type = 'step' AND step = 'select' AND props['in_stock'] = 'true'
                     AND toFloat64OrNull(props['ship_days']) <= 2) AS fast_track_views,
-        uniqExact(event_id) AS events
+        uniqExact(event_id) AS events,
+        -- each order once: by its id, else by the event (a retried copy has the same id)
+        groupUniqArrayIf((if(order_id = '', toString(event_id), order_id), assumeNotNull(value)),
+                         step = chain[length(chain)] AND value IS NOT NULL) AS orders,
+        argMaxIf(currency, ts, step = chain[length(chain)] AND currency != '') AS currency,
+        -- the store's own pages are not a source (a session that began after a pause)
+        if(domainWithoutWWW(argMin(referrer, ts)) = domainWithoutWWW(argMin(url, ts)), '',
+           domainWithoutWWW(argMin(referrer, ts))) AS first_referrer_host
     FROM events
     WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
     GROUP BY site_id, session_id
