@@ -27,6 +27,11 @@ TABLET_UA = ("Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 USER_AGENTS = {"desktop": DESKTOP_UA, "mobile": MOBILE_UA, "tablet": TABLET_UA}
 
+# The demo store's catalogue: sku → (name, price); the storefront sells these, shoppers put them in carts.
+PRODUCTS = {sku: (name, price) for sku, name, price in [
+    (101, "Trail runner shoes", 89.0), (102, "Rain shell jacket", 129.0), (103, "Merino socks", 14.5),
+    (104, "Day pack 20 L", 59.9), (105, "Headlamp", 24.0), (113, "Limited edition tent", 349.0),
+]}
 PAGES = {
     "discover": "/", "search": "/search", "select": "/product/{sku}", "cart": "/cart",
     "checkout.info": "/checkout/info", "checkout.shipping": "/checkout/shipping",
@@ -138,6 +143,10 @@ class Walk:
 
     def cart(self) -> bool:
         self.enter("cart")
+        # What is in the cart, as a store's add_to_cart push carries it (GA4 items).
+        picks = self.rng.sample(sorted(PRODUCTS), self.rng.choice((1, 1, 2, 3)))
+        self.emit("step", "cart", items=[{"item_id": str(sku), "item_name": PRODUCTS[sku][0],
+                                          "price": PRODUCTS[sku][1]} for sku in picks])
         return self.stays(0.72, "cart")
 
     def details(self) -> bool:

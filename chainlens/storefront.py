@@ -15,16 +15,14 @@ import threading
 from typing import Any
 
 import jinja2
+import orjson
 from aiohttp import web
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from chainlens.core.settings import Site
+from chainlens.shoppers import PRODUCTS
 from sdk_js.render import snippet_tag
 
-PRODUCTS = {sku: (name, price) for sku, name, price in [
-    (101, "Trail runner shoes", 89.0), (102, "Rain shell jacket", 129.0), (103, "Merino socks", 14.5),
-    (104, "Day pack 20 L", 59.9), (105, "Headlamp", 24.0), (113, "Limited edition tent", 349.0),
-]}
 OUT_OF_STOCK = {113}
 SHIPPING = 6.90
 TAG = web.AppKey("snippet_tag", Markup)
@@ -75,16 +73,25 @@ async def product(request: web.Request) -> web.Response:
                      f"ecommerce:{{currency:'EUR',value:{price},items:[{{item_id:'{sku}'}}]}}}});</script>")
 
 
+def _sku(request: web.Request) -> int:
+    text = request.query.get("sku", "101")
+    return int(text) if text.isdigit() and int(text) in PRODUCTS else 101
+
+
 async def cart(request: web.Request) -> web.Response:
-    sku = int(request.query.get("sku", "101"))
+    sku = _sku(request)
     name, price = PRODUCTS.get(sku, PRODUCTS[101])
-    return page(request, "Your cart", f"<p>{name}: €{price:.2f}</p>"
+    # The cart's contents as a GA4 view_cart push (item ids and names reach "products in abandoned carts").
+    items = orjson.dumps([{"item_id": str(sku), "item_name": name, "price": price}]).decode()
+    return page(request, "Your cart", f"<p>{escape(name)}: €{price:.2f}</p>"
                 f'<a class="button" data-chain-step="checkout.info" href="/checkout/info?sku={sku}">Checkout</a>',
-                body_step="cart")
+                body_step="cart",
+                head=f"<script>dataLayer.push({{event:'view_cart',ecommerce:{{currency:'EUR',value:{price},"
+                     f"items:{items}}}}});</script>")
 
 
 async def info(request: web.Request) -> web.Response:
-    sku = request.query.get("sku", "101")
+    sku = escape(request.query.get("sku", "101"))  # echoed into the page: never markup
     return page(request, "Checkout: your details",
                 '<p class="note">Please create an account to continue.</p>'
                 # A form that carries a password posts it, never puts it in the URL.
@@ -96,7 +103,7 @@ async def info(request: web.Request) -> web.Response:
 
 
 async def shipping(request: web.Request) -> web.Response:
-    sku = request.query.get("sku", "101")
+    sku = escape(request.query.get("sku", "101"))  # echoed into the page: never markup
     return page(request, "Checkout: shipping",
                 f'<p class="note">Standard delivery: €{SHIPPING:.2f}</p>'
                 f'<a class="button" href="/checkout/payment?sku={sku}">Continue to payment</a>'
@@ -105,7 +112,7 @@ async def shipping(request: web.Request) -> web.Response:
 
 
 async def payment(request: web.Request) -> web.Response:
-    sku = request.query.get("sku", "101")
+    sku = escape(request.query.get("sku", "101"))  # echoed into the page: never markup
     card = str((await request.post()).get("card", "")).replace(" ", "")
     if card and not card.endswith("0002"):
         raise web.HTTPFound(f"/checkout/review?sku={sku}")
@@ -120,12 +127,12 @@ async def payment(request: web.Request) -> web.Response:
 
 
 async def review(request: web.Request) -> web.Response:
-    sku = request.query.get("sku", "101")
+    sku = escape(request.query.get("sku", "101"))  # echoed into the page: never markup
     return page(request, "Checkout: review", f'<a class="button" href="/checkout/done?sku={sku}">Place order</a>')
 
 
 async def done(request: web.Request) -> web.Response:
-    sku = int(request.query.get("sku", "101"))
+    sku = _sku(request)
     _, price = PRODUCTS.get(sku, PRODUCTS[101])
     total = price + SHIPPING
     return page(request, "Thank you!", "<p>Your order is on its way.</p><script>"

@@ -87,6 +87,18 @@ QUERIES: dict[str, str] = {
           AND if({{stopped:String}} = '', has({{checkout:Array(String)}}, abandoned_at),
                  abandoned_at = {{stopped:String}})
         ORDER BY ended_at DESC LIMIT 20""",
+    # Products most often in carts that were left during checkout (docs/metrics.md "Orders and revenue")
+    "abandoned_products": f"""
+        SELECT item.1 AS item_id, anyLast(item.2) AS item_name, uniqExact(session_id) AS abandoned_carts
+        FROM events
+        ARRAY JOIN JSONExtract(props['item_list'], 'Array(Tuple(String, String))') AS item
+        WHERE site_id = {{site:String}} AND mapContains(props, 'item_list') AND has({{checkout:Array(String)}}, step)
+          AND NOT is_bot
+          AND ts >= toDateTime64({{start:Date}}, 3, 'UTC') - INTERVAL 1 DAY
+          AND ts < toDateTime64({{end:Date}}, 3, 'UTC') + INTERVAL 2 DAY
+          AND session_id IN (SELECT session_id FROM chain_sessions
+                             WHERE {_SCOPE} AND has({{checkout:Array(String)}}, abandoned_at))
+        GROUP BY item_id ORDER BY abandoned_carts DESC, item_id LIMIT 10""",
     "alerts": """
         SELECT detected_at, step, window_start, window_end, baseline_rate, current_rate, reached, z, message
         FROM alerts FINAL WHERE site_id = {site:String} ORDER BY detected_at DESC, step LIMIT 10""",

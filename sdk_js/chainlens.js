@@ -135,7 +135,7 @@
     var name = x && (x.event || (x[0] == 'event' && x[1])), p = (x && (x.ecommerce || x[2])) || {};
     if (name && /^[a-z_]+$/.test(name)) { // GA4-style names; tag managers' own (gtm.js…) are not
       ev('track', null, name, {value: p.value, currency: p.currency, order_id: p.transaction_id,
-        items: p.items && p.items.length, shipping_tier: p.shipping_tier, payment_type: p.payment_type});
+        items: p.items, shipping_tier: p.shipping_tier, payment_type: p.payment_type});
     }
   }
 

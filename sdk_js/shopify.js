@@ -57,13 +57,18 @@
   }
 
   function money(m) { return m && m.amount != null ? m : null; }
+  // Items as GA4 names them; the collector keeps their count and the first ten ids and names.
+  function item(variant, title) {
+    var product = (variant && variant.product) || {};
+    return {item_id: product.id || (variant && variant.id), item_name: title || product.title};
+  }
   // The few fields the chain uses, from each standard event's payload (Shopify's published types).
   function facts(name, data) {
     var c = data.checkout, line = data.cartLine, cart = data.cart, variant = data.productVariant, total = null;
     var p = {};
     if (c) {
       total = money(c.totalPrice) || money(c.subtotalPrice);
-      p.items = (c.lineItems || []).length;
+      p.items = (c.lineItems || []).map(function (li) { return item(li.variant, li.title); });
       var option = ((c.delivery && c.delivery.selectedDeliveryOptions) || [])[0];
       if (option) p.shipping_tier = option.title || option.type;
       var paid = (c.transactions || [])[0];
@@ -72,12 +77,13 @@
       if (!total && c.currencyCode) p.currency = c.currencyCode;
     } else if (line) {
       total = money(line.cost && line.cost.totalAmount);
-      p.items = line.quantity;
+      p.items = [item(line.merchandise)];
     } else if (cart) {
       total = money(cart.cost && cart.cost.totalAmount);
-      p.items = cart.totalQuantity;
+      p.items = (cart.lines || []).map(function (l) { return item(l.merchandise); });
     } else if (variant) {
       total = money(variant.price);
+      p.items = [item(variant)];
     } else if (data.searchResult) {
       p.items = (data.searchResult.productVariants || []).length;
     } else if (data.collection) {

@@ -284,3 +284,17 @@ async def test_cookieless_sites_get_a_daily_salted_visitor_key(aiohttp_client: A
 
 async def _has(query: Any, n: int) -> bool:
     return len(await query()) == n
+
+
+async def test_ecommerce_items_keep_their_count_ids_names_and_fast_track_fields(client: Any) -> None:
+    items = [{"item_id": 42, "item_name": "Trail shoe", "price": "49.90", "in_stock": True, "ship_days": 2},
+             *({"item_id": f"sku-{i}", "item_name": f"Item {i}"} for i in range(11))]
+    e = event("track", name="view_item", props={"items": items, "value": "49.90"})
+    resp = await client.post("/e", data=beacon(e), headers=HEADERS)
+    assert resp.status == 202 and (await resp.json())["accepted"] == 1
+    rows = await landed(client, f"SELECT step, props FROM events WHERE event_id = '{e['id']}'",
+                        [("select", {"value": "49.9", "items": "12",
+                                     "item_list": orjson.dumps([["42", "Trail shoe"]] + [
+                                         [f"sku-{i}", f"Item {i}"] for i in range(9)]).decode(),
+                                     "in_stock": "true", "ship_days": "2"})])
+    assert rows[0][0] == "select"  # view_item is the product view: Fast Track counts it

@@ -203,6 +203,18 @@ def test_a_shop_owner_reads_the_dashboard_on_a_phone_and_a_desktop(demo: dict[st
     (n,) = srv.sql(f"SELECT count() AS n FROM chain_sessions WHERE {scope} AND abandoned_at IN "
                    "('cart', 'checkout.info', 'checkout.shipping', 'checkout.payment', 'checkout.review')")
     assert len(left) == min(20, int(n["n"])) > 0
+    # Products in the carts that were left, counted by session.
+    products = page.eval_on_selector_all("#abandoned-products tr", "rows => rows.slice(1).map(r => "
+                                         "[...r.children].map(c => c.textContent.trim()))")
+    assert products and products[0][0] in ("Trail runner shoes", "Rain shell jacket", "Merino socks",
+                                           "Day pack 20 L", "Headlamp", "Limited edition tent")
+    top_id = products[0][1]
+    (c,) = srv.sql(
+        "SELECT uniqExact(session_id) AS n FROM events WHERE site_id = 'demo' AND step = 'cart' "
+        f"AND position(props['item_list'], '[\"{top_id}\",') > 0 AND session_id IN (SELECT session_id FROM "
+        f"chain_sessions WHERE {scope} AND abandoned_at IN ('cart', 'checkout.info', 'checkout.shipping', "
+        "'checkout.payment', 'checkout.review'))")
+    assert products[0][2] == str(c["n"])
     page.click("#checkout tr:has(td:text-is('checkout.shipping')) >> text=who left")
     page.wait_for_url("**stopped=checkout.shipping**")
     stopped = page.eval_on_selector_all("#left-sessions tr",

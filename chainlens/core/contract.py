@@ -178,6 +178,8 @@ class Props:
                 problem = f"more than {MAX_PROPS} keys"
             elif type(item) is str and len(item) > MAX_PROP_VALUE:
                 problem = f"longer than {MAX_PROP_VALUE} characters"
+            elif key == "items" and type(item) is list:
+                pass  # ecommerce items as GA4 pushes them: stored_props keeps their count and ids
             elif not (item is None or type(item) in (str, bool) or is_number(item)):
                 problem = "not a string, number or boolean"
             if problem:
@@ -196,7 +198,7 @@ class Field:
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
-_PropValue = Annotated[str, msgspec.Meta(max_length=MAX_PROP_VALUE)] | int | float | bool | None
+_PropValue = Annotated[str, msgspec.Meta(max_length=MAX_PROP_VALUE)] | int | float | bool | None | list[Any]
 
 
 def _text(limit: int, *, ids: bool = False, min_length: int = 0) -> Text:
@@ -374,13 +376,45 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
     ]
 
 
+MAX_ITEMS = 10
+
+
+def _items(items: list[Any], out: dict[str, str]) -> None:
+    """Ecommerce items (GA4's `items`): their count, the first ten as [id, name] pairs in
+    `item_list` (JSON), and the first item's `in_stock`/`ship_days` for Fast Track In Stock
+    unless the event sets them itself (docs/snippet.md, "Ecommerce items")."""
+    listed = []
+    for item in items[:MAX_ITEMS]:
+        if isinstance(item, dict):
+            ident, name = item.get("item_id", item.get("id")), item.get("item_name", item.get("name"))
+            listed.append([_as_text(ident)[:MAX_ID], str(name or "")[:100]])
+    out["items"] = str(len(items))
+    if listed:
+        out["item_list"] = orjson.dumps(listed).decode()
+    first = items[0] if items and isinstance(items[0], dict) else {}
+    for key in ("in_stock", "ship_days"):
+        value = first.get(key)
+        if key not in out and (type(value) in (str, bool) or is_number(value)):
+            out[key] = ("true" if value else "false") if type(value) is bool else _as_text(value)[:MAX_PROP_VALUE]
+
+
+def _as_text(value: Any) -> str:
+    """An id or value as text: numbers canonical (10432, never 10432.0), nothing as ""."""
+    if type(value) is int:
+        return str(value)
+    if type(value) is float and math.isfinite(value):
+        return canonical(value)
+    return "" if value is None else str(value)
+
+
 def stored_props(props: dict[str, Any] | None) -> dict[str, str]:
     """Props as stored (Map(String, String)): numbers in canonical text, money strings as numbers."""
     if not props:
         return {}
     out: dict[str, str] = {}
+    items = props.get("items")
     for key, item in props.items():
-        if item is None:
+        if item is None or type(item) is list:
             continue
         if item is True or item is False:
             out[key] = "true" if item else "false"
@@ -389,6 +423,8 @@ def stored_props(props: dict[str, Any] | None) -> dict[str, str]:
             out[key] = item if number is None else canonical(number)
         else:
             out[key] = canonical(item)
+    if type(items) is list:
+        _items(items, out)
     return out
 
 
