@@ -23,7 +23,7 @@ def chainlens(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("command", [["sql", "SELECT count() FROM events"], ["alerts"], ["rollup"]])
+@pytest.mark.parametrize("command", [["sql", "SELECT count() FROM events"], ["alerts"], ["rollup"], ["status"]])
 def test_reading_commands_never_create_an_empty_store(tmp_path: Path, command: list[str]) -> None:
     result = chainlens(tmp_path, *command)
     assert result.returncode == 2, result.stdout + result.stderr
