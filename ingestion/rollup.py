@@ -139,6 +139,8 @@ def _rebuild(client: Client, site: Site, days: list[dt.date], *, tz: zoneinfo.Zo
     params: dict[str, Any] = {
         "site": site.id, "tz": site.timezone, "chain": list(site.chain), "checkout": list(site.checkout_steps),
         "days": days, "lo": lo, "hi": hi, "closed_before": closed_before, "all": ALL,
+        "ft_step": site.fast_track.step, "ft_in_stock": site.fast_track.in_stock,
+        "ft_ship_days": site.fast_track.ship_days, "ft_days": float(site.fast_track.within_days),
     }
     for table in TABLES:
         client.command(sql(table), parameters=params)

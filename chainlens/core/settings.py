@@ -107,6 +107,17 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class FastTrackSettings:
+    """Fast Track In Stock (docs/metrics.md): which step is the product view, which props say
+    "in stock" (true) and "ships within N days", and N."""
+
+    step: str = "select"
+    in_stock: str = "in_stock"
+    ship_days: str = "ship_days"
+    within_days: float = 2
+
+
+@dataclass(frozen=True)
 class Site:
     id: str
     origins: tuple[str, ...] = ()
@@ -117,6 +128,7 @@ class Site:
     step_urls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     events: Mapping[str, str] = field(default_factory=dict)  # ecommerce event name → chain step, over the default
     alerts: AlertSettings = AlertSettings()
+    fast_track: FastTrackSettings = FastTrackSettings()
     cookieless: bool = False  # the snippet stores nothing in the browser
     require_consent: bool = False  # the snippet waits for chainlens('consent', true)
     session_minutes: int = 30

@@ -48,9 +48,10 @@ FROM
         -- steps by first entry; equal times keep chain order
         arraySort(p -> (p.2, indexOf(chain, p.1)), arrayZip(first_entry.1, first_entry.2)) AS ordered,
         arraySort(groupUniqArrayIf((step, name), type = 'obstacle' AND has(chain, step))) AS obstacles,
-        uniqExactIf(event_id, type = 'step' AND step = 'select') AS detail_views,
-        uniqExactIf(event_id, type = 'step' AND step = 'select' AND props['in_stock'] = 'true'
-                    AND toFloat64OrNull(props['ship_days']) <= 2) AS fast_track_views,
+        -- docs/metrics.md "Fast Track In Stock": the site's product step, props and days ([sites.fast_track])
+        uniqExactIf(event_id, type = 'step' AND step = {ft_step:String}) AS detail_views,
+        uniqExactIf(event_id, type = 'step' AND step = {ft_step:String} AND props[{ft_in_stock:String}] = 'true'
+                    AND toFloat64OrNull(props[{ft_ship_days:String}]) <= {ft_days:Float64}) AS fast_track_views,
         uniqExact(event_id) AS events,
         -- each order once: by its id, else by the event (a retried copy has the same id)
         groupUniqArrayIf((if(order_id = '', toString(event_id), order_id), assumeNotNull(value)),
