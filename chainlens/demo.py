@@ -143,9 +143,13 @@ REPORT = [
     ("Step timing: time to the next step over the week (seconds, exact quantiles of the transitions)", "timing",
      "step, next_step, transitions, round(p50_ms / 1000) AS p50_s, round(p90_ms / 1000) AS p90_s",
      "WHERE transitions >= 20 LIMIT 10"),
-    ("Obstacle impact: abandonment of sessions that met the obstacle vs not", "obstacles",
-     "step, kind, sessions_with, round(rate_with, 3) AS rate_with, round(rate_without, 3) AS rate_without, "
-     "round(lift, 2) AS lift", "WHERE sessions_with >= 20"),
+    ("Obstacles ranked by the orders they cost (95% intervals; 'insufficient' below the minimum sample)",
+     "obstacles",
+     "step, kind, sessions_with, round(rate_with, 3) AS left_if_met, round(rate_without, 3) AS left_if_not, "
+     "round(orders_lost, 1) AS orders_lost, "
+     "concat('[', toString(round(orders_lost_low, 1)), ', ', toString(round(orders_lost_high, 1)), ']') AS ci95, "
+     "round(revenue_at_stake) AS revenue_at_stake, "
+     "multiIf(insufficient, 'insufficient', includes_zero, 'may be 0', '') AS note", ""),
     ("Cart abandonment rate per day (Baymard's long-run figure: ~70%)", "cart_by_day",
      "day, carts, bought, round(cart_abandonment, 3) AS cart_abandonment", ""),
     ("Fast-Track-In-Stock rate per day", "fast_track_by_day",

@@ -48,14 +48,24 @@ QUERIES: dict[str, str] = {
         FROM (SELECT arrayJoin(transitions) AS t FROM chain_sessions WHERE {_SCOPE})
         GROUP BY step, next_step
         ORDER BY transitions DESC, step, next_step""",
-    # docs/metrics.md "Obstacle impact"
+    # docs/metrics.md "Obstacle impact": ranked by the orders it costs, with 95% intervals over the range
     "obstacles": f"""
-        SELECT step, kind, sum(sessions_with) AS sessions_with, sum(abandoned_with) / sessions_with AS rate_with,
-               sum(sessions_without) AS sessions_without,
-               if(sessions_without = 0, NULL, sum(abandoned_without) / sessions_without) AS rate_without,
-               if(rate_without = 0, NULL, rate_with / rate_without) AS lift
+        SELECT step, kind, sum(sessions_with) AS sessions_with, sum(abandoned_with) AS met_and_left,
+               met_and_left / sessions_with AS rate_with,
+               sum(sessions_without) AS sessions_without, sum(abandoned_without) AS others_left,
+               if(sessions_without = 0, NULL, others_left / sessions_without) AS rate_without,
+               if(rate_without = 0, NULL, rate_with / rate_without) AS lift,
+               if(sessions_without = 0, NULL, rate_with - rate_without) AS diff,
+               chainlens_diff_low(met_and_left, sessions_with, others_left, sessions_without) AS diff_low,
+               chainlens_diff_high(met_and_left, sessions_with, others_left, sessions_without) AS diff_high,
+               sessions_with * diff AS orders_lost, sessions_with * diff_low AS orders_lost_low,
+               sessions_with * diff_high AS orders_lost_high,
+               orders_lost * (SELECT nullIf(quantileExactInclusive(0.5)(revenue), 0) FROM chain_sessions
+                              WHERE {_SCOPE} AND purchased AND revenue > 0) AS revenue_at_stake,
+               sessions_with < {{min_sample:UInt32}} OR sessions_without < {{min_sample:UInt32}} AS insufficient,
+               diff_low <= 0 AND diff_high >= 0 AS includes_zero
         FROM obstacle_impact_daily WHERE {_SCOPE}
-        GROUP BY step, kind ORDER BY lift DESC NULLS LAST, sessions_with DESC""",
+        GROUP BY step, kind ORDER BY insufficient, orders_lost DESC NULLS LAST, sessions_with DESC""",
     # docs/metrics.md "Fast Track In Stock"
     "fast_track": f"""
         SELECT sum(detail_views) AS detail_views, sum(fast_track_views) AS fast_track_views,
@@ -107,7 +117,7 @@ QUERIES: dict[str, str] = {
 
 def parameters(site: Site, *, start: dt.date, end: dt.date, stopped: str = "") -> dict[str, Any]:
     return {"site": site.id, "start": start, "end": end, "all": ALL, "checkout_from": site.checkout_from,
-            "checkout": list(site.checkout_steps), "stopped": stopped}
+            "checkout": list(site.checkout_steps), "stopped": stopped, "min_sample": site.obstacle_min_sample}
 
 
 def rows(client: Client, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped:
         "headline": rows(client, "headline", p)[0], "headline_before": rows(client, "headline", before)[0],
         "previous": [before["start"].isoformat(), before["end"].isoformat()],
         "left": rows(client, "left", p), "stopped": stopped,
-        "abandoned_products": rows(client, "abandoned_products", p),
+        "abandoned_products": rows(client, "abandoned_products", p), "min_sample": site.obstacle_min_sample,
         "site": site.id, "start": start.isoformat(), "end": end.isoformat(), "funnel": rows(client, "funnel", p),
         "checkout": rows(client, "checkout", p), "timing": rows(client, "timing", p),
         "obstacles": rows(client, "obstacles", p), "fast_track": rows(client, "fast_track", p)[0],

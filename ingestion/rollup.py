@@ -141,6 +141,7 @@ def _rebuild(client: Client, site: Site, days: list[dt.date], *, tz: zoneinfo.Zo
         "days": days, "lo": lo, "hi": hi, "closed_before": closed_before, "all": ALL,
         "ft_step": site.fast_track.step, "ft_in_stock": site.fast_track.in_stock,
         "ft_ship_days": site.fast_track.ship_days, "ft_days": float(site.fast_track.within_days),
+        "min_sample": site.obstacle_min_sample,
     }
     for table in TABLES:
         client.command(sql(table), parameters=params)

@@ -144,6 +144,45 @@ def step_timing(ss: list[Session]) -> dict[tuple, tuple]:
             for key, v in groups.items()}
 
 
+Z95 = 1.959963984540054  # the normal quantile of 0.975
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson's score interval for k/n (Wilson 1927; Newcombe 1998, method 3)."""
+    p, z2 = k / n, Z95 * Z95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def newcombe(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
+    """The hybrid score interval for p1 - p2 from the two Wilson intervals (Newcombe 1998, method 10)."""
+    p1, p2 = k1 / n1, k2 / n2
+    (l1, u1), (l2, u2) = wilson(k1, n1), wilson(k2, n2)
+    d = p1 - p2
+    return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
+def obstacle_cost(ss: list[Session], chain: list[str], *, min_sample: int) -> dict[tuple, tuple]:
+    """Per day, step and obstacle: (diff, diff_low, diff_high, orders_lost, insufficient, revenue_at_stake)."""
+    out = {}
+    for (day, step, kind), (n_with, ab_with, _, _, _) in obstacle_impact(ss, chain).items():
+        reached = [s for s in ss if s.day == day and step in s.entered]
+        n_without = len(reached) - n_with
+        ab_without = sum(s.furthest_index == chain.index(step) + 1 for s in reached) - ab_with
+        orders = sorted(s.revenue for s in ss if s.day == day and s.purchased and s.revenue > 0)
+        median = quantile(orders, 0.5) if orders else None
+        if n_without == 0:
+            out[(day, step, kind)] = (None, None, None, None, True, None)
+            continue
+        diff = ab_with / n_with - ab_without / n_without
+        low, high = newcombe(ab_with, n_with, ab_without, n_without)
+        lost = n_with * diff
+        out[(day, step, kind)] = (diff, low, high, lost, n_with < min_sample or n_without < min_sample,
+                                  None if median is None else lost * median)
+    return out
+
+
 def obstacle_impact(ss: list[Session], chain: list[str]) -> dict[tuple, tuple]:
     out = {}
     keys = {(s.day, step, kind) for s in ss for step, kind in s.obstacles if step != chain[-1]}

@@ -251,6 +251,25 @@ def test_every_figure_matches_the_definitions(db: Any, tmp_path: Path, events: l
     _same({(r["day"], r["step"], r["kind"]):
            (r["sessions_with"], r["abandoned_with"], r["rate_with"], r["rate_without"], r["lift"])
            for r in table(db, "obstacle_impact_daily")}, ref.obstacle_impact(ss, CHAIN))
+    _same({(r["day"], r["step"], r["kind"]):
+           (r["diff"], r["diff_low"], r["diff_high"], r["orders_lost"], r["insufficient"], r["revenue_at_stake"])
+           for r in table(db, "obstacle_impact_daily")},
+          ref.obstacle_cost(ss, CHAIN, min_sample=settings.sites[0].obstacle_min_sample))
     _same({r["day"]: (r["detail_views"], r["fast_track_views"], r["rate"]) for r in table(db, "fast_track_daily")},
           ref.fast_track(ss))
 
+
+@pytest.mark.parametrize(("k1", "n1", "k2", "n2", "low", "high"), [
+    # Newcombe (1998), Statistics in Medicine 17:873-890, Table II, method 10
+    (56, 70, 48, 80, 0.0524, 0.3339),
+    (9, 10, 3, 10, 0.1705, 0.8090),
+    (5, 56, 0, 29, -0.0381, 0.1926),
+    (0, 10, 0, 20, -0.1611, 0.2775),
+    (10, 10, 0, 20, 0.6791, 1.0),
+])
+def test_the_difference_interval_matches_newcombes_published_cases(
+    db: Any, k1: int, n1: int, k2: int, n2: int, low: float, high: float
+) -> None:
+    assert [round(x, 4) for x in ref.newcombe(k1, n1, k2, n2)] == [low, high]
+    got = db.query(f"SELECT chainlens_diff_low({k1}, {n1}, {k2}, {n2}), chainlens_diff_high({k1}, {n1}, {k2}, {n2})")
+    assert [round(x, 4) for x in got.result_rows[0]] == [low, high]

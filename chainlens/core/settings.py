@@ -129,6 +129,7 @@ class Site:
     events: Mapping[str, str] = field(default_factory=dict)  # ecommerce event name → chain step, over the default
     alerts: AlertSettings = AlertSettings()
     fast_track: FastTrackSettings = FastTrackSettings()
+    obstacle_min_sample: int = 30  # sessions on each side below which an obstacle's figures are `insufficient`
     cookieless: bool = False  # the snippet stores nothing in the browser
     require_consent: bool = False  # the snippet waits for chainlens('consent', true)
     session_minutes: int = 30
