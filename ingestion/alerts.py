@@ -1,15 +1,27 @@
-"""Early warning: a checkout step whose abandonment rate suddenly rises.
+"""Early warning: a checkout step that suddenly loses more shoppers, or gets far fewer, at any hour.
 
-After each rollup, for each checkout step of a site, the latest window
-(`[sites.alerts] window_days`, ending on the latest rolled-up day) is compared
-with the trailing baseline before it (`baseline_days`) by a one-sided
-two-proportion z-test on abandoned / reached:
+After each rollup pass, for each site, checkout step and device ('all' and each
+device), the sessions that closed in the last `window_hours` (each of 6 and 24
+by default; only whole hours whose sessions have all closed) are compared with
+the same step's trailing baseline of `baseline_days`, hour of day by hour of day
+in the site's time zone, so a normal evening is not an alert
+(docs/metrics.md, "Early warning"):
 
-    z = (p_window - p_baseline) / sqrt(p (1 - p) (1/n_window + 1/n_baseline)),  p pooled
+- **abandonment**: with p(h) the baseline abandonment rate at hour of day h
+  (shrunk towards the step's overall rate when an hour has few sessions), the
+  window's expected abandonments are E = Σ n(h)·p(h) and the test statistic is
+  z = (A − E) / sqrt(Σ n(h)·p(h)(1 − p(h)) + Σ n(h)²·p(h)(1 − p(h)) / m(h)),
+  the second term the baseline's own uncertainty (m(h) its sessions). An alert
+  needs `min_sample` sessions, z ≥ `z_threshold` and a rise (A − E) / N of at
+  least `min_rise`.
+- **reach**: the sessions reaching the step against the baseline's average for
+  the same hours of day, R; an alert needs R ≥ `min_sample`, at most
+  (1 − `min_drop`)·R sessions and a Poisson z ≤ −`z_threshold` (a broken page
+  sends nobody on).
 
-An alert needs at least `min_sample` sessions reaching the step in both, z at or
-above `z_threshold` and a rise of at least `min_rise`. It is written to `alerts`
-once per (site, step, window) and, when `webhook` is set, POSTed as JSON.
+Each (step, device, kind, window) is one episode: it is recorded in `alerts`
+(state 'open') and sent to the webhook once; when the window is back to normal
+(|z| < 1) a resolution (state 'resolved') is recorded and sent.
 """
 
 from __future__ import annotations
@@ -18,6 +30,8 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import zoneinfo
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +42,8 @@ from chainlens.core.settings import Site
 from ingestion.figures import ALL
 
 log = logging.getLogger(__name__)
+SHRINK = 10  # baseline sessions' weight of the step's overall rate in each hour of day
+NORMAL_Z = 1.0  # an open episode resolves when the window's |z| is below this
 
 
 @dataclass(frozen=True)
@@ -42,58 +58,144 @@ class Alert:
     reached: int
     z: float
     message: str
+    device: str = ALL
+    kind: str = "abandonment"  # abandonment | reach
+    window_hours: int = 0
+    state: str = "open"  # open | resolved
+
+
+@dataclass(frozen=True)
+class Test:
+    """One window against its hour-of-day baseline."""
+
+    sessions: int
+    abandoned: int
+    expected_rate: float
+    z: float
+    expected_sessions: float
+    reach_z: float
+
+    @property
+    def rate(self) -> float:
+        return self.abandoned / self.sessions if self.sessions else 0.0
 
 
 def z_score(abandoned_w: int, reached_w: int, abandoned_b: int, reached_b: int) -> float:
+    """The pooled two-proportion z statistic (kept for the cookbook's day-level comparisons)."""
     p_w, p_b = abandoned_w / reached_w, abandoned_b / reached_b
     pooled = (abandoned_w + abandoned_b) / (reached_w + reached_b)
     spread = math.sqrt(pooled * (1 - pooled) * (1 / reached_w + 1 / reached_b))
     return 0.0 if spread == 0 else (p_w - p_b) / spread
 
 
-def evaluate(client: Client, site: Site, *, now: dt.datetime | None = None) -> list[Alert]:
-    """Find and record new alerts for `site`; returns those not recorded before."""
+def window_test(window: dict[int, tuple[int, int]], baseline: dict[int, tuple[int, int]], *,
+                window_hours_of_day: list[int], baseline_days: int) -> Test | None:
+    """`window` and `baseline`: hour of day → (sessions, abandoned). None without a baseline."""
+    m_all = sum(n for n, _ in baseline.values())
+    if m_all == 0:
+        return None
+    p_all = sum(a for _, a in baseline.values()) / m_all
+    n_total = a_total = 0
+    expected = variance = 0.0
+    for hour, (n, a) in window.items():
+        m, b = baseline.get(hour, (0, 0))
+        p = (b + SHRINK * p_all) / (m + SHRINK)
+        n_total, a_total = n_total + n, a_total + a
+        expected += n * p
+        variance += n * p * (1 - p) + n * n * p * (1 - p) / (m + SHRINK)
+    z = 0.0 if variance == 0 else (a_total - expected) / math.sqrt(variance)
+    reach_expected = sum(baseline.get(h, (0, 0))[0] for h in window_hours_of_day) / baseline_days
+    reach_z = 0.0 if reach_expected == 0 else (n_total - reach_expected) / math.sqrt(reach_expected)
+    return Test(n_total, a_total, expected / n_total if n_total else p_all, z, reach_expected, reach_z)
+
+
+def evaluate(client: Client, site: Site, *, now: dt.datetime | None = None, timeout_s: int = 1800) -> list[Alert]:
+    """Find, record and return the alerts and resolutions of `site` at `now` (new ones only)."""
     cfg = site.alerts
-    latest = client.query(
-        "SELECT max(day) FROM checkout_abandonment_daily WHERE site_id = {site:String}",
-        parameters={"site": site.id}).result_rows[0][0]
-    if latest is None or latest.year < 1971:
-        return []
-    window_start = latest - dt.timedelta(days=cfg.window_days - 1)
-    baseline_start = window_start - dt.timedelta(days=cfg.baseline_days)
-    rows = client.query("""
-        SELECT step, day >= {window_start:Date} AS in_window, sum(reached), sum(abandoned)
-        FROM checkout_abandonment_daily
-        WHERE site_id = {site:String} AND device = {all:String} AND visitor = {all:String}
-          AND day BETWEEN {baseline_start:Date} AND {latest:Date}
-        GROUP BY step, in_window""",
-        parameters={"site": site.id, "window_start": window_start, "baseline_start": baseline_start,
-                    "latest": latest, "all": ALL}).result_rows
-    counts: dict[tuple[str, bool], tuple[int, int]] = {(r[0], bool(r[1])): (int(r[2]), int(r[3])) for r in rows}
-    known = {r[0] for r in client.query(
-        "SELECT step FROM alerts FINAL WHERE site_id = {site:String} AND window_start = {ws:Date} "
-        "AND window_end = {we:Date}", parameters={"site": site.id, "ws": window_start, "we": latest}).result_rows}
+    tz = zoneinfo.ZoneInfo(site.timezone)
     detected_at = now or dt.datetime.now(dt.UTC)
-    found = []
-    for step in site.checkout_steps:
-        (n_w, a_w), (n_b, a_b) = counts.get((step, True), (0, 0)), counts.get((step, False), (0, 0))
-        if n_w < cfg.min_sample or n_b < cfg.min_sample or step in known:
-            continue
-        z = z_score(a_w, n_w, a_b, n_b)
-        rate_w, rate_b = a_w / n_w, a_b / n_b
-        if z < cfg.z_threshold or rate_w - rate_b < cfg.min_rise:
-            continue
-        span = f"{window_start}" if window_start == latest else f"{window_start}..{latest}"
-        before = window_start - dt.timedelta(days=1)
-        message = (f"{site.id}: abandonment at {step} rose to {rate_w:.1%} on {span} "
-                   f"from {rate_b:.1%} over {baseline_start}..{before} (z = {z:.1f}, {n_w} sessions)")
-        found.append(Alert(site.id, detected_at, step, window_start, latest, rate_b, rate_w, n_w, z, message))
+    # Only whole hours whose sessions have all closed (the last one ended timeout_s ago).
+    end = (detected_at - dt.timedelta(seconds=timeout_s)).replace(minute=0, second=0, microsecond=0)
+    longest = max(cfg.window_hours)
+    start = end - dt.timedelta(hours=longest) - dt.timedelta(days=cfg.baseline_days)
+    rows = client.query(
+        "SELECT hour, step, device, sum(reached), sum(abandoned) FROM checkout_hourly "
+        "WHERE site_id = {site:String} AND hour >= {start:DateTime} AND hour < {end:DateTime} "
+        "GROUP BY hour, step, device",
+        parameters={"site": site.id, "start": start.replace(tzinfo=None), "end": end.replace(tzinfo=None)},
+    ).result_rows
+    series: dict[tuple[str, str], list[tuple[dt.datetime, int, int]]] = defaultdict(list)
+    for hour, step, device, n, a in rows:
+        series[(step, device)].append((hour.replace(tzinfo=dt.UTC), int(n), int(a)))
+    episodes = _open_episodes(client, site)
+    found: list[Alert] = []
+    for hours in cfg.window_hours:
+        w_start = end - dt.timedelta(hours=hours)
+        b_start = w_start - dt.timedelta(days=cfg.baseline_days)
+        hours_of_day = [(w_start + dt.timedelta(hours=i)).astimezone(tz).hour for i in range(hours)]
+        for (step, device), points in sorted(series.items()):
+            window: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
+            baseline: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
+            for hour, n, a in points:
+                target = window if hour >= w_start else baseline if hour >= b_start else None
+                if target is not None:
+                    h = hour.astimezone(tz).hour
+                    target[h] = (target[h][0] + n, target[h][1] + a)
+            test = window_test(dict(window), dict(baseline), window_hours_of_day=hours_of_day,
+                               baseline_days=cfg.baseline_days)
+            if test is None or sum(n for n, _ in baseline.values()) < cfg.min_sample:
+                continue
+            span = (w_start.date(), end.date())
+            for kind in ("abandonment", "reach"):
+                key = (step, device, kind, hours)
+                firing = _fires(kind, test, cfg)
+                normal = abs(test.z if kind == "abandonment" else test.reach_z) < NORMAL_Z
+                if firing and key not in episodes:
+                    found.append(_alert(site, detected_at, step, device, kind, hours, span, test, "open"))
+                elif key in episodes and normal and not firing:
+                    found.append(_alert(site, detected_at, step, device, kind, hours, span, test, "resolved"))
     if found:
         client.insert("alerts", [list(asdict(a).values()) for a in found], column_names=list(Alert.__annotations__))
         for alert in found:
-            log.warning("early warning", extra={"site": site.id, "step": alert.step, "z": round(alert.z, 2),
-                                                "alert": alert.message})
+            log.warning("early warning", extra={"site": site.id, "step": alert.step, "device": alert.device,
+                                                "state": alert.state, "alert": alert.message})
     return found
+
+
+def _fires(kind: str, test: Test, cfg: Any) -> bool:
+    if kind == "abandonment":
+        return (test.sessions >= cfg.min_sample and test.z >= cfg.z_threshold
+                and test.rate - test.expected_rate >= cfg.min_rise)
+    return (test.expected_sessions >= cfg.min_sample and test.reach_z <= -cfg.z_threshold
+            and test.sessions <= (1 - cfg.min_drop) * test.expected_sessions)
+
+
+def _alert(site: Site, at: dt.datetime, step: str, device: str, kind: str, hours: int,
+           span: tuple[dt.date, dt.date], test: Test, state: str) -> Alert:
+    who = "" if device == ALL else f" on {device}"
+    if kind == "abandonment":
+        what = (f"abandonment at {step}{who} rose to {test.rate:.1%} in the last {hours} h from an expected "
+                f"{test.expected_rate:.1%} (z = {test.z:.1f}, {test.sessions} sessions)")
+        if state == "resolved":
+            what = f"abandonment at {step}{who} is back to normal: {test.rate:.1%} in the last {hours} h"
+        z = test.z
+    else:
+        what = (f"sessions reaching {step}{who} fell to {test.sessions} in the last {hours} h from about "
+                f"{test.expected_sessions:.0f} expected (z = {test.reach_z:.1f})")
+        if state == "resolved":
+            what = f"sessions reaching {step}{who} are back to normal: {test.sessions} in the last {hours} h"
+        z = test.reach_z
+    return Alert(site.id, at, step, span[0], span[1], test.expected_rate, test.rate, test.sessions, z,
+                 f"{site.id}: {what}", device, kind, hours, state)
+
+
+def _open_episodes(client: Client, site: Site) -> set[tuple[str, str, str, int]]:
+    """(step, device, kind, window hours) whose latest record is an opening."""
+    rows = client.query(
+        "SELECT step, device, kind, window_hours, argMax(state, detected_at) FROM alerts "
+        "WHERE site_id = {site:String} AND window_hours > 0 GROUP BY step, device, kind, window_hours",
+        parameters={"site": site.id}).result_rows
+    return {(r[0], r[1], r[2], int(r[3])) for r in rows if r[4] == "open"}
 
 
 async def deliver(alerts: list[Alert], webhook: str, *, attempts: int = 4, timeout_s: float = 5.0) -> bool:

@@ -31,7 +31,7 @@ from ingestion.figures import ALL
 log = logging.getLogger(__name__)
 
 DERIVED = ("chain_daily", "checkout_abandonment_daily", "step_timing_daily", "obstacle_impact_daily",
-           "fast_track_daily")
+           "fast_track_daily", "checkout_hourly")
 TABLES = ("chain_sessions", *DERIVED)
 CHUNK_DAYS = 7
 

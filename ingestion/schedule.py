@@ -51,7 +51,7 @@ async def _pass(settings: Settings, runner: StoreRunner, *, since: dt.date | Non
     results = await runner.call(rollup, settings, since=since, until=until, progress=progress)
     summary: dict[str, Any] = {"sites": []}
     for site, result in zip(settings.sites, results, strict=True):
-        found = await runner.call(alerts.evaluate, site)
+        found = await runner.call(alerts.evaluate, site, timeout_s=settings.rollup.session_timeout_s)
         delivered = await alerts.deliver(found, site.alerts.webhook) if found else True
         summary["sites"].append({
             "site": site.id, "days": [d.isoformat() for d in result.days], "sessions": result.sessions,

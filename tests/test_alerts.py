@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,30 @@ from ingestion.rollup import rollup
 from tests.conftest import make_config, site_config
 
 DAY = 86_400_000
+H = 3_600_000
 
 
-def filled_store(tmp: Path, *, jump: bool, seed: int) -> tuple[Any, Any]:
-    settings = from_mapping(make_config(tmp, sites=[site_config()]))
+def filled_store(tmp: Path, *, now: dt.datetime, jump_hours: float | None, seed: int) -> tuple[Any, Any]:
+    """Eight days of the shopper model up to `now`; the shipping cost jumps `jump_hours` before it."""
+    settings = from_mapping(make_config(tmp, sites=[site_config(alerts={"baseline_days": 7})]))
     client = store.connect(settings.store.dsn)
     store.ensure_schema(client)
-    now = int(time.time() * 1000)
-    today = dt.datetime.fromtimestamp(now / 1000, dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    start = int(today.timestamp() * 1000) - 7 * DAY
-    model = ShopperModel(seed=seed, change_at_ms=int(today.timestamp() * 1000) - DAY if jump else None)
-    sessions = model.sessions(start_ms=start, end_ms=int(today.timestamp() * 1000), count=5000)
+    end = int(now.timestamp() * 1000)
+    model = ShopperModel(seed=seed, change_at_ms=None if jump_hours is None else end - int(jump_hours * H))
+    sessions = model.sessions(start_ms=end - 8 * DAY, end_ms=end, count=8 * 1500)
     import_lines(client, [orjson.dumps(e) for s in sessions for e in s.events], site=settings.sites[0])
-    rollup(client, settings)
+    rollup(client, settings, now=now)
     return settings, client
+
+
+def at(hour: int) -> dt.datetime:
+    """Yesterday at `hour` (UTC, the test site's time zone): every hour of the day has its turn."""
+    day = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
+    return day + dt.timedelta(hours=hour, minutes=20)
+
+
+def opened(found: list[Any]) -> set[tuple[str, str, str]]:
+    return {(a.step, a.device, a.kind) for a in found if a.state == "open"}
 
 
 def test_z_score_matches_the_two_proportion_formula() -> None:
@@ -44,21 +53,70 @@ def test_z_score_matches_the_two_proportion_formula() -> None:
     assert z_score(30, 100, 20, 200) == pytest.approx(expected)
 
 
-def test_a_jump_at_one_step_raises_exactly_that_alert_once(tmp_path: Path) -> None:
-    settings, client = filled_store(tmp_path, jump=True, seed=11)
-    found = evaluate(client, settings.sites[0])
-    assert [a.step for a in found] == ["checkout.shipping"]
-    alert = found[0]
-    assert alert.current_rate > alert.baseline_rate and alert.z >= 3
-    assert "checkout.shipping" in alert.message
-    assert evaluate(client, settings.sites[0]) == []  # the same window is not alerted twice
-    assert client.query("SELECT count() FROM alerts FINAL").result_rows == [(1,)]
+@pytest.mark.parametrize("hour", [1, 7, 13, 19])
+def test_a_jump_is_caught_within_hours_at_any_hour_of_the_day(tmp_path: Path, hour: int) -> None:
+    now = at(hour)
+    settings, client = filled_store(tmp_path, now=now, jump_hours=8, seed=11 + hour)
+    site = settings.sites[0]
+    found = evaluate(client, site, now=now, timeout_s=settings.rollup.session_timeout_s)
+    assert ("checkout.shipping", "all", "abandonment") in opened(found), [a.message for a in found]
+    assert {step for step, _, kind in opened(found) if kind == "abandonment"} == {"checkout.shipping"}
+    alert = next(a for a in found if a.step == "checkout.shipping" and a.device == "all")
+    assert alert.current_rate > alert.baseline_rate + 0.05 and alert.z >= 3.5 and alert.window_hours in (6, 24)
+    # Once per episode: the next pass does not raise it again.
+    later = now + dt.timedelta(minutes=5)
+    assert not opened(evaluate(client, site, now=later, timeout_s=settings.rollup.session_timeout_s))
     client.close()
 
 
 def test_steady_traffic_raises_no_alert(tmp_path: Path) -> None:
-    settings, client = filled_store(tmp_path, jump=False, seed=12)
-    assert evaluate(client, settings.sites[0]) == []
+    now = at(10)
+    settings, client = filled_store(tmp_path, now=now, jump_hours=None, seed=12)
+    for minutes in (0, 180, 360):  # three passes over the day (the data ends at `now`)
+        assert evaluate(client, settings.sites[0], now=now - dt.timedelta(minutes=minutes),
+                        timeout_s=settings.rollup.session_timeout_s) == []
+    client.close()
+
+
+def hourly(client: Any, hours: list[dt.datetime], *, reached: int, abandoned: int) -> None:
+    client.insert("checkout_hourly", [["demo", h.date(), h.replace(tzinfo=None), "checkout.shipping", "all",
+                                       reached, abandoned] for h in hours],
+                  column_names=["site_id", "day", "hour", "step", "device", "reached", "abandoned"])
+
+
+def test_an_episode_opens_once_and_resolves_when_the_step_is_back_to_normal(tmp_path: Path) -> None:
+    settings = from_mapping(make_config(tmp_path, sites=[site_config(alerts={"baseline_days": 7})]))
+    client = store.connect(settings.store.dsn)
+    store.ensure_schema(client)
+    site, now = settings.sites[0], at(12)
+    end = (now - dt.timedelta(minutes=30)).replace(minute=0)
+    past = [end - dt.timedelta(hours=i) for i in range(1, 8 * 24)]
+    hourly(client, [h for h in past if h < end - dt.timedelta(hours=6)], reached=20, abandoned=4)
+    hourly(client, [h for h in past if h >= end - dt.timedelta(hours=6)], reached=20, abandoned=13)
+    found = evaluate(client, site, now=now, timeout_s=1800)
+    assert ("checkout.shipping", "all", "abandonment") in opened(found)
+    # Seven hours on, the step is back to 20%: the 6-hour episode resolves, once.
+    later = now + dt.timedelta(hours=7)
+    hourly(client, [end + dt.timedelta(hours=i) for i in range(0, 7)], reached=20, abandoned=4)
+    resolved = [a for a in evaluate(client, site, now=later, timeout_s=1800) if a.state == "resolved"]
+    assert [(a.step, a.kind, a.window_hours) for a in resolved] == [("checkout.shipping", "abandonment", 6)]
+    assert "back to normal" in resolved[0].message
+    assert not [a for a in evaluate(client, site, now=later, timeout_s=1800) if a.state == "resolved"]
+    client.close()
+
+
+def test_a_step_that_nobody_reaches_any_more_is_an_alert(tmp_path: Path) -> None:
+    settings = from_mapping(make_config(tmp_path, sites=[site_config(alerts={"baseline_days": 7})]))
+    client = store.connect(settings.store.dsn)
+    store.ensure_schema(client)
+    now = at(9)
+    end = (now - dt.timedelta(minutes=30)).replace(minute=0)
+    past = [end - dt.timedelta(hours=i) for i in range(1, 8 * 24)]
+    hourly(client, [h for h in past if h < end - dt.timedelta(hours=6)], reached=20, abandoned=4)
+    hourly(client, [h for h in past if h >= end - dt.timedelta(hours=6)], reached=1, abandoned=0)  # a broken page
+    found = evaluate(client, settings.sites[0], now=now, timeout_s=1800)
+    assert ("checkout.shipping", "all", "reach") in opened(found)
+    assert any("fell to 6 in the last 6 h" in a.message for a in found)
     client.close()
 
 
@@ -76,12 +134,13 @@ async def test_the_webhook_receives_the_payload_with_retries(aiohttp_server: Any
     app = web.Application()
     app.router.add_post("/hook", hook)
     server = await aiohttp_server(app)
-    settings, client = await asyncio.to_thread(filled_store, tmp_path, jump=True, seed=11)
-    found = await asyncio.to_thread(evaluate, client, settings.sites[0])
+    now = at(15)
+    settings, client = await asyncio.to_thread(filled_store, tmp_path, now=now, jump_hours=8, seed=11)
+    found = await asyncio.to_thread(evaluate, client, settings.sites[0], now=now)
     assert await deliver(found, str(server.make_url("/hook")))
     assert calls[0] == 2
     (payload,) = received
-    assert payload["alerts"][0]["step"] == "checkout.shipping"
+    assert any(a["step"] == "checkout.shipping" for a in payload["alerts"])
     assert set(payload["alerts"][0]) >= {"site_id", "window_start", "window_end", "baseline_rate", "current_rate",
-                                         "reached", "z", "message"}
+                                         "reached", "z", "message", "device", "kind", "window_hours", "state"}
     client.close()
