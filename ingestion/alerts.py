@@ -44,6 +44,7 @@ from ingestion.figures import ALL
 log = logging.getLogger(__name__)
 SHRINK = 10  # baseline sessions' weight of the step's overall rate in each hour of day
 NORMAL_Z = 1.0  # an open episode resolves when the window's |z| is below this
+DEVICE_EXTRA_Z = 0.5  # added to z_threshold for a single device's test
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def evaluate(client: Client, site: Site, *, now: dt.datetime | None = None, time
             span = (w_start.date(), end.date())
             for kind in ("abandonment", "reach"):
                 key = (step, device, kind, hours)
-                firing = _fires(kind, test, cfg)
+                firing = _fires(kind, test, cfg, device)
                 normal = abs(test.z if kind == "abandonment" else test.reach_z) < NORMAL_Z
                 if firing and key not in episodes:
                     found.append(_alert(site, detected_at, step, device, kind, hours, span, test, "open"))
@@ -162,11 +163,13 @@ def evaluate(client: Client, site: Site, *, now: dt.datetime | None = None, time
     return found
 
 
-def _fires(kind: str, test: Test, cfg: Any) -> bool:
+def _fires(kind: str, test: Test, cfg: Any, device: str) -> bool:
+    # Each device is one more test of the same step, on fewer sessions: it must clear a higher bar.
+    threshold = cfg.z_threshold + (0 if device == ALL else DEVICE_EXTRA_Z)
     if kind == "abandonment":
-        return (test.sessions >= cfg.min_sample and test.z >= cfg.z_threshold
+        return (test.sessions >= cfg.min_sample and test.z >= threshold
                 and test.rate - test.expected_rate >= cfg.min_rise)
-    return (test.expected_sessions >= cfg.min_sample and test.reach_z <= -cfg.z_threshold
+    return (test.expected_sessions >= cfg.min_sample and test.reach_z <= -threshold
             and test.sessions <= (1 - cfg.min_drop) * test.expected_sessions)
 
 

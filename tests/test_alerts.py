@@ -56,7 +56,7 @@ def test_z_score_matches_the_two_proportion_formula() -> None:
 @pytest.mark.parametrize("hour", [1, 7, 13, 19])
 def test_a_jump_is_caught_within_hours_at_any_hour_of_the_day(tmp_path: Path, hour: int) -> None:
     now = at(hour)
-    settings, client = filled_store(tmp_path, now=now, jump_hours=8, seed=11 + hour)
+    settings, client = filled_store(tmp_path, now=now, jump_hours=12, seed=11 + hour)
     site = settings.sites[0]
     found = evaluate(client, site, now=now, timeout_s=settings.rollup.session_timeout_s)
     assert ("checkout.shipping", "all", "abandonment") in opened(found), [a.message for a in found]

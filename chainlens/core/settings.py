@@ -103,7 +103,7 @@ class AlertSettings:
     window_hours: tuple[int, ...] = (6, 24)  # rolling windows of sessions closed in the last hours
     baseline_days: int = 14  # the trailing baseline, weighted by hour of day in the site's time zone
     min_sample: int = 30  # sessions reaching the step in the window, and in the baseline
-    z_threshold: float = 3.5
+    z_threshold: float = 3.75
     min_rise: float = 0.05  # absolute rise of the abandonment rate worth a warning
     min_drop: float = 0.5  # a step that gets this share fewer sessions than expected or worse
 
