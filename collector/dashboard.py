@@ -89,17 +89,39 @@ def bars(rows: list[dict[str, Any]], *, label: str, value: str, text: Any = None
     return Markup("".join(parts))
 
 
-def charts(data: dict[str, Any]) -> dict[str, Markup]:
+def charts(data: dict[str, Any]) -> dict[str, Any]:
     busiest = sorted(data["timing"], key=lambda r: -r["transitions"])[:12]
     for row in busiest:
         row["label"] = f"{row['step']} → {row['next_step']}"
     return {
+        "trends": trends(data.get("checkout_by_day", [])),
         "funnel": bars(data["funnel"], label="step", value="reached"),
         "checkout": bars(data["checkout"], label="step", value="abandonment_rate", color="#c0392b",
                          text=lambda r: f"{pct(r['abandonment_rate'])} of {r['reached']}"),
         "timing": bars(busiest, label="label", value="p50_ms", whisker="p90_ms", color="#5b8c5a",
                        text=lambda r: f"{secs(r['p50_ms'])} / {secs(r['p90_ms'])}"),
     }
+
+
+def trends(rows: list[dict[str, Any]], *, width: int = 240, height: int = 60) -> list[tuple[str, Markup]]:
+    """One small line chart per checkout step: its abandonment rate by day (inline SVG, 0–100%)."""
+    by_step: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_step.setdefault(row["step"], []).append(row)
+    out = []
+    for step, points in by_step.items():
+        n = len(points)
+        xy = [(4 + (width - 8) * (i / (n - 1) if n > 1 else 0.5),
+               height - 4 - (height - 8) * float(p["abandonment_rate"])) for i, p in enumerate(points)]
+        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+        dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5"><title>{escape(str(p["day"]))}: '
+                       f'{pct(float(p["abandonment_rate"]))} of {p["reached"]}</title></circle>'
+                       for (x, y), p in zip(xy, points, strict=True))
+        out.append((step, Markup(
+            f'<svg class="trend" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'data-step="{escape(step)}"><polyline fill="none" stroke="#c0392b" stroke-width="2" points="{line}"/>'
+            f'<g fill="#c0392b">{dots}</g></svg>')))
+    return out
 
 
 def allowed(request: web.Request, settings: Settings) -> bool:
@@ -123,7 +145,7 @@ async def dashboard(request: web.Request) -> web.Response:
     settings = request.app[CONFIG].settings
     if not allowed(request, settings):
         raise web.HTTPForbidden(text="The dashboard answers loopback clients, or a valid ?token=.")
-    query = {k: v for k, v in request.query.items() if k in ("site", "from", "to", "stopped") and v}
+    query = {k: v for k, v in request.query.items() if k in ("site", "from", "to", "stopped", "device") and v}
     state = await request.app[STORE].status()
     if not state.get("store_ok"):
         return _store_unavailable(state.get("last_error") or "the store is not reachable")

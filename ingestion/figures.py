@@ -21,7 +21,9 @@ from chainlens.core.settings import Site
 ALL = "all"  # segment columns' value in the total rows (GROUPING SETS)
 
 _SCOPE = "site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}"
-_WHOLE = _SCOPE + " AND device = {all:String} AND visitor = {all:String}"
+_WHOLE = _SCOPE + " AND device = {device:String} AND visitor = {all:String}"
+# chain_sessions holds one device per session: the filter, or every session for 'all'.
+_DEV = " AND ({device:String} = {all:String} OR device = {device:String})"
 _CART = "if(carts = 0, NULL, 1 - bought / carts) AS cart_abandonment"  # docs/metrics.md "Cart abandonment"
 
 QUERIES: dict[str, str] = {
@@ -38,14 +40,14 @@ QUERIES: dict[str, str] = {
                      sum(abandoned) AS abandoned
               FROM checkout_abandonment_daily WHERE {_WHOLE} GROUP BY step, step_index) AS a
         LEFT JOIN (SELECT abandoned_at AS step, quantileExactInclusive(0.5)(ms_before_abandon) AS median_ms
-                   FROM chain_sessions WHERE {_SCOPE} AND abandoned_at != '' GROUP BY abandoned_at) AS w
+                   FROM chain_sessions WHERE {_SCOPE}{_DEV} AND abandoned_at != '' GROUP BY abandoned_at) AS w
         ON a.step = w.step
         ORDER BY a.step_index""",
     # docs/metrics.md "Step timing": exact quantiles over the range's transitions
     "timing": f"""
         SELECT t.step AS step, t.next_step AS next_step, count() AS transitions,
                quantilesExactInclusive(0.5, 0.9)(t.ms) AS q, q[1] AS p50_ms, q[2] AS p90_ms
-        FROM (SELECT arrayJoin(transitions) AS t FROM chain_sessions WHERE {_SCOPE})
+        FROM (SELECT arrayJoin(transitions) AS t FROM chain_sessions WHERE {_SCOPE}{_DEV})
         GROUP BY step, next_step
         ORDER BY transitions DESC, step, next_step""",
     # docs/metrics.md "Obstacle impact": ranked by the orders it costs, with 95% intervals over the range
@@ -85,7 +87,7 @@ QUERIES: dict[str, str] = {
                anyIf(currency, currency != '') AS currency,
                if(orders = 0, NULL, revenue / orders) AS average_order_value,
                if(sessions = 0, NULL, orders / sessions) AS conversion_rate
-        FROM chain_sessions WHERE {_SCOPE}""",
+        FROM chain_sessions WHERE {_SCOPE}{_DEV}""",
     # The latest sessions that left during checkout (all checkout steps, or `stopped`): no personal data
     "left": f"""
         SELECT session_id, device, visitor, source, started_at, ended_at, abandoned_at, steps,
@@ -93,7 +95,7 @@ QUERIES: dict[str, str] = {
                arrayFilter((k, s) -> s = abandoned_at, obstacle_kinds, obstacle_steps) AS obstacles_there,
                arrayMap((s, k) -> concat(s, ': ', k), obstacle_steps, obstacle_kinds) AS obstacles
         FROM chain_sessions
-        WHERE {_SCOPE} AND abandoned_at != ''
+        WHERE {_SCOPE}{_DEV} AND abandoned_at != ''
           AND if({{stopped:String}} = '', has({{checkout:Array(String)}}, abandoned_at),
                  abandoned_at = {{stopped:String}})
         ORDER BY ended_at DESC LIMIT 20""",
@@ -107,16 +109,31 @@ QUERIES: dict[str, str] = {
           AND ts >= toDateTime64({{start:Date}}, 3, 'UTC') - INTERVAL 1 DAY
           AND ts < toDateTime64({{end:Date}}, 3, 'UTC') + INTERVAL 2 DAY
           AND session_id IN (SELECT session_id FROM chain_sessions
-                             WHERE {_SCOPE} AND has({{checkout:Array(String)}}, abandoned_at))
+                             WHERE {_SCOPE}{_DEV} AND has({{checkout:Array(String)}}, abandoned_at))
         GROUP BY item_id ORDER BY abandoned_carts DESC, item_id LIMIT 10""",
+    # docs/metrics.md "Abandonment", per checkout step and day: the dashboard's trend lines
+    "checkout_by_day": f"""
+        SELECT step, step_index, day, reached, abandonment_rate
+        FROM checkout_abandonment_daily WHERE {_WHOLE} ORDER BY step_index, day""",
+    # docs/metrics.md "Early warning": the latest record of each episode, open ones first
     "alerts": """
-        SELECT detected_at, step, window_start, window_end, baseline_rate, current_rate, reached, z, message
-        FROM alerts FINAL WHERE site_id = {site:String} ORDER BY detected_at DESC, step LIMIT 10""",
+        SELECT max(t) AS detected_at, step, device, kind, window_hours,
+               argMax(state, t) AS state, argMax(baseline_rate, t) AS baseline_rate,
+               argMax(current_rate, t) AS current_rate, argMax(reached, t) AS reached,
+               argMax(z, t) AS z, argMax(message, t) AS message,
+               argMax(window_start, t) AS window_start, argMax(window_end, t) AS window_end
+        FROM (SELECT *, detected_at AS t FROM alerts WHERE site_id = {site:String})
+        GROUP BY step, device, kind, window_hours
+        ORDER BY state != 'resolved' DESC, detected_at DESC LIMIT 10""",
 }
 
 
-def parameters(site: Site, *, start: dt.date, end: dt.date, stopped: str = "") -> dict[str, Any]:
-    return {"site": site.id, "start": start, "end": end, "all": ALL, "checkout_from": site.checkout_from,
+DEVICES = (ALL, "desktop", "mobile", "tablet")
+
+
+def parameters(site: Site, *, start: dt.date, end: dt.date, stopped: str = "", device: str = ALL) -> dict[str, Any]:
+    return {"site": site.id, "start": start, "end": end, "all": ALL, "device": device,
+            "checkout_from": site.checkout_from,
             "checkout": list(site.checkout_steps), "stopped": stopped, "min_sample": site.obstacle_min_sample}
 
 

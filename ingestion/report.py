@@ -8,7 +8,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from chainlens.core.settings import Site
-from ingestion.figures import parameters, rows
+from ingestion.figures import ALL, DEVICES, parameters, rows
 
 
 def days_available(client: Client, site: Site) -> tuple[dt.date | None, dt.date | None]:
@@ -17,15 +17,18 @@ def days_available(client: Client, site: Site) -> tuple[dt.date | None, dt.date 
     return row[0], row[1]
 
 
-def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped: str = "") -> dict[str, Any]:
-    p = parameters(site, start=start, end=end, stopped=stopped)
+def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped: str = "",
+           device: str = ALL) -> dict[str, Any]:
+    p = parameters(site, start=start, end=end, stopped=stopped, device=device)
     # The previous period of the same length, for the headline's changes.
-    before = parameters(site, start=start - (end - start) - dt.timedelta(days=1), end=start - dt.timedelta(days=1))
+    before = parameters(site, start=start - (end - start) - dt.timedelta(days=1), end=start - dt.timedelta(days=1),
+                        device=device)
     return {
         "headline": rows(client, "headline", p)[0], "headline_before": rows(client, "headline", before)[0],
         "previous": [before["start"].isoformat(), before["end"].isoformat()],
         "left": rows(client, "left", p), "stopped": stopped,
         "abandoned_products": rows(client, "abandoned_products", p), "min_sample": site.obstacle_min_sample,
+        "device": device, "devices": list(DEVICES), "checkout_by_day": rows(client, "checkout_by_day", p),
         "site": site.id, "start": start.isoformat(), "end": end.isoformat(), "funnel": rows(client, "funnel", p),
         "checkout": rows(client, "checkout", p), "timing": rows(client, "timing", p),
         "obstacles": rows(client, "obstacles", p), "fast_track": rows(client, "fast_track", p)[0],
@@ -34,7 +37,7 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped:
 
 
 def report_range(client: Client, site: Site, start: str | None, end: str | None,
-                 stopped: str | None = None) -> dict[str, Any]:
+                 stopped: str | None = None, device: str | None = None) -> dict[str, Any]:
     """`report` for `?from=&to=` (ISO dates; default: the last 7 rolled-up days), with the days available;
     `stopped` narrows the list of sessions that left to one checkout step."""
     first, last = days_available(client, site)
@@ -42,6 +45,8 @@ def report_range(client: Client, site: Site, start: str | None, end: str | None,
     frm = dt.date.fromisoformat(start) if start else to - dt.timedelta(days=6)
     if stopped and stopped not in site.checkout_steps:
         raise ValueError(f"stopped: {stopped[:40]!r} is not a checkout step of site {site.id!r}")
-    data = report(client, site, start=frm, end=to, stopped=stopped or "")
+    if device and device not in DEVICES:
+        raise ValueError(f"device: {device[:20]!r} is not one of {', '.join(DEVICES)}")
+    data = report(client, site, start=frm, end=to, stopped=stopped or "", device=device or ALL)
     data["available"] = [first.isoformat() if first else None, last.isoformat() if last else None]
     return data

@@ -124,7 +124,8 @@ class StoreService:
         site = self.settings.site(query.get("site", "")) or (self.settings.sites[0] if self.settings.sites else None)
         if site is None:
             raise ValueError("no site configured")
-        return await self.runner.call(report_range, site, query.get("from"), query.get("to"), query.get("stopped"))
+        return await self.runner.call(report_range, site, query.get("from"), query.get("to"), query.get("stopped"),
+                                      query.get("device"))
 
 
 def run_store_process(settings: Settings, parent: int) -> None:

@@ -222,3 +222,43 @@ def test_a_shop_owner_reads_the_dashboard_on_a_phone_and_a_desktop(demo: dict[st
     assert stopped and set(stopped) == {"checkout.shipping"}
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.close()
+
+
+def test_trends_alerts_and_the_device_filter(demo: dict[str, Any]) -> None:
+    srv = demo["srv"]
+    history(demo)
+    today = dt.datetime.now(dt.UTC).date()
+    start, end = (today - dt.timedelta(days=4)).isoformat(), (today - dt.timedelta(days=1)).isoformat()
+    page = demo["browser"].new_context(viewport={"width": 1280, "height": 900}).new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{srv.url}/dashboard?site=demo&from={start}&to={end}")
+    assert page.locator("select[name=device]").count() == 1, page.inner_html("form")
+    page.select_option("select[name=device]", "mobile")
+    page.click("button:has-text('show')")
+    page.wait_for_url("**device=mobile**")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-mobile-filter.png"), full_page=True)
+    assert errors == []
+    # The checkout table for mobile sessions equals the table's mobile rows.
+    cells = page.eval_on_selector_all("#checkout tr", "rows => rows.slice(1).map(r => "
+                                      "[...r.children].slice(0, 4).map(c => c.textContent.trim()))")
+    expected = srv.sql(
+        "SELECT step, sum(reached) AS reached, sum(continued) AS continued, sum(abandoned) AS abandoned "
+        f"FROM checkout_abandonment_daily WHERE site_id = 'demo' AND day BETWEEN '{start}' AND '{end}' "
+        "AND device = 'mobile' AND visitor = 'all' GROUP BY step, step_index ORDER BY step_index")
+    assert cells == [[r["step"], str(r["reached"]), str(r["continued"]), str(r["abandoned"])] for r in expected]
+    # One trend line per checkout step, a point per day of the range.
+    points = page.eval_on_selector_all("svg.trend", "svgs => svgs.map(s => [s.dataset.step, "
+                                       "s.querySelectorAll('circle').length])")
+    days = srv.sql("SELECT step, count() AS n FROM checkout_abandonment_daily WHERE site_id = 'demo' "
+                   f"AND day BETWEEN '{start}' AND '{end}' AND device = 'mobile' AND visitor = 'all' "
+                   "GROUP BY step, step_index ORDER BY step_index")
+    assert points == [[r["step"], int(r["n"])] for r in days]
+    # The alerts panel: one line per episode, open ones first, as the alerts table holds them.
+    panel = page.eval_on_selector_all("#alerts .alert", "els => els.map(e => e.dataset.state)")
+    (episodes,) = srv.sql("SELECT count() AS n FROM (SELECT DISTINCT step, device, kind, window_hours FROM alerts "
+                          "WHERE site_id = 'demo')")
+    assert len(panel) == min(10, int(episodes["n"])) > 0
+    assert panel == sorted(panel, key=lambda s: s == "resolved")
+    page.close()
