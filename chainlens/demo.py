@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import orjson
 from chainlens.core.owner import held_by
 from chainlens.core.settings import DEMO_CHAIN, Settings, dump_toml, from_mapping
 from chainlens.reach import run_query
-from chainlens.shoppers import ShopperModel
+from chainlens.shoppers import Session, ShopperModel
 from chainlens.storefront import StoreServer
 from ingestion.figures import QUERIES, parameters
 
@@ -98,11 +99,17 @@ def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | 
     return 0 if code == 0 else 1
 
 
+def demo_sessions(origin: str, *, now_ms: int, per_day: int = PER_DAY) -> Iterator[Session]:
+    """The demo's shoppers: `DAYS` of history up to `now_ms`, the shipping cost jumping
+    `CHANGE_DAYS` before it; sessions end well before now, so they are closed and enter the rollups."""
+    day = 86_400_000
+    model = ShopperModel(seed=7, origin=origin, change_at_ms=now_ms - int(CHANGE_DAYS * day))
+    return model.sessions(start_ms=now_ms - DAYS * day + 3_600_000, end_ms=now_ms - 3 * 3_600_000,
+                          count=per_day * DAYS)
+
+
 async def _send_traffic(url: str, config: dict[str, Any], *, per_day: int) -> tuple[int, int]:
     origin = config["sites"][0]["origins"][0]
-    now = int(time.time() * 1000)
-    day = 86_400_000
-    model = ShopperModel(seed=7, origin=origin, change_at_ms=now - int(CHANGE_DAYS * day))
     accepted = sent = 0
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
 
@@ -116,9 +123,7 @@ async def _send_traffic(url: str, config: dict[str, Any], *, per_day: int) -> tu
 
     async with aiohttp.ClientSession() as session:
         workers = [asyncio.create_task(worker(session)) for _ in range(8)]
-        # Sessions end well before now, so they are closed and enter the rollups.
-        start, end = now - DAYS * day + 3_600_000, now - 3 * 3_600_000
-        for shopper in model.sessions(start_ms=start, end_ms=end, count=per_day * DAYS):
+        for shopper in demo_sessions(origin, now_ms=int(time.time() * 1000), per_day=per_day):
             await queue.put(shopper)
             sent += 1
         for _ in workers:

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from chainlens.core.settings import from_mapping
+from chainlens.demo import demo_config, demo_sessions
 from chainlens.shoppers import ShopperModel
 from ingestion import store
 from ingestion.alerts import deliver, evaluate, z_score
@@ -143,4 +144,22 @@ async def test_the_webhook_receives_the_payload_with_retries(aiohttp_server: Any
     assert any(a["step"] == "checkout.shipping" for a in payload["alerts"])
     assert set(payload["alerts"][0]) >= {"site_id", "window_start", "window_end", "baseline_rate", "current_rate",
                                          "reached", "z", "message", "device", "kind", "window_hours", "state"}
+    client.close()
+
+
+@pytest.mark.parametrize("hour", [2, 8, 14, 20])
+def test_the_demo_prints_its_shipping_alert_whatever_the_hour(tmp_path: Path, hour: int) -> None:
+    """`make demo` at 02:20, 08:20, 14:20 and 20:20: its own traffic, rollup and check, clock injected."""
+    now = at(hour)
+    config = demo_config(8787, 8000)
+    config["store"]["dsn"] = f"chdb://{tmp_path}/store"
+    settings = from_mapping(config)
+    site = settings.sites[0]
+    client = store.connect(settings.store.dsn)
+    store.ensure_schema(client)
+    sessions = demo_sessions(site.origins[0], now_ms=int(now.timestamp() * 1000))
+    import_lines(client, [orjson.dumps(e) for s in sessions for e in s.events], site=site)
+    rollup(client, settings, now=now)
+    found = evaluate(client, site, now=now, timeout_s=settings.rollup.session_timeout_s)
+    assert ("checkout.shipping", "all", "abandonment") in opened(found), [a.message for a in found]
     client.close()
