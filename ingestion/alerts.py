@@ -1,8 +1,8 @@
 """Early warning: a checkout step that suddenly loses more shoppers, or gets far fewer, at any hour.
 
 After each rollup pass, for each site, checkout step and device ('all' and each
-device), the sessions that closed in the last `window_hours` (each of 6 and 24
-by default; only whole hours whose sessions have all closed) are compared with
+device), the sessions that closed in the last `window_hours` (each of 3, 6 and
+24 by default; only whole hours whose sessions have all closed) are compared with
 the same step's trailing baseline of `baseline_days`, hour of day by hour of day
 in the site's time zone, so a normal evening is not an alert
 (docs/metrics.md, "Early warning"):
@@ -44,7 +44,7 @@ from ingestion.figures import ALL
 log = logging.getLogger(__name__)
 SHRINK = 10  # baseline sessions' weight of the step's overall rate in each hour of day
 NORMAL_Z = 1.0  # an open episode resolves when the window's |z| is below this
-DEVICE_EXTRA_Z = 0.5  # added to z_threshold for a single device's test
+DEVICE_EXTRA_Z = 0.75  # added to z_threshold for a single device's test
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def history(demo: dict[str, Any]) -> None:
     now = int(time.time() * 1000)
     model = ShopperModel(seed=5, origin=demo["shop"].url, change_at_ms=now - 86_400_000)
     lines = [orjson.dumps(e) for s in model.sessions(start_ms=now - 5 * 86_400_000, end_ms=now - 3 * 3_600_000,
-                                                     count=1200) for e in s.events]
+                                                     count=3000) for e in s.events]
     (tmp / "history.jsonl").write_bytes(b"\n".join(lines))
     srv.cli("import", str(tmp / "history.jsonl"), "--site", "demo")
     srv.cli("rollup")

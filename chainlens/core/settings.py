@@ -100,7 +100,7 @@ class RollupSettings:
 class AlertSettings:
     webhook: str = ""
     window_days: int = 1  # before window_hours: read, no longer used
-    window_hours: tuple[int, ...] = (6, 24)  # rolling windows of sessions closed in the last hours
+    window_hours: tuple[int, ...] = (3, 6, 24)  # rolling windows of sessions closed in the last hours
     baseline_days: int = 14  # the trailing baseline, weighted by hour of day in the site's time zone
     min_sample: int = 30  # sessions reaching the step in the window, and in the baseline
     z_threshold: float = 3.75
