@@ -15,11 +15,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from chainlens.core.settings import Settings, Site
-from chainlens.reach import CommandError, admin_call, direct_store, running_service
-from ingestion.live import live_state
+from chainlens.reach import CommandError, admin_call, live_states, running_service
 from sdk_js.render import render
 
 USER_AGENT = "Mozilla/5.0 (compatible; chainlens-check)"
@@ -61,6 +58,7 @@ def fetch(url: str) -> str:
 
 def check_page(settings: Settings, site: Site, url: str) -> Report:
     report = Report()
+    link = running_service(settings)
     parser = _Scripts()
     parser.feed(fetch(url))
     want_src = f"{settings.collector.url()}/sdk/{site.id}.js"
@@ -75,10 +73,8 @@ def check_page(settings: Settings, site: Site, url: str) -> Report:
             report.good(f"the tag loads {want_src}")
         else:
             report.bad(f"the tag loads {src}, but the collector is at {want_src} (collector.public_url)")
-        served = render(site, public_url=settings.collector.url()).integrity
-        link = running_service(settings)
-        if link:
-            served = _served_integrity(link, site.id) or served
+        served = (link and _served_integrity(link, site.id)) or render(
+            site, public_url=settings.collector.url()).integrity
         if tag.get("integrity") == served:
             report.good("its SRI hash matches the script the collector serves")
         elif not tag.get("integrity"):
@@ -86,7 +82,7 @@ def check_page(settings: Settings, site: Site, url: str) -> Report:
         else:
             report.bad(f"its SRI hash {tag['integrity'][:20]}… is not the served script's {served[:20]}…: browsers "
                        f"refuse the script; paste the tag `chainlens snippet {site.id}` prints now")
-    state = _live(settings, site)
+    (state,) = live_states(settings, [site], link=link)
     if state["events_30m"]:
         report.good(f"{state['events_30m']} events from site {site.id} in the last 30 minutes "
                     f"(last at {state['last_event_at']})")
@@ -106,10 +102,3 @@ def _served_integrity(link: dict[str, Any], site_id: str) -> str:
     start = text.find(marker)
     return text[start + len(marker):text.find('"', start + len(marker))] if start >= 0 else ""
 
-
-def _live(settings: Settings, site: Site) -> dict[str, Any]:
-    link = running_service(settings)
-    if link:
-        return dict(orjson.loads(admin_call(link, "/admin/live?" + urllib.parse.urlencode({"site": site.id}), None)))
-    with direct_store(settings, create=False) as client:
-        return live_state(client, settings, site)

@@ -31,6 +31,7 @@ from chainlens.reach import (
     CommandError,
     admin_call,
     direct_store,
+    live_states,
     require_store,
     run_query,
     running_service,
@@ -39,7 +40,7 @@ from chainlens.reach import (
 from chainlens.serve import serve
 from ingestion.alerts import list_alerts_query
 from ingestion.imports import CHUNK_LINES, import_lines
-from ingestion.live import live_state, live_text
+from ingestion.live import live_text
 from ingestion.runner import StoreRunner
 from ingestion.schedule import run_pass
 from sdk_js.render import shopify_pixel, snippet_tag
@@ -134,12 +135,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     if not sites:
         raise CommandError(f"unknown site {args.site!r}", 2)
     link = running_service(settings)
-    if link:
-        states = [orjson.loads(admin_call(link, "/admin/live?" + urllib.parse.urlencode({"site": s.id}), None))
-                  for s in sites]
-    else:
-        with direct_store(settings, create=False) as client:
-            states = [live_state(client, settings, s) for s in sites]
+    states = live_states(settings, sites, link=link)
+    if not link:
         print("(no collector runs on this store: these are the stored events)")
     for state in states:
         print(live_text(state))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -19,6 +20,7 @@ import orjson
 from chainlens.core.owner import admin_file, held_by
 from chainlens.core.settings import Settings, Site, embedded_path, is_embedded
 from ingestion import store
+from ingestion.live import live_state
 
 
 class CommandError(Exception):
@@ -104,6 +106,16 @@ def require_store(settings: Settings) -> None:
                  "the built-in defaults, as there is no -c, no $CHAINLENS_CONFIG and no ./chainlens.toml")
         raise CommandError(f"there is no store at {embedded_path(dsn)} (settings from {where}): nothing to read. "
                            "Point -c at your chainlens.toml, or start `chainlens serve` first.", 2)
+
+
+def live_states(settings: Settings, sites: list[Site], *, link: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Is data arriving for each site (ingestion/live.py): from the running service at `link`, or
+    from the store itself when none runs."""
+    if link:
+        return [dict(orjson.loads(admin_call(link, "/admin/live?" + urllib.parse.urlencode({"site": s.id}), None)))
+                for s in sites]
+    with direct_store(settings, create=False) as client:
+        return [live_state(client, settings, s) for s in sites]
 
 
 class direct_store:

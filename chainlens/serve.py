@@ -26,7 +26,7 @@ import orjson
 from chainlens.core import metrics
 from chainlens.core.logs import setup_logging
 from chainlens.core.owner import Owned, Ownership, admin_file, lock_paths
-from chainlens.core.settings import ConfigError, Settings, reload
+from chainlens.core.settings import Settings, reread
 from collector.worker import run_worker
 from ingestion.service import run_store_process
 
@@ -128,14 +128,11 @@ class Supervisor:
     def _reload(self) -> None:
         """SIGHUP: check the settings file; if it reads, every process runs with it (each reads
         it itself) and children started later get it too. If not, nothing changes."""
-        try:
-            self.settings, kept = reload(self.settings)
-        except ConfigError as exc:
-            log.error("settings not reloaded; running on the previous ones", extra={"error": str(exc)})
+        self.settings, kept, error = reread(self.settings, log)
+        if error:
             return
         for proc in [*self.workers.values(), *([self.store] if self.store else [])]:
             _signal(proc, signal.SIGHUP)
-        log.info("settings reloaded", extra={"source": self.settings.source, "restart_needed": kept})
         if kept:
             print(f"chainlens serve: reloaded; these keep their running values until a restart: {', '.join(kept)}",
                   file=sys.stderr, flush=True)

@@ -47,7 +47,7 @@ def create_app(
         middlewares=[request_context],
         client_max_size=settings.collector.max_body_bytes,
     )
-    app[CONFIG] = Config(settings, allowed_origins(settings), time.time())
+    app[CONFIG] = Config(settings, allowed_origins(settings))
     app[LIMITER] = RateLimiter(settings.collector.rate_limit_rps)
     app[DRAINING] = [False]
     app[VISITORS] = VisitorKeys(Path(settings.collector.spool_dir))
@@ -71,7 +71,7 @@ def create_app(
 def apply(app: web.Application, settings: Settings) -> None:
     """Run with reloaded settings from the next request on (requests in flight finish with theirs)."""
     config = app[CONFIG]  # the same object: the app's state is frozen once it runs
-    config.settings, config.origins, config.loaded_at = settings, allowed_origins(settings), time.time()
+    config.settings, config.origins = settings, allowed_origins(settings)
     app[LIMITER].rate = settings.collector.rate_limit_rps
     app[LIMITER].burst = max(1.0, 2 * settings.collector.rate_limit_rps)
 

@@ -127,8 +127,9 @@ def parse(body: bytes, *, max_events: int) -> Parsed:
     """The envelope, typed in C when the whole body is as declared, else parsed leniently (BeaconError)."""
     envelope = contract.decode(body)
     if envelope is None:
-        body = contract.utf8_text(body)
-        envelope = contract.decode(body)
+        text = contract.utf8_text(body)
+        if text is not body:  # re-encoded (a byte order mark, UTF-16/32): decode the UTF-8 text
+            body, envelope = text, contract.decode(text)
     if envelope is not None and len(envelope.events) <= max_events:
         sent_at = None if envelope.sent_at is None else int(envelope.sent_at)
         return Parsed(envelope.site, sent_at, envelope.events, envelope.nostore, typed=True, body=body)

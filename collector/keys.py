@@ -19,7 +19,6 @@ class Config:
 
     settings: Settings
     origins: frozenset[str]  # every site's origins, for CORS preflights
-    loaded_at: float = 0.0
 
 
 CONFIG = web.AppKey("config", Config)

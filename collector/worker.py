@@ -15,7 +15,7 @@ from aiohttp import web
 
 from chainlens.core.logs import setup_logging
 from chainlens.core.owner import admin_file, die_with_parent
-from chainlens.core.settings import ConfigError, Settings, reload
+from chainlens.core.settings import Settings, reread
 from collector.app import SERVER_OPTIONS, apply, create_app
 from collector.keys import CONFIG
 from collector.storeview import AdminClient
@@ -51,10 +51,6 @@ async def _reload_on_hangup(app: web.Application) -> None:
 
 def _reload(app: web.Application) -> None:
     """SIGHUP (sent on by the supervisor): run with the settings file as it is now."""
-    try:
-        settings, kept = reload(app[CONFIG].settings)
-    except ConfigError as exc:
-        log.error("settings not reloaded; running on the previous ones", extra={"error": str(exc)})
-        return
-    apply(app, settings)
-    log.info("settings reloaded", extra={"restart_needed": kept})
+    settings, _, error = reread(app[CONFIG].settings, log)
+    if not error:
+        apply(app, settings)

@@ -26,7 +26,7 @@ from aiohttp import web
 from chainlens.core import metrics
 from chainlens.core.logs import setup_logging
 from chainlens.core.owner import admin_file, die_with_parent
-from chainlens.core.settings import ConfigError, Settings, embedded_path, is_embedded, reload
+from chainlens.core.settings import Settings, embedded_path, is_embedded, reread
 from chainlens.core.spoolfile import atomic_write
 from ingestion import admin, schedule
 from ingestion.keys import SERVICE
@@ -73,14 +73,9 @@ class StoreService:
 
     def reload(self) -> None:
         """SIGHUP: read the settings file again (chainlens/core/settings.py, `reload`)."""
-        try:
-            self.settings, kept = reload(self.settings)
-        except ConfigError as exc:
-            self.reload_error = str(exc)
-            log.error("settings not reloaded; running on the previous ones", extra={"error": str(exc)})
-            return
-        self.reload_error, self.reloads = "", self.reloads + 1
-        log.info("settings reloaded", extra={"source": self.settings.source, "restart_needed": kept})
+        self.settings, _, self.reload_error = reread(self.settings, log)
+        if not self.reload_error:
+            self.reloads += 1
 
     def state(self) -> dict[str, Any]:
         """The loader's and the store's state, for /readyz, /metrics and `/admin/status`."""

@@ -78,9 +78,14 @@ def render(site: Site, *, public_url: str) -> Script:
     return _render(site.id, config)
 
 
+@functools.cache
+def _shopify_source() -> str:
+    return (resources.files("sdk_js") / "shopify.js").read_text().strip()
+
+
 def shopify_pixel(site: Site, *, public_url: str) -> str:
     """The custom pixel for Shopify's Customer Events: readable (it is pasted, not served), not size-bound."""
-    source = (resources.files("sdk_js") / "shopify.js").read_text().strip()
+    source = _shopify_source()
     config = orjson.dumps(site_config(site, public_url=public_url), option=orjson.OPT_SORT_KEYS).decode()
     return _template().render(script=source, config=config).strip() + "\n"
 

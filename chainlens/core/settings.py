@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 import re
 import tomllib
@@ -256,6 +257,18 @@ def reload(current: Settings, *, environ: Mapping[str, str] | None = None) -> tu
     collector = dataclasses.replace(new.collector, **{n: getattr(current.collector, n) for n in RESTART_ONLY})
     rollup = dataclasses.replace(new.rollup, every_s=current.rollup.every_s, enabled=current.rollup.enabled)
     return dataclasses.replace(new, store=current.store, collector=collector, rollup=rollup), kept
+
+
+def reread(current: Settings, log: logging.Logger) -> tuple[Settings, list[str], str]:
+    """`reload`, logged the same way in every process of `serve`: (the new settings, the keys kept
+    until a restart, "") or, when the file does not read, (the current settings, [], the error)."""
+    try:
+        new, kept = reload(current)
+    except ConfigError as exc:
+        log.error("settings not reloaded; running on the previous ones", extra={"error": str(exc)})
+        return current, [], str(exc)
+    log.info("settings reloaded", extra={"source": new.source, "restart_needed": kept})
+    return new, kept, ""
 
 
 def from_mapping(raw: Mapping[str, Any], *, source: str = "<mapping>") -> Settings:
