@@ -30,24 +30,31 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chainlens.core.settings import from_mapping  # noqa: E402
+from chainlens.reach import site_parameters  # noqa: E402
 from ingestion import store  # noqa: E402
 from ingestion.rollup import TABLES, rollup  # noqa: E402
 
 GENERATE = """
 INSERT INTO events (site_id, event_id, session_id, anon_id, session_number, type, step, name, ts, client_ts,
-                    received_at, url, props, device, is_bot)
+                    received_at, url, referrer, props, device, is_bot)
 WITH ['discover', 'search', 'select', 'cart', 'checkout.info', 'checkout.shipping', 'checkout.payment',
       'checkout.review', 'purchase'] AS chain,
      ['shipping_cost_shown', 'payment_declined', 'account_required', 'out_of_stock'] AS kinds
 SELECT 'demo', generateUUIDv4(s * 16 + j), concat('s', toString(s)), concat('a', toString(h % 1000000)),
        1 + (h % 3 = 0),
-       multiIf(j % 4 = 3, 'obstacle', j % 4 = 1, 'step', 'page') AS type,
+       multiIf(j % 4 = 3, 'obstacle', j = 1 AND h % 10 < 7, 'track', j % 4 = 1, 'step', 'page') AS type,
        chain[least(depth, 1 + intDiv(j * depth, n))] AS step,
-       if(type = 'obstacle', kinds[1 + bitShiftRight(h, 3) % 4], '') AS name,
+       multiIf(type = 'obstacle', kinds[1 + bitShiftRight(h, 3) % 4], type = 'track', 'engage', '') AS name,
        t0 + toIntervalMillisecond(j * (20000 + bitShiftRight(h, 13) % 90000)) AS ts, ts, {received:DateTime64(3)},
        concat('https://shop.example/', replaceAll(step, '.', '/')),
-       if(step = 'select' AND type = 'step',
-          map('in_stock', if(h % 10 < 9, 'true', 'false'), 'ship_days', toString(bitShiftRight(h, 5) % 5)), map()),
+       ['', 'https://www.google.com/', 'https://blog.example/post'][1 + bitShiftRight(h, 17) % 3],
+       multiIf(step = 'select' AND type = 'step',
+               map('in_stock', if(h % 10 < 9, 'true', 'false'), 'ship_days', toString(bitShiftRight(h, 5) % 5),
+                   'clicks', toString(j)),
+               j = 0 AND bitShiftRight(h, 19) % 4 = 0,  -- a quarter of the sessions land from a campaign
+               map('utm_source', ['news', 'insta', 'ads'][1 + bitShiftRight(h, 21) % 3], 'utm_medium', 'email',
+                   'utm_campaign', concat('c', toString(bitShiftRight(h, 23) % 20))),
+               type = 'page', map('clicks', toString(j)), map()),
        ['desktop', 'mobile', 'tablet'][1 + bitShiftRight(h, 7) % 3], h % 50 = 0
 FROM
 (
@@ -119,6 +126,10 @@ def main() -> None:
     rows = {name: client.query(f"SELECT count() FROM {name}").result_rows[0][0] for name in TABLES}
     print(f"full rollup: {full_s:.2f} s for {len(full.days)} days, {full.sessions:,} sessions; "
           f"peak RSS {peak.peak / 2**30:.2f} GiB (before: {baseline_rss / 2**30:.2f} GiB)")
+    built = sum(full.table_seconds.values())
+    print("  time per table (share of the full rollup): " + ", ".join(
+        f"{k} {v:.2f} s ({v / full_s:.0%})" for k, v in full.table_seconds.items()))
+    print(f"  partition swaps and the rest: {full_s - built:.2f} s ({(full_s - built) / full_s:.0%})")
     print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
 
     day_sessions = args.sessions // args.days
@@ -141,7 +152,7 @@ def main() -> None:
         times = []
         for _ in range(5):
             t = time.perf_counter()
-            client.query(query)
+            client.query(query, parameters=site_parameters(settings.sites[0], query))
             times.append((time.perf_counter() - t) * 1000)
         print(f"  q{i:<3} {statistics.median(times):7.1f} ms")
     print(f"max RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")

@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(settings, args) or 0)
+    except ConfigError as exc:  # found once the store is reached (a segment's condition, say)
+        print(f"chainlens: config error: {exc}", file=sys.stderr)
+        return 2
     except CommandError as exc:
         print(f"chainlens {args.command}: {exc}", file=sys.stderr)
         return exc.code

@@ -24,7 +24,7 @@ import aiohttp
 import orjson
 
 from chainlens.core.owner import held_by
-from chainlens.core.settings import DEMO_CHAIN, Settings, dump_toml, from_mapping
+from chainlens.core.settings import BUILTIN_SEGMENTS, DEMO_CHAIN, Settings, Site, dump_toml, from_mapping
 from chainlens.reach import run_query
 from chainlens.shoppers import Session, ShopperModel
 from chainlens.storefront import StoreServer
@@ -51,6 +51,8 @@ def demo_config(port: int, store_port: int) -> dict[str, Any]:
             "step_urls": {"discover": ["/"], "search": ["/search"], "select": ["/product/*"], "cart": ["/cart"],
                           "checkout.info": ["/checkout/info"], "checkout.shipping": ["/checkout/shipping"],
                           "checkout.payment": ["/checkout/payment"], "checkout.review": ["/checkout/review"]},
+            # A store's own behavior segment, checked before the built-in ones (docs/metrics.md).
+            "segments": [{"name": "big_basket", "where": "cart_value >= 150"}],
         }],
     }
 
@@ -155,6 +157,17 @@ REPORT = [
      "concat('[', toString(round(orders_lost_low, 1)), ', ', toString(round(orders_lost_high, 1)), ']') AS ci95, "
      "round(revenue_at_stake) AS revenue_at_stake, "
      "multiIf(insufficient, 'insufficient', includes_zero, 'may be 0', '') AS note", ""),
+    ("Behavior segments (docs/metrics.md): sessions, orders and cart abandonment", "segments",
+     "segment, sessions, orders, round(conversion_rate, 3) AS conversion, carts, "
+     "round(cart_abandonment, 3) AS cart_abandonment", ""),
+    ("Landing pages: engaged within 7 s, bounced, at a product within 3 clicks", "landing",
+     "landing_path, sessions, round(engaged_rate, 3) AS engaged_7s, round(bounce_rate, 3) AS bounce_rate, "
+     "round(reached_select_in_3_clicks / sessions, 3) AS product_in_3_clicks, "
+     "round(median_s_to_first_interaction, 1) AS median_s_to_first_interaction", ""),
+    ("Campaigns and sources by orders (revenue by currency)", "campaigns",
+     "source, medium, campaign, sessions, orders, round(conversion_rate, 4) AS conversion, "
+     "mapApply((c, v) -> (c, round(v, 2)), revenue) AS revenue, round(cart_abandonment, 3) AS cart_abandonment",
+     "LIMIT 8"),
     ("Cart abandonment rate per day (Baymard's long-run figure: ~70%)", "cart_by_day",
      "day, carts, bought, round(cart_abandonment, 3) AS cart_abandonment", ""),
     ("Fast-Track-In-Stock rate per day", "fast_track_by_day",
@@ -162,11 +175,19 @@ REPORT = [
 ]
 
 
+def _by_segment(site: Site) -> tuple[str, str, str, str]:
+    """The checkout table with one abandonment-rate column per behavior segment."""
+    names = [segment.name for segment in site.segments] + list(BUILTIN_SEGMENTS)
+    columns = ", ".join(f"round(maxIf(abandonment_rate, segment = '{n}'), 3) AS {n}" for n in names)
+    return ("Abandonment of each checkout step by behavior segment", "checkout_by_segment",
+            f"step, {columns}", "GROUP BY step, step_index ORDER BY step_index")
+
+
 def _print_report(config: Path, settings: Settings) -> None:
     print("\n" + _cli(config, "rollup"))
     today = dt.datetime.now(dt.UTC).date()  # the demo site's time zone
     params = parameters(settings.sites[0], start=today - dt.timedelta(days=DAYS + 1), end=today)
-    for title, name, columns, tail in REPORT:
+    for title, name, columns, tail in [*REPORT[:1], _by_segment(settings.sites[0]), *REPORT[1:]]:
         query = f"SELECT {columns} FROM ({QUERIES[name]}) {tail}"
         out = run_query(settings, " ".join(query.split()), fmt="PrettyCompactMonoBlock", parameters=params)
         print(f"\n{title}\n" + out.decode().rstrip())

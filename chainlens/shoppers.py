@@ -8,6 +8,13 @@ continue on their step, so a store sees them in `obstacle_impact_daily`. Step
 continuation rates are set so that about 70% of carts are abandoned, Baymard's
 long-run figure. From `change_at_ms` on, the shipping cost jumps: the early
 warning should catch the rise of abandonment at checkout.shipping.
+
+Shoppers come for different jobs (docs/metrics.md, "Behavior segments"): a
+decisive one goes straight to the cart and shrugs off a shipping cost more often;
+a researcher compares many products and searches, and leaves when an item is out
+of stock; a visitor who left a cart may come back to finish. They arrive from
+three campaigns with different order yields, from search engines, blogs or
+directly, on landing pages that win them in the first seconds more or less often.
 """
 
 from __future__ import annotations
@@ -37,6 +44,23 @@ PAGES = {
     "checkout.info": "/checkout/info", "checkout.shipping": "/checkout/shipping",
     "checkout.payment": "/checkout/payment", "checkout.review": "/checkout/review", "purchase": "/checkout/done",
 }
+# Where sessions land: path → (weight, chance to interact at all, median seconds to the first interaction).
+LANDINGS = {"/": (50, 0.93, 3.0), "/sale": (20, 0.96, 2.0), "/blog/trail-guide": (15, 0.6, 11.0),
+            "/product/{sku}": (15, 0.85, 5.0)}
+# Campaigns: (utm_source, utm_medium, utm_campaign, landing path, weight, propensity to buy).
+CAMPAIGNS = [
+    ("newsletter", "email", "spring_sale", "/sale", 12, 1.3),
+    ("instagram", "paid_social", "trail_reels", "/blog/trail-guide", 15, 0.45),
+    ("google", "cpc", "brand_search", "/", 13, 1.0),
+]
+REFERRERS = {"https://www.google.com/": 25, "https://trailblog.example/best-gear": 8, "": 27}
+# Jobs to be done: weight, product views, searches, how long each step takes (a factor), and how hard a
+# shipping cost and an out-of-stock item push them out (the chance to go on is multiplied by these).
+JOBS = {
+    "decisive": (28, (1, 2), (0, 0), 0.25, 0.75, 1.0),
+    "researcher": (22, (5, 8), (1, 3), 1.2, 0.5, 0.3),
+    "browser": (50, (1, 2), (0, 1), 1.0, 0.6, 1.0),
+}
 # Median seconds spent on a step before the next one (log-normal around it).
 DWELL_S = {
     "discover": 20, "search": 35, "select": 60, "cart": 40, "checkout.info": 70,
@@ -58,6 +82,7 @@ class ShopperModel:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.left_carts: list[str] = []  # visitors whose last session left a cart: some come back to finish
 
     def sessions(self, *, start_ms: int, end_ms: int, count: int) -> Iterator[Session]:
         """`count` sessions starting between `start_ms` and `end_ms`, in time order."""
@@ -73,10 +98,18 @@ class ShopperModel:
             return self._bot_session(start_ms)
         returning = rng.random() < 0.35
         sid, aid = uuid.UUID(int=rng.getrandbits(128)).hex, uuid.UUID(int=rng.getrandbits(128)).hex
-        walk = Walk(rng, self.origin, start_ms, {"sid": sid, "aid": aid, "sn": rng.randint(2, 9) if returning else 1})
-        stages = (walk.browse, walk.select, walk.cart, walk.details, lambda: walk.shipping(jump=shipping_jump),
-                  lambda: walk.payment(device), walk.purchase)
+        comes_back = bool(self.left_carts) and rng.random() < 0.12
+        if comes_back:
+            aid, returning = self.left_carts.pop(rng.randrange(len(self.left_carts))), True
+        job = rng.choices(list(JOBS), weights=[j[0] for j in JOBS.values()])[0]
+        walk = Walk(rng, self.origin, start_ms, {"sid": sid, "aid": aid, "sn": rng.randint(2, 9) if returning else 1},
+                    job=job, finishing=comes_back)
+        stages = (walk.land, walk.browse, walk.select, walk.cart, walk.details,
+                  lambda: walk.shipping(jump=shipping_jump), lambda: walk.payment(device), walk.purchase)
         all(stage() for stage in stages)  # each stage says whether the shopper goes on
+        steps = {e.get("step") for e in walk.events}
+        if "cart" in steps and "purchase" not in steps and len(self.left_carts) < 500:
+            self.left_carts.append(aid)
         return Session(USER_AGENTS[device], walk.events)
 
     def _bot_session(self, start_ms: int) -> Session:
@@ -94,13 +127,21 @@ class Walk:
     Each stage returns True when the shopper goes on to the next one.
     """
 
-    def __init__(self, rng: random.Random, origin: str, start_ms: int, base: dict[str, Any]) -> None:
+    def __init__(self, rng: random.Random, origin: str, start_ms: int, base: dict[str, Any], *,
+                 job: str = "browser", finishing: bool = False) -> None:
         self.rng, self.origin, self.clock, self.base = rng, origin, start_ms, base
         self.events: list[dict[str, Any]] = []
+        _, self.views, self.searches, self.pace, self.cost_tolerance, self.stock_tolerance = JOBS[job]
+        self.buy = 1.3 if finishing else 1.0  # a campaign or a return to finish changes it
+        self.finishing = finishing
+        self.clicks = 0  # as the snippet counts them (`nc`)
+        self.cart_value = 0.0
 
     def emit(self, kind: str, step: str, name: str = "", **props: Any) -> None:
         ev: dict[str, Any] = {"id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), "type": kind,
                               "ts": self.clock, "step": step, **self.base}
+        if kind in ("page", "step") and self.clicks:
+            ev["nc"] = self.clicks
         if kind == "page":
             ev["url"] = self.origin + PAGES[step].format(sku=self.rng.randint(100, 160))
         if name:
@@ -110,7 +151,29 @@ class Walk:
         self.events.append(ev)
 
     def enter(self, step: str) -> None:
+        self.clicks += 1 + (self.rng.random() < 0.3)  # the link, sometimes a filter or a tab first
         self.emit("page", step)
+
+    def land(self) -> bool:
+        """The landing page: from a campaign, a referrer or directly; a first interaction, or a bounce."""
+        rng = self.rng
+        if self.finishing:
+            path, query, referrer = "/", "", ""
+        elif rng.random() < sum(c[4] for c in CAMPAIGNS) / 100:
+            source, medium, campaign, path, _, self.buy = rng.choices(CAMPAIGNS, weights=[c[4] for c in CAMPAIGNS])[0]
+            query, referrer = f"?utm_source={source}&utm_medium={medium}&utm_campaign={campaign}", ""
+        else:
+            path = rng.choices(list(LANDINGS), weights=[v[0] for v in LANDINGS.values()])[0]
+            query, referrer = "", rng.choices(list(REFERRERS), weights=list(REFERRERS.values()))[0]
+        _, engages, first_s = LANDINGS[path]
+        self.emit("page", "select" if path.startswith("/product") else "discover")
+        self.events[-1].update(url=self.origin + path.format(sku=rng.randint(100, 160)) + query, ref=referrer)
+        if rng.random() >= engages:  # one page, nothing done: a bounce
+            self.clock += int(1000 * first_s * 3 * rng.lognormvariate(0, 0.5))
+            return False
+        self.clock += int(1000 * first_s * rng.lognormvariate(0, 0.5))
+        self.emit("track", self.events[-1]["step"], "engage")
+        return True
 
     def stays(self, p: float, step: str, factor: float = 1.0) -> bool:
         """Spend time on `step`, then go on with probability `p`."""
@@ -124,30 +187,42 @@ class Walk:
         return stays
 
     def browse(self) -> bool:
-        self.enter("discover")
-        if self.rng.random() < 0.8:
-            if not self.stays(0.72, "discover"):
-                return False
+        searches = self.rng.randint(*self.searches)
+        if self.events[0]["step"] == "select":  # landed on a product page
+            return True
+        if not searches:
+            return self.stays(0.85, "discover", self.pace)
+        if not self.stays(0.88, "discover", self.pace):
+            return False
+        for _ in range(searches):
             self.enter("search")
-            return self.stays(0.8, "search")
-        return self.stays(0.85, "discover")
+            if not self.stays(0.92, "search", self.pace):
+                return False
+        return True
 
     def select(self) -> bool:
-        in_stock = self.rng.random() > 0.1
-        ship_days = self.rng.choice((1, 2, 2, 3, 5))
-        self.enter("select")
-        self.emit("step", "select", in_stock=in_stock, ship_days=ship_days if in_stock else 14)
-        if not in_stock:
-            self.emit("obstacle", "select", "out_of_stock")
-        return self.stays((0.5 if ship_days <= 2 else 0.4) if in_stock else 0.1, "select")
+        for view in range(self.rng.randint(*self.views)):
+            in_stock = self.rng.random() > 0.1
+            ship_days = self.rng.choice((1, 2, 2, 3, 5))
+            self.enter("select")
+            self.emit("step", "select", in_stock=in_stock, ship_days=ship_days if in_stock else 14)
+            if not in_stock:
+                self.emit("obstacle", "select", "out_of_stock")
+            p = (0.62 if ship_days <= 2 else 0.5) if in_stock else 0.1 * self.stock_tolerance
+            if view + 1 < self.views[0]:  # comparing: the next product unless this one puts them off
+                p = 0.97 if in_stock else 0.3 * self.stock_tolerance
+            if not self.stays(min(0.95, p * (self.buy if view == 0 else 1)), "select", self.pace):
+                return False
+        return True
 
     def cart(self) -> bool:
         self.enter("cart")
         # What is in the cart, as a store's add_to_cart push carries it (GA4 items).
         picks = self.rng.sample(sorted(PRODUCTS), self.rng.choice((1, 1, 2, 3)))
+        self.cart_value = round(sum(PRODUCTS[sku][1] for sku in picks), 2)
         self.emit("step", "cart", items=[{"item_id": str(sku), "item_name": PRODUCTS[sku][0],
-                                          "price": PRODUCTS[sku][1]} for sku in picks])
-        return self.stays(0.72, "cart")
+                                          "price": PRODUCTS[sku][1]} for sku in picks], value=self.cart_value)
+        return self.stays(min(0.95, 0.72 * self.buy), "cart", self.pace)
 
     def details(self) -> bool:
         self.enter("checkout.info")
@@ -162,7 +237,9 @@ class Walk:
         if cost:
             self.emit("obstacle", "checkout.shipping", "shipping_cost_shown", amount=cost)
         p_ship = 0.88 if not cost else (0.72 if cost < 8 else 0.45)
-        return self.stays(p_ship, "checkout.shipping", 1.3 if cost else 1)
+        if cost:  # how much a shipping cost puts them off depends on why they came
+            p_ship = 1 - (1 - p_ship) * (1 - self.cost_tolerance) / 0.4
+        return self.stays(p_ship, "checkout.shipping", (1.3 if cost else 1) * self.pace)
 
     def payment(self, device: str) -> bool:
         self.enter("checkout.payment")
@@ -178,7 +255,7 @@ class Walk:
             self.enter("checkout.review")
             if not self.stays(0.93, "checkout.review"):
                 return False
-        value = round(self.rng.uniform(15, 180), 2)
+        value = self.cart_value
         order_id = f"o-{self.base['sid'][:10]}"
         self.emit("step", "purchase", value=value, currency="EUR", order_id=order_id)
         self.events[-1].update(value=value, currency="EUR", order_id=order_id)

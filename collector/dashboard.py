@@ -145,7 +145,8 @@ async def dashboard(request: web.Request) -> web.Response:
     settings = request.app[CONFIG].settings
     if not allowed(request, settings):
         raise web.HTTPForbidden(text="The dashboard answers loopback clients, or a valid ?token=.")
-    query = {k: v for k, v in request.query.items() if k in ("site", "from", "to", "stopped", "device") and v}
+    query = {k: v for k, v in request.query.items()
+             if k in ("site", "from", "to", "stopped", "device", "segment") and v}
     state = await request.app[STORE].status()
     if not state.get("store_ok"):
         return _store_unavailable(state.get("last_error") or "the store is not reachable")

@@ -21,9 +21,10 @@ from chainlens.core.settings import Site
 ALL = "all"  # segment columns' value in the total rows (GROUPING SETS)
 
 _SCOPE = "site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}"
-_WHOLE = _SCOPE + " AND device = {device:String} AND visitor = {all:String}"
-# chain_sessions holds one device per session: the filter, or every session for 'all'.
-_DEV = " AND ({device:String} = {all:String} OR device = {device:String})"
+_WHOLE = _SCOPE + " AND device = {device:String} AND visitor = {all:String} AND segment = {segment:String}"
+# chain_sessions holds one device and segment per session: the filter, or every session for 'all'.
+_DEV = (" AND ({device:String} = {all:String} OR device = {device:String})"
+        " AND ({segment:String} = {all:String} OR segment = {segment:String})")
 _CART = "if(carts = 0, NULL, 1 - bought / carts) AS cart_abandonment"  # docs/metrics.md "Cart abandonment"
 
 QUERIES: dict[str, str] = {
@@ -66,7 +67,7 @@ QUERIES: dict[str, str] = {
                               WHERE {_SCOPE} AND purchased AND revenue > 0) AS revenue_at_stake,
                sessions_with < {{min_sample:UInt32}} OR sessions_without < {{min_sample:UInt32}} AS insufficient,
                diff_low <= 0 AND diff_high >= 0 AS includes_zero
-        FROM obstacle_impact_daily WHERE {_SCOPE}
+        FROM obstacle_impact_daily WHERE {_SCOPE} AND segment = {{segment:String}}
         GROUP BY step, kind ORDER BY insufficient, orders_lost DESC NULLS LAST, sessions_with DESC""",
     # docs/metrics.md "Fast Track In Stock"
     "fast_track": f"""
@@ -115,6 +116,44 @@ QUERIES: dict[str, str] = {
     "checkout_by_day": f"""
         SELECT step, step_index, day, reached, abandonment_rate
         FROM checkout_abandonment_daily WHERE {_WHOLE} ORDER BY step_index, day""",
+    # docs/metrics.md "Behavior segments": each segment's sessions, orders and cart abandonment
+    "segments": f"""
+        SELECT segment, count() AS sessions, countIf(purchased) AS orders,
+               if(sessions = 0, NULL, orders / sessions) AS conversion_rate,
+               countIf(has(steps, {{checkout_from:String}})) AS carts,
+               if(carts = 0, NULL, countIf(has(steps, {{checkout_from:String}}) AND NOT purchased) / carts)
+                   AS cart_abandonment
+        FROM chain_sessions WHERE {_SCOPE}{_DEV} GROUP BY segment ORDER BY sessions DESC""",
+    # ... and each segment's abandonment of every checkout step, side by side
+    "checkout_by_segment": f"""
+        SELECT segment, step, step_index, sum(reached) AS reached, sum(abandoned) AS abandoned,
+               abandoned / reached AS abandonment_rate
+        FROM checkout_abandonment_daily
+        WHERE {_SCOPE} AND device = {{device:String}} AND visitor = {{all:String}} AND segment != {{all:String}}
+        GROUP BY segment, step, step_index ORDER BY step_index, segment""",
+    # docs/metrics.md "Landing engagement": the landing pages that began the most sessions
+    "landing": f"""
+        SELECT l.landing_path AS landing_path, l.sessions AS sessions, l.engaged AS engaged_7s,
+               l.engaged / l.sessions AS engaged_rate, l.bounced AS bounced, l.bounced / l.sessions AS bounce_rate,
+               l.in_clicks AS reached_select_in_3_clicks, w.median_s AS median_s_to_first_interaction
+        FROM (SELECT landing_path, sum(sessions) AS sessions, sum(engaged_7s) AS engaged, sum(bounced) AS bounced,
+                     sum(reached_select_in_3_clicks) AS in_clicks
+              FROM landing_engagement_daily
+              WHERE {_SCOPE} AND landing_path != {{all:String}} AND source = {{all:String}}
+                AND device = {{device:String}} AND segment = {{segment:String}}
+              GROUP BY landing_path) AS l
+        LEFT JOIN (SELECT landing_path, quantileExactInclusive(0.5)(first_interaction_ms) / 1000 AS median_s
+                   FROM chain_sessions WHERE {_SCOPE}{_DEV} GROUP BY landing_path) AS w
+        ON l.landing_path = w.landing_path
+        ORDER BY sessions DESC, landing_path LIMIT 10""",
+    # docs/metrics.md "Campaigns": what each source, medium and campaign brought, by orders
+    "campaigns": f"""
+        SELECT source, medium, campaign, sum(sessions) AS sessions, sum(carts) AS carts, sum(orders) AS orders,
+               if(sessions = 0, NULL, orders / sessions) AS conversion_rate, sumMap(revenue) AS revenue,
+               if(carts = 0, NULL, sum(carts_abandoned) / carts) AS cart_abandonment
+        FROM campaign_daily
+        WHERE {_SCOPE} AND medium != {{all:String}} AND device = {{device:String}}
+        GROUP BY source, medium, campaign ORDER BY orders DESC, sessions DESC, source LIMIT 15""",
     # docs/metrics.md "Early warning": the latest record of each episode, open ones first
     "alerts": """
         SELECT max(t) AS detected_at, step, device, kind, window_hours,
@@ -131,8 +170,9 @@ QUERIES: dict[str, str] = {
 DEVICES = (ALL, "desktop", "mobile", "tablet")
 
 
-def parameters(site: Site, *, start: dt.date, end: dt.date, stopped: str = "", device: str = ALL) -> dict[str, Any]:
-    return {"site": site.id, "start": start, "end": end, "all": ALL, "device": device,
+def parameters(site: Site, *, start: dt.date, end: dt.date, stopped: str = "", device: str = ALL,
+               segment: str = ALL) -> dict[str, Any]:
+    return {"site": site.id, "start": start, "end": end, "all": ALL, "device": device, "segment": segment,
             "checkout_from": site.checkout_from,
             "checkout": list(site.checkout_steps), "stopped": stopped, "min_sample": site.obstacle_min_sample}
 

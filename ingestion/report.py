@@ -7,7 +7,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from chainlens.core.settings import Site
+from chainlens.core.settings import BUILTIN_SEGMENTS, Site
 from ingestion.figures import ALL, DEVICES, parameters, rows
 
 
@@ -18,11 +18,11 @@ def days_available(client: Client, site: Site) -> tuple[dt.date | None, dt.date 
 
 
 def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped: str = "",
-           device: str = ALL) -> dict[str, Any]:
-    p = parameters(site, start=start, end=end, stopped=stopped, device=device)
+           device: str = ALL, segment: str = ALL) -> dict[str, Any]:
+    p = parameters(site, start=start, end=end, stopped=stopped, device=device, segment=segment)
     # The previous period of the same length, for the headline's changes.
     before = parameters(site, start=start - (end - start) - dt.timedelta(days=1), end=start - dt.timedelta(days=1),
-                        device=device)
+                        device=device, segment=segment)
     return {
         "headline": rows(client, "headline", p)[0], "headline_before": rows(client, "headline", before)[0],
         "previous": [before["start"].isoformat(), before["end"].isoformat()],
@@ -33,11 +33,27 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped:
         "checkout": rows(client, "checkout", p), "timing": rows(client, "timing", p),
         "obstacles": rows(client, "obstacles", p), "fast_track": rows(client, "fast_track", p)[0],
         "alerts": rows(client, "alerts", p), "cart_abandonment": rows(client, "cart", p)[0]["cart_abandonment"],
+        "segment": segment, "segment_names": segment_names(site), "segments": rows(client, "segments", p),
+        "checkout_by_segment": side_by_side(rows(client, "checkout_by_segment", p)),
+        "landing": rows(client, "landing", p), "campaigns": rows(client, "campaigns", p),
     }
 
 
+def segment_names(site: Site) -> list[str]:
+    """The site's behavior segments in the order they are checked (docs/metrics.md, "Behavior segments")."""
+    return [s.name for s in site.segments] + list(BUILTIN_SEGMENTS)
+
+
+def side_by_side(rows_: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Checkout steps as rows, each segment's reached and abandonment rate beside the others."""
+    steps: dict[str, dict[str, Any]] = {}
+    for r in rows_:
+        steps.setdefault(r["step"], {"step": r["step"], "by": {}})["by"][r["segment"]] = r
+    return list(steps.values())
+
+
 def report_range(client: Client, site: Site, start: str | None, end: str | None,
-                 stopped: str | None = None, device: str | None = None) -> dict[str, Any]:
+                 stopped: str | None = None, device: str | None = None, segment: str | None = None) -> dict[str, Any]:
     """`report` for `?from=&to=` (ISO dates; default: the last 7 rolled-up days), with the days available;
     `stopped` narrows the list of sessions that left to one checkout step."""
     first, last = days_available(client, site)
@@ -47,6 +63,9 @@ def report_range(client: Client, site: Site, start: str | None, end: str | None,
         raise ValueError(f"stopped: {stopped[:40]!r} is not a checkout step of site {site.id!r}")
     if device and device not in DEVICES:
         raise ValueError(f"device: {device[:20]!r} is not one of {', '.join(DEVICES)}")
-    data = report(client, site, start=frm, end=to, stopped=stopped or "", device=device or ALL)
+    if segment and segment not in (ALL, *segment_names(site)):
+        raise ValueError(f"segment: {segment[:40]!r} is not one of {', '.join(segment_names(site))}")
+    data = report(client, site, start=frm, end=to, stopped=stopped or "", device=device or ALL,
+                  segment=segment or ALL)
     data["available"] = [first.isoformat() if first else None, last.isoformat() if last else None]
     return data

@@ -25,13 +25,13 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from chainlens.core.settings import Settings, Site
+from chainlens.core.settings import ConfigError, Settings, Site
 from ingestion.figures import ALL
 
 log = logging.getLogger(__name__)
 
 DERIVED = ("chain_daily", "checkout_abandonment_daily", "step_timing_daily", "obstacle_impact_daily",
-           "fast_track_daily", "checkout_hourly")
+           "fast_track_daily", "checkout_hourly", "landing_engagement_daily", "campaign_daily")
 TABLES = ("chain_sessions", *DERIVED)
 CHUNK_DAYS = 7
 
@@ -42,10 +42,31 @@ class SiteRollup:
     days: list[dt.date] = field(default_factory=list)
     sessions: int = 0
     seconds: float = 0.0
+    table_seconds: dict[str, float] = field(default_factory=dict)  # time spent building each table
 
 
-def sql(name: str) -> str:
-    return (resources.files("ingestion") / "rollups" / f"{name}.sql").read_text()
+def sql(name: str, site: Site | None = None) -> str:
+    text = (resources.files("ingestion") / "rollups" / f"{name}.sql").read_text()
+    if site is not None and "/*SEGMENTS*/" in text:
+        text = text.replace("/*SEGMENTS*/", segment_conditions(site))
+    return text
+
+
+def segment_conditions(site: Site) -> str:
+    """The site's own segments as multiIf arguments, in order (checked by the settings, and
+    by the store in check_segments)."""
+    return "".join(f"({segment.where}), '{segment.name}',\n        " for segment in site.segments)
+
+
+def check_segments(client: Client, site: Site) -> None:
+    """Ask the store to type each of the site's segment conditions: ConfigError naming the
+    segment when it cannot (a wrong type, an unknown function)."""
+    for i, segment in enumerate(site.segments):
+        try:
+            client.query(f"SELECT toBool({segment.where}) FROM chain_sessions LIMIT 0")
+        except Exception as exc:  # the store's message says what is wrong
+            reason = str(exc).split("\n")[0][:300]
+            raise ConfigError(site.id, f"segments[{i}].where", f"segment {segment.name!r}: {reason}") from None
 
 
 def rollup(
@@ -69,13 +90,15 @@ def rollup_site(
     tz = zoneinfo.ZoneInfo(site.timezone)
     closed_before = now - dt.timedelta(seconds=timeout_s)
     result = SiteRollup(site.id)
+    check_segments(client, site)
     watermark = _scalar(client, "SELECT max(received_at) FROM events WHERE site_id = {site:String}", site=site.id)
     if watermark is None or watermark.year < 1971:
         return result
     days = _days_to_recompute(client, site, tz=tz, now=now, since=since, until=until)
     chunks = _chunks(days)
     for i, chunk in enumerate(chunks):
-        result.sessions += _rebuild(client, site, chunk, tz=tz, closed_before=closed_before)
+        result.sessions += _rebuild(client, site, chunk, tz=tz, closed_before=closed_before,
+                                    timings=result.table_seconds)
         if progress:
             progress(i + 1, len(chunks))
     pending = _scalar(client, """
@@ -132,7 +155,7 @@ def _days_to_recompute(
 
 
 def _rebuild(client: Client, site: Site, days: list[dt.date], *, tz: zoneinfo.ZoneInfo,
-             closed_before: dt.datetime) -> int:
+             closed_before: dt.datetime, timings: dict[str, float]) -> int:
     for table in TABLES:
         client.command(f"TRUNCATE TABLE {table}_staging")
     lo, hi = _midnight(days[0] - dt.timedelta(days=1), tz), _midnight(days[-1] + dt.timedelta(days=2), tz)
@@ -142,9 +165,19 @@ def _rebuild(client: Client, site: Site, days: list[dt.date], *, tz: zoneinfo.Zo
         "ft_step": site.fast_track.step, "ft_in_stock": site.fast_track.in_stock,
         "ft_ship_days": site.fast_track.ship_days, "ft_days": float(site.fast_track.within_days),
         "min_sample": site.obstacle_min_sample,
+        "cart": site.checkout_from, "cart_index": site.chain.index(site.checkout_from) + 1,
+        "product": site.product_step, "search": site.search_step,
+        "decisive_ms": site.behavior.decisive_minutes * 60_000.0, "decisive_views": site.behavior.decisive_max_views,
+        "researcher_views": site.behavior.researcher_views, "researcher_searches": site.behavior.researcher_searches,
+        "last": site.chain[-1], "first_day": days[0],
+        "returning_from": days[0] - dt.timedelta(days=site.behavior.returning_days),
+        "goal": site.goal_step, "goal_clicks": site.landing.clicks,
+        "engaged_ms": site.landing.engaged_s * 1000.0,
     }
     for table in TABLES:
-        client.command(sql(table), parameters=params)
+        started = time.monotonic()
+        client.command(sql(table, site), parameters=params)
+        timings[table] = timings.get(table, 0.0) + time.monotonic() - started
     sessions = int(_scalar(client, "SELECT count() FROM chain_sessions_staging") or 0)
     for table in TABLES:
         filled = {r[0] for r in client.query(f"SELECT DISTINCT day FROM {table}_staging").result_rows}

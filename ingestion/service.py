@@ -120,7 +120,7 @@ class StoreService:
         if site is None:
             raise ValueError("no site configured")
         return await self.runner.call(report_range, site, query.get("from"), query.get("to"), query.get("stopped"),
-                                      query.get("device"))
+                                      query.get("device"), query.get("segment"))
 
 
 def run_store_process(settings: Settings, parent: int) -> None:

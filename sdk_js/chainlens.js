@@ -53,7 +53,7 @@
   function touch() {
     var t = now();
     ids = get('id') || ids;
-    if (!ids.s || t - ids.t > cfg.session_min * 6e4) { ids.s = uuid(); ids.n = (ids.n || 0) + 1; }
+    if (!ids.s || t - ids.t > cfg.session_min * 6e4) { ids.s = uuid(); ids.n = (ids.n || 0) + 1; ids.e = ids.k = 0; }
     ids.a = ids.a || uuid();
     ids.t = t;
     put('id', ids);
@@ -61,10 +61,10 @@
 
   function ev(type, step, name, props) {
     touch();
-    var e = {id: uuid(), type: type, ts: now(), sid: ids.s, aid: ids.a, sn: ids.n,
+    // `nc`: the session's clicks so far (docs/metrics.md, "Landing engagement"). A purchase's
+    // value, currency and order_id stay in props: the collector lifts them to the event.
+    var e = {id: uuid(), type: type, ts: now(), sid: ids.s, aid: ids.a, sn: ids.n, nc: ids.k,
       url: here, ref: d.referrer, step: step, name: name, uid: uid, props: props};
-    // These belong to the event itself (docs/architecture.md, "The event contract").
-    if (props) ['value', 'currency', 'order_id'].forEach(function (k) { if (props[k] != null) e[k] = props[k]; });
     // Before consent, the page's events wait in memory, bounded.
     if (!consent) return hold.push(e) > 50 && hold.shift();
     q.push(e);
@@ -90,7 +90,7 @@
     if (path == last && !again) return; // replaceState and hash changes on the same path are not new pages
     if (last) report(); // the page left, on its own URL
     last = path;
-    here = location.origin + path;
+    here = location.origin + path + location.search; // the collector keeps only campaign parameters
     cur = d.body && d.body.getAttribute('data-chain-step');
     ev('page', cur);
   }
@@ -129,14 +129,13 @@
     if (evs.length) send(evs);
   }
 
-  // GA4 events a store already pushes, in both forms, reported by name with the few fields
-  // used; the collector maps names to steps. A reset (`{ecommerce: null}`) has no name.
+  // GA4 events a store already pushes, in both forms, reported by name with their ecommerce
+  // object as props (flat, but for `items`); the collector maps names to steps and reads
+  // `transaction_id` as the order id. A reset (`{ecommerce: null}`) has no name.
   function ga(x) {
-    var name = x && (x.event || (x[0] == 'event' && x[1])), p = (x && (x.ecommerce || x[2])) || {};
-    if (name && /^[a-z_]+$/.test(name)) { // GA4-style names; tag managers' own (gtm.js…) are not
-      ev('track', null, name, {value: p.value, currency: p.currency, order_id: p.transaction_id,
-        items: p.items, shipping_tier: p.shipping_tier, payment_type: p.payment_type});
-    }
+    var name = x && (x.event || (x[0] == 'event' && x[1]));
+    // GA4-style names; tag managers' own (gtm.js…) are not
+    if (name && /^[a-z_]+$/.test(name)) ev('track', null, name, x.ecommerce || x[2]);
   }
 
   var api = {
@@ -186,8 +185,19 @@
   on(d, 'invalid', function (e) {
     ev('obstacle', cur, 'form_invalid', {field: e.target.name || e.target.id}); // the field, never its value
   }, 1);
+  // The first interaction of a session (a click, a key, a scroll past a quarter screen) is
+  // reported once; clicks are counted on the session (docs/metrics.md, "Landing engagement").
+  function act(click) {
+    touch();
+    if (!ids.e) { ev('track', cur, 'engage'); ids.e = 1; }
+    if (click == 1) ids.k = -~ids.k;
+    put('id', ids);
+  }
+  on(d, 'keydown', act);
+  on(w, 'scroll', function () { if (!ids.e && w.scrollY * 4 > w.innerHeight) act(); });
   on(d, 'click', function (e) {
     var t = e.target, el = t.closest && t.closest('[data-chain-step]');
+    act(1);
     if (el) enter(el.getAttribute('data-chain-step'));
     // Rage click: a third click on one element within a second of the first.
     rage = rage[0] == t && now() - rage[1] < 1e3 ? [t, rage[1], rage[2] + 1] : [t, now(), 1];

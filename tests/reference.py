@@ -10,8 +10,10 @@ import datetime as dt
 import math
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 
 @dataclass
@@ -28,6 +30,10 @@ class Ev:
     id: str = ""
     value: float | None = None
     order_id: str = ""
+    anon: str = ""  # the visitor; "" means "a-" + session
+    url: str = ""
+    ref: str = ""
+    clicks: int = 0  # the session's clicks so far, as the snippet counts them (`nc`)
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -52,6 +58,21 @@ class Session:
     detail_views: int
     fast_track_views: int
     revenue: float = 0.0
+    anon: str = ""
+    started: int = 0
+    currency: str = ""
+    landing_path: str = ""
+    source: str = "direct"
+    medium: str = "(none)"
+    campaign: str = ""
+    pages: int = 0
+    product_views: int = 0
+    searches: int = 0
+    cart_value: float = 0.0
+    first_interaction_ms: float | None = None
+    clicks_to_goal: int | None = None
+    earlier_cart: bool = False
+    segment: str = "browser"
 
 
 def sessions(events: list[Ev], *, chain: list[str], tz: str, now_ms: int, timeout_s: int) -> list[Session]:
@@ -76,7 +97,7 @@ def sessions(events: list[Ev], *, chain: list[str], tz: str, now_ms: int, timeou
         selects = [e for e in items if e.type == "step" and e.step == "select"]
         fast = [e for e in selects if e.props.get("in_stock") == "true"
                 and _num(e.props.get("ship_days")) is not None and _num(e.props.get("ship_days")) <= 2]
-        out.append(Session(
+        out.append(_landing(items, chain, Session(
             day=dt.datetime.fromtimestamp(first.ts / 1000, zone).date(), device=first.device,
             visitor="new" if first.sn <= 1 else "returning", entered=entered, order=order,
             furthest_index=furthest, purchased=furthest == len(chain), last_ts=last,
@@ -85,8 +106,63 @@ def sessions(events: list[Ev], *, chain: list[str], tz: str, now_ms: int, timeou
             # docs/metrics.md "Orders and revenue": purchase values, each order once (by id, else by event)
             revenue=sum(v for _, v in {(e.order_id or e.id, e.value) for e in items
                                        if e.step == chain[-1] and e.value is not None}),
-        ))
+            anon=first.anon or "a-" + first.session, started=first.ts,
+        )))
     return out
+
+
+# docs/metrics.md "Behavior segments", with the default thresholds and the site's own segments
+# as (name, Python predicate) pairs standing for their `where`.
+def segment(ss: list[Session], chain: list[str], *, cart: str = "cart",
+            own: tuple[tuple[str, Callable[[Session], bool]], ...] = ()) -> None:
+    for s in ss:
+        s.earlier_cart = s.anon != "" and any(
+            o.anon == s.anon and o.started < s.started and cart in o.entered and not o.purchased for o in ss)
+        decisive = (cart in s.entered and s.entered[cart] - s.started <= 3 * 60_000 and s.product_views <= 2
+                    and s.searches == 0)
+        s.segment = next((name for name, holds in own if holds(s)), None) or (
+            "decisive" if decisive else "researcher" if s.product_views >= 5 or s.searches >= 2
+            else "returning_to_finish" if s.earlier_cart else "browser")
+
+
+def _host(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    return host.removeprefix("www.")
+
+
+def _landing(items: list[Ev], chain: list[str], s: Session) -> Session:
+    """docs/metrics.md "Landing engagement" and "Campaigns" for one session's events, by time."""
+    first = items[0]
+    pages = [e for e in items if e.type == "page"]
+    landing = pages[0] if pages else first
+    s.landing_path = urlsplit(landing.url).path or "/"
+    utm = dict(parse_qsl(urlsplit(landing.url).query)) if pages else {}
+    click = next((k for k, _ in parse_qsl(urlsplit(landing.url).query) if k in ("gclid", "fbclid", "msclkid")),
+                 "") if pages else ""
+    referrer = "" if _host(first.ref) == _host(first.url) else _host(first.ref)
+    implied = {"gclid": "google", "fbclid": "facebook", "msclkid": "bing"}
+    s.source = utm.get("utm_source") or implied.get(click) or referrer or "direct"
+    s.medium = (utm.get("utm_medium") or ("(not set)" if utm.get("utm_source") else "")
+                or {"fbclid": "paid_social", "gclid": "cpc", "msclkid": "cpc"}.get(click)
+                or ("referral" if referrer else "(none)"))
+    s.campaign = utm.get("utm_campaign", "")
+    s.pages = len(pages)
+
+    def views(step: str) -> int:
+        return max(sum(e.type == "page" and e.step == step for e in items),
+                   sum(e.type == "step" and e.step == step for e in items))
+
+    s.product_views, s.searches = views("select"), views("search")
+    valued = [e for e in items
+              if e.value is not None and e.step in chain and chain.index(e.step) >= chain.index("cart")]
+    s.cart_value = valued[-1].value if valued else 0.0  # type: ignore[assignment]
+    engaged = [e.ts for e in items if e.type == "track" and e.name == "engage"]
+    moved = [s.entered[k] for k in s.order if k != first.step][:1]
+    times = engaged[:1] + moved
+    s.first_interaction_ms = float(min(times) - first.ts) if times else None
+    at_goal = [e for e in items if e.step == "select" and e.type in ("page", "step")]
+    s.clicks_to_goal = (at_goal[0].clicks if at_goal else 0) if "select" in s.entered else None
+    return s
 
 
 def _num(text: str | None) -> float | None:
@@ -96,8 +172,9 @@ def _num(text: str | None) -> float | None:
         return None
 
 
-def _segments(s: Session) -> list[tuple[str, str]]:
-    return [(s.device, s.visitor), (s.device, "all"), ("all", s.visitor), ("all", "all")]
+def _segments(s: Session) -> list[tuple[str, str, str]]:
+    """The (device, visitor, segment) groups a session counts in: each value or 'all'."""
+    return [(d, v, g) for d in (s.device, "all") for v in (s.visitor, "all") for g in (s.segment, "all")]
 
 
 def _by_day_and_segment(ss: list[Session]) -> dict[tuple, list[Session]]:
@@ -110,16 +187,16 @@ def _by_day_and_segment(ss: list[Session]) -> dict[tuple, list[Session]]:
 
 def chain_daily(ss: list[Session], chain: list[str]) -> dict[tuple, tuple]:
     out = {}
-    for (day, device, visitor), members in _by_day_and_segment(ss).items():
+    for (day, device, visitor, seg), members in _by_day_and_segment(ss).items():
         for i, step in enumerate(chain, start=1):
             reached = [s for s in members if step in s.entered]
-            out[(day, step, i, device, visitor)] = (len(reached), sum(s.purchased for s in reached))
+            out[(day, step, i, device, visitor, seg)] = (len(reached), sum(s.purchased for s in reached))
     return out
 
 
 def checkout_abandonment(ss: list[Session], chain: list[str], checkout: list[str]) -> dict[tuple, tuple]:
     out = {}
-    for (day, device, visitor), members in _by_day_and_segment(ss).items():
+    for (day, device, visitor, seg), members in _by_day_and_segment(ss).items():
         for step in checkout:
             k = chain.index(step) + 1
             reached = [s for s in members if step in s.entered]
@@ -128,7 +205,7 @@ def checkout_abandonment(ss: list[Session], chain: list[str], checkout: list[str
             abandoned = [s for s in reached if s.furthest_index == k]
             continued = [s for s in reached if s.furthest_index > k]
             before = [float(s.last_ts - s.entered[step]) for s in abandoned]
-            out[(day, step, k, device, visitor)] = (
+            out[(day, step, k, device, visitor, seg)] = (
                 len(reached), len(continued), len(abandoned), len(abandoned) / len(reached),
                 quantile(before, 0.5) if before else None)
     return out
@@ -164,31 +241,33 @@ def newcombe(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
 
 
 def obstacle_cost(ss: list[Session], chain: list[str], *, min_sample: int) -> dict[tuple, tuple]:
-    """Per day, step and obstacle: (diff, diff_low, diff_high, orders_lost, insufficient, revenue_at_stake)."""
+    """Per day, step, obstacle and segment: (diff, diff_low, diff_high, orders_lost, insufficient,
+    revenue_at_stake); the median order value is the day's, across segments."""
     out = {}
-    for (day, step, kind), (n_with, ab_with, _, _, _) in obstacle_impact(ss, chain).items():
-        reached = [s for s in ss if s.day == day and step in s.entered]
+    for (day, step, kind, seg), (n_with, ab_with, _, _, _) in obstacle_impact(ss, chain).items():
+        reached = [s for s in ss if s.day == day and step in s.entered and seg in (s.segment, "all")]
         n_without = len(reached) - n_with
         ab_without = sum(s.furthest_index == chain.index(step) + 1 for s in reached) - ab_with
         orders = sorted(s.revenue for s in ss if s.day == day and s.purchased and s.revenue > 0)
         median = quantile(orders, 0.5) if orders else None
         if n_without == 0:
-            out[(day, step, kind)] = (None, None, None, None, True, None)
+            out[(day, step, kind, seg)] = (None, None, None, None, True, None)
             continue
         diff = ab_with / n_with - ab_without / n_without
         low, high = newcombe(ab_with, n_with, ab_without, n_without)
         lost = n_with * diff
-        out[(day, step, kind)] = (diff, low, high, lost, n_with < min_sample or n_without < min_sample,
+        out[(day, step, kind, seg)] = (diff, low, high, lost, n_with < min_sample or n_without < min_sample,
                                   None if median is None else lost * median)
     return out
 
 
 def obstacle_impact(ss: list[Session], chain: list[str]) -> dict[tuple, tuple]:
     out = {}
-    keys = {(s.day, step, kind) for s in ss for step, kind in s.obstacles if step != chain[-1]}
-    for day, step, kind in keys:
+    keys = {(s.day, step, kind, seg) for s in ss for step, kind in s.obstacles if step != chain[-1]
+            for seg in (s.segment, "all")}
+    for day, step, kind, seg in keys:
         k = chain.index(step) + 1
-        reached = [s for s in ss if s.day == day and step in s.entered]
+        reached = [s for s in ss if s.day == day and step in s.entered and seg in (s.segment, "all")]
         with_ = [s for s in reached if (step, kind) in s.obstacles]
         without = [s for s in reached if (step, kind) not in s.obstacles]
         ab_with = sum(s.furthest_index == k for s in with_)
@@ -196,7 +275,7 @@ def obstacle_impact(ss: list[Session], chain: list[str]) -> dict[tuple, tuple]:
         rate_with = ab_with / len(with_)
         rate_without = ab_without / len(without) if without else None
         lift = rate_with / rate_without if rate_without else None
-        out[(day, step, kind)] = (len(with_), ab_with, rate_with, rate_without, lift)
+        out[(day, step, kind, seg)] = (len(with_), ab_with, rate_with, rate_without, lift)
     return out
 
 
@@ -206,3 +285,46 @@ def fast_track(ss: list[Session]) -> dict[Any, tuple]:
         days[s.day][0] += s.detail_views
         days[s.day][1] += s.fast_track_views
     return {day: (d, f, f / d) for day, (d, f) in days.items() if d}
+
+
+def _groups(ss: list[Session], key: Callable[[Session], tuple],
+            sets: list[tuple[int, ...]]) -> dict[tuple, list[Session]]:
+    """GROUPING SETS: for each set of dimension positions, the others read 'all'."""
+    groups: dict[tuple, list[Session]] = defaultdict(list)
+    for s in ss:
+        values = key(s)
+        for kept in sets:
+            groups[(s.day, *(v if i in kept else "all" for i, v in enumerate(values)))].append(s)
+    return groups
+
+
+def landing_engagement(ss: list[Session], *, engaged_ms: float = 7000, clicks: int = 3) -> dict[tuple, tuple]:
+    """(day, landing_path, source, device, segment) → (sessions, engaged_7s, bounced,
+    reached_select_in_3_clicks, median_s_to_first_interaction)."""
+    sets = [(0, 1, 2, 3), (0, 1), (0, 2), (0, 3), (0,), (1,), (2,), (3,), ()]
+    out = {}
+    for key, members in _groups(ss, lambda s: (s.landing_path, s.source, s.device, s.segment), sets).items():
+        firsts = [s.first_interaction_ms for s in members if s.first_interaction_ms is not None]
+        out[key] = (
+            len(members), sum(t <= engaged_ms for t in firsts),
+            sum(s.pages <= 1 and s.first_interaction_ms is None for s in members),
+            sum(s.clicks_to_goal is not None and s.clicks_to_goal <= clicks for s in members),
+            quantile(firsts, 0.5) / 1000 if firsts else None)
+    return out
+
+
+def campaigns(ss: list[Session], *, cart: str = "cart") -> dict[tuple, tuple]:
+    """(day, source, medium, campaign, device) → (sessions, carts, orders, revenue by currency,
+    carts_abandoned, cart_abandonment)."""
+    sets = [(0, 1, 2, 3), (0, 1, 2), (0, 3), (0,), (3,), ()]
+    out = {}
+    for key, members in _groups(ss, lambda s: (s.source, s.medium, s.campaign, s.device), sets).items():
+        carts = [s for s in members if cart in s.entered]
+        revenue: dict[str, float] = defaultdict(float)
+        for s in members:
+            if s.purchased:
+                revenue[s.currency] += s.revenue
+        left = sum(not s.purchased for s in carts)
+        out[key] = (len(members), len(carts), sum(s.purchased for s in members), dict(revenue), left,
+                    left / len(carts) if carts else None)
+    return out

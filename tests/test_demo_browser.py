@@ -115,7 +115,7 @@ def test_dashboard_shows_the_rollup_figures_without_console_errors(demo: dict[st
                                       "[...r.children].map(c => c.textContent.trim()))")
     expected = srv.sql(
         "SELECT step, reached, continued, abandoned, abandonment_rate FROM checkout_abandonment_daily "
-        f"WHERE day = '{day}' AND device = 'all' AND visitor = 'all' ORDER BY step_index")
+        f"WHERE day = '{day}' AND device = 'all' AND visitor = 'all' AND segment = 'all' ORDER BY step_index")
     assert [c[:4] for c in cells] == [[r["step"], str(r["reached"]), str(r["continued"]), str(r["abandoned"])]
                                       for r in expected]
     assert [c[4] for c in cells] == [f"{float(r['abandonment_rate']):.1%}" for r in expected]
@@ -123,11 +123,94 @@ def test_dashboard_shows_the_rollup_figures_without_console_errors(demo: dict[st
                                        "[...r.children].map(c => c.textContent.trim()))")
     table = {(r["step"], r["next_step"]): r for r in srv.sql(
         "SELECT step, next_step, transitions FROM step_timing_daily "
-        f"WHERE day = '{day}' AND device = 'all' AND visitor = 'all'")}
+        f"WHERE day = '{day}' AND device = 'all' AND visitor = 'all' AND segment = 'all'")}
     assert {(c[0], c[1]): c[2] for c in timing} == {k: str(r["transitions"]) for k, r in table.items()}
     fast = srv.sql(f"SELECT rate FROM fast_track_daily WHERE day = '{day}'")[0]
     assert page.inner_text("#fast-track") == f"{float(fast['rate']):.1%}"
     page.close()
+
+
+def cells(page: Any, table: str) -> list[list[str]]:
+    return page.eval_on_selector_all(f"#{table} tr", "rows => rows.slice(1).map(r => "
+                                     "[...r.children].map(c => c.textContent.trim()))")
+
+
+def test_segments_landing_pages_and_campaigns_on_the_dashboard(demo: dict[str, Any]) -> None:
+    srv = demo["srv"]
+    history(demo)
+    day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).date().isoformat()
+    page = demo["browser"].new_context().new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{srv.url}/dashboard?site=demo&from={day}&to={day}")
+    assert errors == []
+    # Segments side by side on the checkout table: each cell is that segment's row of the table.
+    header = page.eval_on_selector_all("#checkout-by-segment tr:first-child th", "hs => hs.map(h => h.textContent)")
+    assert header == ["step", "big_basket", "decisive", "researcher", "returning_to_finish", "browser"]
+    rows = {(r["step"], r["segment"]): r for r in srv.sql(
+        "SELECT step, segment, reached, abandonment_rate FROM checkout_abandonment_daily "
+        f"WHERE day = '{day}' AND device = 'all' AND visitor = 'all' AND segment != 'all'")}
+    shown = cells(page, "checkout-by-segment")
+    assert [c[0] for c in shown] == ["cart", "checkout.info", "checkout.shipping", "checkout.payment",
+                                     "checkout.review"]
+    for c in shown:
+        for segment, text in zip(header[1:], c[1:], strict=True):
+            r = rows.get((c[0], segment))
+            assert text == ("–" if r is None else f"{float(r['abandonment_rate']):.1%} of {r['reached']}")
+    # The model's jobs show: decisive shoppers leave at the shipping cost less than researchers do.
+    ship = {seg: float(rows[("checkout.shipping", seg)]["abandonment_rate"]) for seg in ("decisive", "researcher")}
+    assert ship["decisive"] < ship["researcher"], ship
+    # Landing pages, as landing_engagement_daily holds them.
+    landing = {r["landing_path"]: r for r in srv.sql(
+        "SELECT landing_path, sessions, engaged_7s, bounced FROM landing_engagement_daily WHERE "
+        f"day = '{day}' AND landing_path != 'all' AND source = 'all' AND device = 'all' AND segment = 'all'")}
+    for path, sessions, engaged, bounced, *_ in cells(page, "landing-pages"):
+        r = landing[path]
+        assert (sessions, engaged, bounced) == (str(r["sessions"]), f"{int(r['engaged_7s']) / int(r['sessions']):.1%}",
+                                                f"{int(r['bounced']) / int(r['sessions']):.1%}")
+    # Campaigns by orders, as campaign_daily holds them.
+    campaigns = {(r["source"], r["medium"], r["campaign"] or "–"): r for r in srv.sql(
+        "SELECT source, medium, campaign, sessions, orders FROM campaign_daily "
+        f"WHERE day = '{day}' AND device = 'all' AND medium != 'all'")}
+    shown = cells(page, "campaign-table")
+    assert {("newsletter", "email", "spring_sale"), ("instagram", "paid_social", "trail_reels")} <= {
+        tuple(c[:3]) for c in shown}
+    for c in shown:
+        assert (c[3], c[4]) == (str(campaigns[tuple(c[:3])]["sessions"]), str(campaigns[tuple(c[:3])]["orders"]))
+    assert [int(c[4]) for c in shown] == sorted((int(c[4]) for c in shown), reverse=True)
+    # The segment filter narrows the whole page to one segment.
+    page.goto(f"{srv.url}/dashboard?site=demo&from={day}&to={day}&segment=decisive")
+    decisive = srv.sql("SELECT step, reached FROM checkout_abandonment_daily WHERE "
+                       f"day = '{day}' AND device = 'all' AND visitor = 'all' AND segment = 'decisive' "
+                       "ORDER BY step_index")
+    assert [c[:2] for c in cells(page, "checkout")] == [[r["step"], str(r["reached"])] for r in decisive]
+    page.close()
+
+
+def test_a_campaign_landing_engages_and_counts_its_clicks(demo: dict[str, Any]) -> None:
+    shop, srv = demo["shop"], demo["srv"]
+    page = demo["browser"].new_context(user_agent=UA).new_page()
+    page.set_default_timeout(10_000)
+    page.goto(shop.url + "/?utm_source=news&utm_medium=email&utm_campaign=spring&gclid=abc&email=me@x.example")
+    page.mouse.wheel(0, 2000)  # a scroll past a quarter of the screen: the first interaction
+    page.wait_for_timeout(300)
+    page.click("text=Trail runner shoes")  # the first click reaches a product
+    page.wait_for_selector("text=Add to cart")
+    sid = page.evaluate("JSON.parse(localStorage.chainlens_id).s")
+    page.close(run_before_unload=True)
+    deadline = time.monotonic() + 20
+    while True:
+        got = srv.sql(f"SELECT type, step, name, url, props FROM events FINAL WHERE session_id = '{sid}' ORDER BY ts")
+        if any(r["step"] == "select" and r["type"] == "page" for r in got) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    landing = next(r for r in got if r["type"] == "page")
+    assert landing["props"] == {"utm_source": "news", "utm_medium": "email", "utm_campaign": "spring",
+                                "click_id": "gclid"}
+    assert "?" not in landing["url"] and "me@x" not in str(got)  # the rest of the query is never stored
+    assert [r["name"] for r in got if r["type"] == "track" and r["name"] == "engage"] == ["engage"]
+    product = next(r for r in got if r["type"] == "page" and r["step"] == "select")
+    assert product["props"]["clicks"] == "1"
 
 
 def test_every_demo_page_runs_without_a_page_error_and_pushes_its_ga4_events(demo: dict[str, Any]) -> None:
@@ -246,13 +329,14 @@ def test_trends_alerts_and_the_device_filter(demo: dict[str, Any]) -> None:
     expected = srv.sql(
         "SELECT step, sum(reached) AS reached, sum(continued) AS continued, sum(abandoned) AS abandoned "
         f"FROM checkout_abandonment_daily WHERE site_id = 'demo' AND day BETWEEN '{start}' AND '{end}' "
-        "AND device = 'mobile' AND visitor = 'all' GROUP BY step, step_index ORDER BY step_index")
+        "AND device = 'mobile' AND visitor = 'all' AND segment = 'all' GROUP BY step, step_index ORDER BY step_index")
     assert cells == [[r["step"], str(r["reached"]), str(r["continued"]), str(r["abandoned"])] for r in expected]
     # One trend line per checkout step, a point per day of the range.
     points = page.eval_on_selector_all("svg.trend", "svgs => svgs.map(s => [s.dataset.step, "
                                        "s.querySelectorAll('circle').length])")
     days = srv.sql("SELECT step, count() AS n FROM checkout_abandonment_daily WHERE site_id = 'demo' "
                    f"AND day BETWEEN '{start}' AND '{end}' AND device = 'mobile' AND visitor = 'all' "
+                   "AND segment = 'all' "
                    "GROUP BY step, step_index ORDER BY step_index")
     assert points == [[r["step"], int(r["n"])] for r in days]
     # The alerts panel: one line per episode, open ones first, as the alerts table holds them.

@@ -15,7 +15,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from chainlens.core.contract import Client, validate_event
-from chainlens.core.settings import Settings, from_mapping
+from chainlens.core.settings import ConfigError, Settings, from_mapping
 from ingestion import store
 from ingestion.rollup import TABLES, rollup
 from tests import reference as ref
@@ -51,9 +51,10 @@ def load(client: Any, settings: Settings, events: list[ref.Ev], *, received_ms: 
     site = settings.sites[0]
     rows = []
     for e in events:
-        raw = {"id": e.id, "type": e.type, "ts": e.ts, "sid": e.session, "aid": "a-" + e.session, "sn": e.sn,
-               "step": e.step or None, "name": e.name or None, "props": e.props or None, "value": e.value,
-               "order_id": e.order_id or None}
+        raw = {"id": e.id, "type": e.type, "ts": e.ts, "sid": e.session, "aid": e.anon or "a-" + e.session,
+               "sn": e.sn, "step": e.step or None, "name": e.name or None, "props": e.props or None,
+               "value": e.value, "order_id": e.order_id or None, "url": e.url or None, "ref": e.ref or None,
+               "nc": e.clicks or None}
         rows.append(validate_event(raw, site=site, client=Client(device=e.device, is_bot=e.bot),
                                    received_ms=received_ms, sent_at=None, age_limit=False))
     # A fresh token: an identical block inserted by an earlier example must not be deduplicated away.
@@ -66,7 +67,13 @@ def ev(session: str, minute: float, kind: str, step: str = "", name: str = "", *
                   id=kw.pop("id", str(uuid.uuid4())), **kw)
 
 
-def table(client: Any, name: str, where: str = "1") -> list[dict[str, Any]]:
+SEGMENTED = ("chain_daily", "checkout_abandonment_daily", "step_timing_daily", "obstacle_impact_daily")
+
+
+def table(client: Any, name: str, where: str = "1", *, segment: str | None = "all") -> list[dict[str, Any]]:
+    """A table's rows; the segmented tables' whole-site rows unless `segment` says otherwise."""
+    if name in SEGMENTED and segment is not None:
+        where += f" AND segment = '{segment}'"
     result = client.query(f"SELECT * FROM {name} WHERE {where}")
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
@@ -182,6 +189,12 @@ def test_days_follow_the_site_time_zone(db: Any, tmp_path: Path) -> None:
 KINDS = ["shipping_cost_shown", "payment_declined", "js_error"]
 
 
+LANDINGS = ["https://shop.example/", "https://shop.example/sale?utm_source=news&utm_medium=email&utm_campaign=spring",
+            "https://shop.example/p/1?gclid=x1", "https://shop.example/p/2?utm_source=ig&fbclid=y",
+            "https://shop.example/search?q=boots"]
+REFERRERS = ["", "https://www.google.com/search", "https://shop.example/cart", "https://blog.example/post"]
+
+
 @st.composite
 def event_sets(draw: Any) -> list[ref.Ev]:
     events: list[ref.Ev] = []
@@ -190,12 +203,15 @@ def event_sets(draw: Any) -> list[ref.Ev]:
         device = draw(st.sampled_from(["desktop", "mobile", "tablet"]))
         sn = draw(st.integers(1, 3))
         bot = draw(st.booleans()) and draw(st.booleans()) and draw(st.booleans())
+        anon = draw(st.sampled_from(["", "v1", "v2"]))  # some visitors come back in another session
+        landing, referrer = draw(st.sampled_from(LANDINGS)), draw(st.sampled_from(REFERRERS))
         t = NOW_MS - draw(st.integers(40, 4 * 24 * 60)) * M  # some sessions still open
-        for _ in range(draw(st.integers(1, 8))):  # distinct events get distinct ids; copies share theirs
-            t += draw(st.integers(0, 20)) * M + draw(st.integers(0, 999))
+        clicks = 0
+        for i in range(draw(st.integers(1, 8))):  # distinct events get distinct ids; copies share theirs
+            t += draw(st.integers(0, 20)) * M + draw(st.integers(1, 999))  # no two events at one time
             if t > NOW_MS:
                 break
-            kind = draw(st.sampled_from(["page", "step", "obstacle", "track"]))
+            kind = draw(st.sampled_from(["page", "step", "obstacle", "track", "track"]))
             step = draw(st.sampled_from(CHAIN + [""])) if kind in ("page", "track") else draw(st.sampled_from(CHAIN))
             props = {}
             if kind == "step" and step == "select":
@@ -205,10 +221,16 @@ def event_sets(draw: Any) -> list[ref.Ev]:
             if step == CHAIN[-1] and kind in ("step", "track"):  # purchases, some sent twice for one order
                 value = draw(st.sampled_from([None, 19.9, 59.9]))
                 order = draw(st.sampled_from(["", "o-1", "o-2"]))
-            e = ref.Ev(session=sid, ts=t, type=kind, step=step,
-                       name=draw(st.sampled_from(KINDS)) if kind in ("obstacle", "track") else "",
+            elif kind == "step" and step in CHAIN[3:]:
+                value = draw(st.sampled_from([None, 25.0, 120.0]))  # the cart's value as it goes
+            clicks += draw(st.integers(0, 2))
+            name = (draw(st.sampled_from([*KINDS, "engage"])) if kind == "track" else
+                    draw(st.sampled_from(KINDS)) if kind == "obstacle" else "")
+            e = ref.Ev(session=sid, ts=t, type=kind, step=step, name=name,
                        props=props, device=device, sn=sn, bot=bot, id=str(uuid.UUID(int=len(events) + 1)),
-                       value=value, order_id=order)
+                       value=value, order_id=order, anon=anon,
+                       url=landing if i == 0 else f"https://shop.example/{step or 'about'}", ref=referrer,
+                       clicks=clicks if kind in ("page", "step") else 0)
             events.append(e)
             if draw(st.integers(0, 9)) == 0:
                 events.append(e)  # a retried copy
@@ -232,29 +254,50 @@ def _same(got: dict[tuple, tuple], want: dict[tuple, tuple]) -> None:
 @given(events=event_sets(), tz=st.sampled_from(["UTC", "Asia/Kolkata", "America/Los_Angeles"]))
 def test_every_figure_matches_the_definitions(db: Any, tmp_path: Path, events: list[ref.Ev], tz: str) -> None:
     reset(db)
-    settings = site_settings(tmp_path, tz)
+    settings = from_mapping(make_config(tmp_path, sites=[site_config(
+        timezone=tz, segments=[{"name": "big_basket", "where": "cart_value >= 100"}])]))
     load(db, settings, events)
     rollup(db, settings, now=NOW)
     ss = ref.sessions(events, chain=CHAIN, tz=tz, now_ms=NOW_MS, timeout_s=settings.rollup.session_timeout_s)
-    assert len(table(db, "chain_sessions")) == len(ss)
-    assert sorted(round(r["revenue"], 6) for r in table(db, "chain_sessions")) == sorted(
-        round(s.revenue, 6) for s in ss)
-    _same({(r["day"], r["step"], r["step_index"], r["device"], r["visitor"]):
-           (r["sessions_reached"], r["sessions_purchased"]) for r in table(db, "chain_daily")},
+    ref.segment(ss, CHAIN, own=(("big_basket", lambda s: s.cart_value >= 100),))
+    got = table(db, "chain_sessions")
+    assert len(got) == len(ss)
+    assert sorted(round(r["revenue"], 6) for r in got) == sorted(round(s.revenue, 6) for s in ss)
+    fields = ("segment", "landing_path", "source", "medium", "campaign", "pages", "product_views", "searches",
+              "cart_value", "first_interaction_ms", "clicks_to_goal", "earlier_cart")
+    assert sorted((tuple(r[f] for f in fields) for r in got), key=repr) == sorted(
+        (tuple(getattr(s, f) for f in fields) for s in ss), key=repr), "per-session landing, campaign and segment"
+    _same({(r["day"], r["step"], r["step_index"], r["device"], r["visitor"], r["segment"]):
+           (r["sessions_reached"], r["sessions_purchased"]) for r in table(db, "chain_daily", segment=None)},
           ref.chain_daily(ss, CHAIN))
-    _same({(r["day"], r["step"], r["step_index"], r["device"], r["visitor"]):
+    _same({(r["day"], r["step"], r["step_index"], r["device"], r["visitor"], r["segment"]):
            (r["reached"], r["continued"], r["abandoned"], r["abandonment_rate"], r["median_ms_before_abandon"])
-           for r in table(db, "checkout_abandonment_daily")}, ref.checkout_abandonment(ss, CHAIN, CHECKOUT))
-    _same({(r["day"], r["step"], r["next_step"], r["device"], r["visitor"]):
+           for r in table(db, "checkout_abandonment_daily", segment=None)},
+          ref.checkout_abandonment(ss, CHAIN, CHECKOUT))
+    _same({(r["day"], r["step"], r["next_step"], r["device"], r["visitor"], r["segment"]):
            (r["transitions"], r["p50_ms"], r["p75_ms"], r["p90_ms"], r["p99_ms"])
-           for r in table(db, "step_timing_daily")}, ref.step_timing(ss))
-    _same({(r["day"], r["step"], r["kind"]):
+           for r in table(db, "step_timing_daily", segment=None)}, ref.step_timing(ss))
+    _same({(r["day"], r["step"], r["kind"], r["segment"]):
            (r["sessions_with"], r["abandoned_with"], r["rate_with"], r["rate_without"], r["lift"])
-           for r in table(db, "obstacle_impact_daily")}, ref.obstacle_impact(ss, CHAIN))
-    _same({(r["day"], r["step"], r["kind"]):
+           for r in table(db, "obstacle_impact_daily", segment=None)}, ref.obstacle_impact(ss, CHAIN))
+    _same({(r["day"], r["step"], r["kind"], r["segment"]):
            (r["diff"], r["diff_low"], r["diff_high"], r["orders_lost"], r["insufficient"], r["revenue_at_stake"])
-           for r in table(db, "obstacle_impact_daily")},
+           for r in table(db, "obstacle_impact_daily", segment=None)},
           ref.obstacle_cost(ss, CHAIN, min_sample=settings.sites[0].obstacle_min_sample))
+    _same({(r["day"], r["landing_path"], r["source"], r["device"], r["segment"]):
+           (r["sessions"], r["engaged_7s"], r["bounced"], r["reached_select_in_3_clicks"],
+            r["median_s_to_first_interaction"]) for r in table(db, "landing_engagement_daily")},
+          ref.landing_engagement(ss))
+    want = ref.campaigns(ss)
+    got_campaigns = {(r["day"], r["source"], r["medium"], r["campaign"], r["device"]): r
+                     for r in table(db, "campaign_daily")}
+    assert set(got_campaigns) == set(want)
+    for key, (sessions, carts, orders, revenue, left, rate) in want.items():
+        r = got_campaigns[key]
+        assert (r["sessions"], r["carts"], r["orders"], r["carts_abandoned"]) == (sessions, carts, orders, left), key
+        assert _close(r["cart_abandonment"], rate), key
+        assert {c: round(v, 6) for c, v in r["revenue"].items() if v} == {
+            c: round(v, 6) for c, v in revenue.items() if v}, key
     _same({r["day"]: (r["detail_views"], r["fast_track_views"], r["rate"]) for r in table(db, "fast_track_daily")},
           ref.fast_track(ss))
 
@@ -273,3 +316,70 @@ def test_the_difference_interval_matches_newcombes_published_cases(
     assert [round(x, 4) for x in ref.newcombe(k1, n1, k2, n2)] == [low, high]
     got = db.query(f"SELECT chainlens_diff_low({k1}, {n1}, {k2}, {n2}), chainlens_diff_high({k1}, {n1}, {k2}, {n2})")
     assert [round(x, 4) for x in got.result_rows[0]] == [low, high]
+
+
+def segment_sessions() -> list[ref.Ev]:
+    news = "https://shop.example/sale?utm_source=news&utm_medium=email&utm_campaign=spring&email=a@b.example"
+    return [
+        # Q: decisive, landing from a newsletter, engaged at 3 s, at the cart in 2 minutes after one product.
+        ev("Q", 0, "page", "discover", url=news), ev("Q", 0.05, "track", "discover", "engage"),
+        ev("Q", 1, "page", "select", url="https://shop.example/product/1", clicks=1),
+        ev("Q", 2, "page", "cart", url="https://shop.example/cart", clicks=2),
+        ev("Q", 3, "step", "purchase", value=80.0),
+        # R: a researcher: two searches and six product pages, from Google Ads, never engaged by hand.
+        ev("R", 0, "page", "search", url="https://shop.example/search?q=x&gclid=abc"),
+        ev("R", 1, "page", "search", url="https://shop.example/search"),
+        *[ev("R", 2 + i, "page", "select", url=f"https://shop.example/product/{i}", clicks=4 + i) for i in range(6)],
+        # S then T: one visitor leaves a cart, comes back the next session (returning_to_finish).
+        ev("S", 0, "page", "discover", anon="v", ref="https://blog.example/post"),
+        ev("S", 10, "page", "cart", anon="v"),
+        ev("T", 120, "page", "discover", anon="v"),
+        ev("T", 130, "step", "cart", anon="v", value=150.0),
+        # U: one page, nothing done: a bounce, direct.
+        ev("U", 0, "page", "discover", url="https://shop.example/about"),
+    ]
+
+
+def test_segments_landing_and_campaigns_by_hand(db: Any, tmp_path: Path) -> None:
+    reset(db)
+    config = make_config(tmp_path, sites=[site_config(segments=[{"name": "big_basket", "where": "cart_value >= 100"}])])
+    load(db, from_mapping(config), segment_sessions())
+    rollup(db, from_mapping(config), now=NOW)
+    got = {r["session_id"]: r for r in table(db, "chain_sessions")}
+    assert {k: r["segment"] for k, r in got.items()} == {
+        "Q": "decisive", "R": "researcher", "S": "browser", "T": "big_basket", "U": "browser"}
+    assert (got["Q"]["source"], got["Q"]["medium"], got["Q"]["campaign"]) == ("news", "email", "spring")
+    assert (got["R"]["source"], got["R"]["medium"], got["R"]["click_id"]) == ("google", "cpc", "gclid")
+    assert (got["S"]["source"], got["S"]["medium"]) == ("blog.example", "referral")
+    assert (got["U"]["source"], got["U"]["medium"], got["U"]["landing_path"]) == ("direct", "(none)", "/about")
+    assert got["Q"]["landing_path"] == "/sale" and got["Q"]["first_interaction_ms"] == 3000
+    assert got["Q"]["clicks_to_goal"] == 1 and got["R"]["clicks_to_goal"] == 4 and got["U"]["clicks_to_goal"] is None
+    assert (got["R"]["product_views"], got["R"]["searches"]) == (6, 2)
+    assert got["T"]["earlier_cart"] and not got["S"]["earlier_cart"]
+
+    # A segment's definition changes: re-running over the days re-materializes them.
+    config["sites"][0]["segments"] = [{"name": "big_basket", "where": "cart_value >= 200"}]
+    rollup(db, from_mapping(config), now=NOW, since=(NOW - dt.timedelta(days=3)).date())
+    assert {r["session_id"]: r["segment"] for r in table(db, "chain_sessions")}["T"] == "returning_to_finish"
+    cart = {r["segment"]: r for r in table(db, "checkout_abandonment_daily", "step = 'cart' AND device = 'all' "
+                                        "AND visitor = 'all'", segment=None)}
+    assert (cart["returning_to_finish"]["reached"], cart["returning_to_finish"]["abandoned"]) == (1, 1)
+    assert (cart["all"]["reached"], cart["decisive"]["reached"]) == (3, 1) and "big_basket" not in cart
+
+    landing = {(r["landing_path"], r["source"]): r for r in table(
+        db, "landing_engagement_daily", "device = 'all' AND segment = 'all'")}
+    assert (landing[("/sale", "all")]["engaged_7s"], landing[("/about", "all")]["bounced"]) == (1, 1)
+    whole = landing[("all", "all")]
+    assert (whole["sessions"], whole["engaged_7s"], whole["bounced"],
+            whole["reached_select_in_3_clicks"]) == (5, 1, 1, 1)
+    campaigns = {(r["source"], r["medium"], r["campaign"]): r for r in table(db, "campaign_daily", "device = 'all'")}
+    spring = campaigns[("news", "email", "spring")]
+    assert (spring["sessions"], spring["carts"], spring["orders"], spring["revenue"]) == (1, 1, 1, {"": 80.0})
+    assert campaigns[("all", "all", "all")]["cart_abandonment"] == pytest.approx(2 / 3)
+
+
+def test_a_segment_the_store_cannot_type_stops_the_rollup_naming_it(db: Any, tmp_path: Path) -> None:
+    reset(db)
+    config = make_config(tmp_path, sites=[site_config(segments=[{"name": "odd", "where": "lower(cart_value) = 1"}])])
+    with pytest.raises(ConfigError, match="odd"):
+        rollup(db, from_mapping(config), now=NOW)

@@ -50,6 +50,14 @@ def test_file_env_and_dsn_override(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     ("[[sites]]\nid = \"a\"\ntimezone = \"Mars/Olympus\"\n", "sites[0].timezone", "unknown time zone"),
     ("[[sites]]\nid = \"a\"\n[sites.step_urls]\nwarp = [\"/w\"]\n", "sites[0].step_urls.warp", "not a step"),
     ("[store\n", "-", "not valid TOML"),
+    ("[[sites]]\nid = \"a\"\n[[sites.segments]]\nname = \"vip\"\nwhere = \"cart_valu >= 100\"\n",
+     "sites[0].segments[0].where", "segment 'vip': unknown column 'cart_valu'"),
+    ("[[sites]]\nid = \"a\"\n[[sites.segments]]\nname = \"vip\"\nwhere = \"(revenue > 1\"\n",
+     "sites[0].segments[0].where", "segment 'vip': unbalanced parentheses"),
+    ("[[sites]]\nid = \"a\"\n[[sites.segments]]\nname = \"vip\"\nwhere = \"1; DROP TABLE events\"\n",
+     "sites[0].segments[0].where", "segment 'vip': cannot read"),
+    ("[[sites]]\nid = \"a\"\n[[sites.segments]]\nname = \"decisive\"\nwhere = \"revenue > 1\"\n",
+     "sites[0].segments[0].name", "already defined"),
 ])
 def test_bad_config_exits_2_naming_file_key_and_reason(tmp_path: Path, toml: str, key: str, reason: str) -> None:
     path = tmp_path / "bad.toml"

@@ -23,6 +23,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
 import msgspec
 import orjson
@@ -46,6 +47,7 @@ MAX_URL = 2048
 MAX_PROPS = 32
 MAX_PROP_VALUE = 256
 MAX_SESSION_NUMBER = 10_000_000
+MAX_CLICKS = 1_000_000
 SKEW_TOLERANCE_MS = 2_000  # below this the client's ts is kept, so transit delay never reorders events
 MAX_AGE_MS = 7 * 24 * 3600 * 1000
 FUTURE_TOLERANCE_MS = 5_000
@@ -224,6 +226,8 @@ FIELDS: dict[str, Field] = {
     "value": Field(Number(strict=int | float)),
     "currency": Field(_text(8)),
     "order_id": Field(_text(MAX_ID, ids=True)),
+    "nc": Field(Number(-1, MAX_CLICKS, integer=True, what="not a click count",
+                       strict=Annotated[int, msgspec.Meta(ge=0, le=MAX_CLICKS)])),
 }
 
 Event = msgspec.defstruct("Event", [
@@ -353,14 +357,19 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
     # event the site maps is that step; an event on a page a URL rule matches is on that step.
     if not step and kind == "track" and name in site.event_steps:
         kind, step = "step", site.event_steps[name]
-    if not step and e.url and kind != "identify" and site.step_urls:
-        step = site.step_for_url(e.url)
+    url = e.url or ""
+    if not step and url and kind != "identify" and site.step_urls:
+        step = site.step_for_url(scrub_url(url, True))
     needed = NEEDS.get(kind)
     if needed and not (step if needed == "step" else name):
         raise EventError(needed, "missing")
     if step and step not in site.chain_steps:
         raise EventError("step", f"{step!r} is not a step of site {site.id!r}'s chain")
     props = stored_props(e.props)
+    if kind == "page" and "?" in url:
+        props.update(campaign_props(url))
+    if e.nc and kind in ("page", "step"):  # what enters a step: clicks to reach it
+        props["clicks"] = str(e.nc)
     value = e.value
     if value is not None and not is_number(value):
         raise EventError("value", "not a number")
@@ -369,9 +378,10 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
     return [
         site.id, e.id.lower(), e.sid, e.aid or "", e.uid or "", e.sn,
         kind, step, name, ts / 1000, client_ts / 1000, received_ms / 1000,
-        scrub_url(e.url or "", site.scrub_query), scrub_url(e.ref or "", site.scrub_query),
+        scrub_url(url, site.scrub_query), scrub_url(e.ref or "", site.scrub_query),
         props, None if value is None else float(value),
-        e.currency or props.get("currency", "")[:8], e.order_id or props.get("order_id", "")[:MAX_ID],
+        e.currency or props.get("currency", "")[:8],
+        e.order_id or (props.get("order_id") or props.get("transaction_id", ""))[:MAX_ID],
         client.device, client.browser, client.os, client.is_bot,
     ]
 
@@ -481,6 +491,23 @@ def rejected_row(*, received_ms: int, site_id: str, source: str, reason: str, pa
 
 def _dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=repr)
+
+
+CAMPAIGN_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+CLICK_IDS = ("gclid", "fbclid", "msclkid")  # ad click ids: which one was there, never its value
+
+
+def campaign_props(url: str) -> dict[str, str]:
+    """A landing URL's campaign: its UTM parameters, and `click_id` naming the ad click id
+    present (docs/metrics.md, "Campaigns"). Kept even when the rest of the query is scrubbed."""
+    out: dict[str, str] = {}
+    query = url.split("#", 1)[0].split("?", 1)[1]
+    for key, value in parse_qsl(query, keep_blank_values=True):  # url is ≤ MAX_URL
+        if key in CAMPAIGN_PARAMS and value.strip():
+            out[key] = value.strip()[:MAX_PROP_VALUE]
+        elif key in CLICK_IDS and "click_id" not in out:
+            out["click_id"] = key
+    return out
 
 
 def scrub_url(url: str, scrub: bool) -> str:

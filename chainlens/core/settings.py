@@ -121,6 +121,83 @@ class FastTrackSettings:
 
 
 @dataclass(frozen=True)
+class BehaviorSettings:
+    """The built-in behavior segments' thresholds (docs/metrics.md, "Behavior segments")."""
+
+    product_step: str = ""  # "": the Fast Track step ([sites.fast_track] step, "select")
+    search_step: str = ""  # "": the chain step before the product step ("search")
+    decisive_minutes: float = 3  # reached the cart step within this long of the session's first event,
+    decisive_max_views: int = 2  # after at most this many product views and no search
+    researcher_views: int = 5  # this many product views or more,
+    researcher_searches: int = 2  # or this many searches or more
+    returning_days: int = 30  # how far back a visitor's earlier cart without a purchase is looked for
+
+
+@dataclass(frozen=True)
+class LandingSettings:
+    """The first seconds on a landing page (docs/metrics.md, "Landing engagement")."""
+
+    engaged_s: float = 7  # a first interaction within this long is engaged
+    clicks: int = 3  # reached goal_step within this many clicks
+    goal_step: str = ""  # "": the product step
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A site's own behavior segment: sessions for which `where` (ClickHouse, over
+    chain_sessions' columns) is true, checked before the built-ins, in order."""
+
+    name: str
+    where: str
+
+
+BUILTIN_SEGMENTS = ("decisive", "researcher", "returning_to_finish", "browser")
+
+# chain_sessions' columns a segment's `where` may use (docs/metrics.md, "Sessions"); a test
+# checks this list against the table itself.
+SESSION_COLUMNS = frozenset({
+    "site_id", "day", "session_id", "anon_id", "started_at", "ended_at", "device", "visitor", "steps",
+    "entered", "furthest", "furthest_index", "purchased", "abandoned_at", "obstacle_steps", "obstacle_kinds",
+    "detail_views", "fast_track_views", "events", "transitions", "ms_before_abandon", "revenue", "currency",
+    "source", "medium", "campaign", "term", "content", "click_id", "referrer_host", "landing_path", "pages",
+    "product_views", "searches", "cart_value", "first_interaction_ms", "clicks_to_goal", "earlier_cart",
+})
+_SQL_WORDS = frozenset({
+    "and", "or", "not", "in", "is", "null", "like", "ilike", "between", "true", "false", "case", "when",
+    "then", "else", "end", "interval", "second", "minute", "hour", "day", "week", "month", "year",
+})
+_TOKEN = re.compile(r"""\s+|'(?:[^'\\]|\\.)*'|\d+(?:\.\d+)?(?:e[+-]?\d+)?|[A-Za-z_][A-Za-z0-9_.]*"""
+                    r"""|<=|>=|!=|<>|==|[-+*/%<>=(),\[\]]""", re.I)
+
+
+def check_segment_where(where: str) -> str:
+    """"" when `where` reads as an expression over chain_sessions' columns, else the problem.
+    The store checks types when a rollup starts (ingestion/rollup.py, check_segments)."""
+    pos, depth, prev = 0, 0, ""
+    while pos < len(where):
+        match = _TOKEN.match(where, pos)
+        if not match:
+            return f"cannot read {where[pos:pos + 20]!r}"
+        token, pos = match.group(), match.end()
+        if token.isspace():
+            continue
+        depth += {"(": 1, ")": -1}.get(token, 0)
+        if depth < 0:
+            return "unbalanced parentheses"
+        if token[0].isalpha() or token[0] == "_":
+            lower = token.lower()
+            if lower in ("select", "from", "settings", "format"):
+                return f"{token!r}: a condition, not a query"
+            follows = where[pos:].lstrip()[:1]
+            if follows != "(" and lower not in _SQL_WORDS and token not in SESSION_COLUMNS:
+                return f"unknown column {token!r} (chain_sessions has {', '.join(sorted(SESSION_COLUMNS))})"
+        prev = token
+    if depth:
+        return "unbalanced parentheses"
+    return "" if prev else "empty"
+
+
+@dataclass(frozen=True)
 class Site:
     id: str
     origins: tuple[str, ...] = ()
@@ -133,6 +210,9 @@ class Site:
     alerts: AlertSettings = AlertSettings()
     fast_track: FastTrackSettings = FastTrackSettings()
     obstacle_min_sample: int = 30  # sessions on each side below which an obstacle's figures are `insufficient`
+    segments: tuple[Segment, ...] = ()  # [[sites.segments]], before the built-in ones
+    behavior: BehaviorSettings = BehaviorSettings()
+    landing: LandingSettings = LandingSettings()
     cookieless: bool = False  # the snippet stores nothing in the browser
     require_consent: bool = False  # the snippet waits for chainlens('consent', true)
     session_minutes: int = 30
@@ -181,6 +261,21 @@ class Site:
         out["purchase"] = out["checkout_completed"] = last
         out.update(self.events)
         return out
+
+    @property
+    def product_step(self) -> str:
+        return self.behavior.product_step or self.fast_track.step
+
+    @property
+    def search_step(self) -> str:
+        if self.behavior.search_step:
+            return self.behavior.search_step
+        at = self.chain.index(self.product_step) if self.product_step in self.chain else 0
+        return self.chain[at - 1] if at > 0 else ""
+
+    @property
+    def goal_step(self) -> str:
+        return self.landing.goal_step or self.product_step
 
     @property
     def checkout_steps(self) -> tuple[str, ...]:
@@ -321,6 +416,22 @@ def _check_site(site: Site, source: str, where: str) -> None:
     for name, step in site.events.items():
         if step not in site.chain:
             raise ConfigError(source, f"{where}.events.{name}", f"{step!r} is not a step of the chain")
+    for step, key in ((site.behavior.product_step, "behavior.product_step"),
+                      (site.behavior.search_step, "behavior.search_step"),
+                      (site.landing.goal_step, "landing.goal_step")):
+        if step and step not in site.chain:
+            raise ConfigError(source, f"{where}.{key}", f"{step!r} is not a step of the chain")
+    names: set[str] = set()
+    for i, segment in enumerate(site.segments):
+        key = f"{where}.segments[{i}]"
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", segment.name):
+            raise ConfigError(source, f"{key}.name", "must be lowercase letters, digits or '_', at most 40")
+        if segment.name in names or segment.name in (*BUILTIN_SEGMENTS, "all"):
+            raise ConfigError(source, f"{key}.name", f"segment {segment.name!r} is already defined")
+        names.add(segment.name)
+        problem = check_segment_where(segment.where)
+        if problem:
+            raise ConfigError(source, f"{key}.where", f"segment {segment.name!r}: {problem}")
     try:
         zoneinfo.ZoneInfo(site.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -369,6 +480,10 @@ def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(source, key, f"expected a string, got {value!r}")
+    if origin is tuple and dataclasses.is_dataclass(typing.get_args(hint)[0]):
+        if not isinstance(value, list):
+            raise ConfigError(source, key, "expected an array of tables")
+        return tuple(_build(typing.get_args(hint)[0], v, source, f"{key}[{i}]") for i, v in enumerate(value))
     if origin is tuple:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
@@ -398,12 +513,18 @@ def dump_toml(config: Mapping[str, Any]) -> str:
     def key(k: str) -> str:  # step names such as checkout.info need quoting
         return k if k.replace("_", "").replace("-", "").isalnum() else value(k)
 
+    def tables(v: Any) -> bool:
+        return isinstance(v, list | tuple) and bool(v) and all(isinstance(x, Mapping) for x in v)
+
     def table(name: str, body: Mapping[str, Any], array: bool = False) -> None:
         lines.append(f"[[{name}]]" if array else f"[{name}]")
-        lines.extend(f"{key(k)} = {value(v)}" for k, v in body.items() if not isinstance(v, Mapping))
+        lines.extend(f"{key(k)} = {value(v)}" for k, v in body.items() if not isinstance(v, Mapping) and not tables(v))
         for k, v in body.items():
             if isinstance(v, Mapping):
                 table(f"{name}.{k}", v)
+            elif tables(v):
+                for item in v:
+                    table(f"{name}.{k}", item, array=True)
 
     for section, body in config.items():
         if section == "sites":

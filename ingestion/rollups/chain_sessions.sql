@@ -8,63 +8,154 @@
 -- use uniqExact(event_id), so each event id is counted once.
 -- {lo}/{hi} bound the scan to the days asked for, a day either side (sessions
 -- are assumed to last less than a day).
+-- The segment is the first of the site's [[sites.segments]] whose `where` holds (put in
+-- place of the SEGMENTS marker by ingestion/rollup.py), then the built-ins ("Behavior segments").
 INSERT INTO chain_sessions_staging (site_id, day, session_id, anon_id, started_at, ended_at, device, visitor,
     steps, entered, furthest_index, furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds,
-    detail_views, fast_track_views, events, transitions, ms_before_abandon, revenue, currency, source)
-WITH {chain:Array(String)} AS chain
+    detail_views, fast_track_views, events, transitions, ms_before_abandon, revenue, currency, source,
+    medium, campaign, term, content, click_id, referrer_host, landing_path, pages, product_views, searches,
+    cart_value, first_interaction_ms, clicks_to_goal, earlier_cart, segment)
 SELECT
-    site_id, day, session_id, anon_id, started_at, ended_at, device, visitor,
-    arrayMap(p -> p.1, ordered) AS steps,
-    arrayMap(p -> fromUnixTimestamp64Milli(p.2, 'UTC'), ordered) AS entered,
-    if(empty(steps), 0, arrayMax(arrayMap(s -> indexOf(chain, s), steps))) AS furthest_index,
-    if(furthest_index = 0, '', chain[furthest_index]) AS furthest,
-    furthest_index = length(chain) AS purchased,
-    if(purchased, '', furthest) AS abandoned_at,
-    arrayMap(o -> o.1, obstacles) AS obstacle_steps,
-    arrayMap(o -> o.2, obstacles) AS obstacle_kinds,
-    detail_views, fast_track_views, events,
-    -- docs/metrics.md "Step timing": consecutive steps by first entry, backward moves included
-    arrayMap(i -> (steps[i], steps[i + 1],
-        toFloat64(toUnixTimestamp64Milli(entered[i + 1]) - toUnixTimestamp64Milli(entered[i]))),
-        range(1, length(steps))) AS transitions,
-    -- docs/metrics.md "Time before abandoning"
-    if(abandoned_at = '', NULL, toFloat64(toUnixTimestamp64Milli(ended_at)
-        - toUnixTimestamp64Milli(entered[indexOf(steps, abandoned_at)]))) AS ms_before_abandon,
-    -- docs/metrics.md "Orders and revenue"
-    arraySum(arrayMap(o -> o.2, orders)) AS revenue, currency,
-    if(first_referrer_host = '', 'direct', first_referrer_host) AS source
+    site_id, day, session_id, anon_id, started_at, ended_at, device, visitor, steps, entered, furthest_index,
+    furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds, detail_views, fast_track_views, events,
+    transitions, ms_before_abandon, revenue, currency, source, medium, campaign, term, content, click_id,
+    referrer_host, landing_path, pages, product_views, searches, cart_value, first_interaction_ms,
+    clicks_to_goal, earlier_cart,
+    multiIf(
+        /*SEGMENTS*/
+        has(steps, {cart:String}) AND toUnixTimestamp64Milli(entered[indexOf(steps, {cart:String})])
+            - toUnixTimestamp64Milli(started_at) <= {decisive_ms:Float64}
+            AND product_views <= {decisive_views:UInt32} AND searches = 0, 'decisive',
+        product_views >= {researcher_views:UInt32} OR searches >= {researcher_searches:UInt32}, 'researcher',
+        earlier_cart, 'returning_to_finish',
+        'browser') AS segment
 FROM
 (
     SELECT
-        site_id,
-        session_id,
-        argMin(anon_id, ts) AS anon_id,
-        min(ts) AS started_at,
-        max(ts) AS ended_at,
-        toDate(started_at, {tz:String}) AS day,
-        argMin(device, ts) AS device,
-        if(argMin(session_number, ts) <= 1, 'new', 'returning') AS visitor,
-        minMapIf([step], [toUnixTimestamp64Milli(ts)], has(chain, step)) AS first_entry,
-        -- steps by first entry; equal times keep chain order
-        arraySort(p -> (p.2, indexOf(chain, p.1)), arrayZip(first_entry.1, first_entry.2)) AS ordered,
-        arraySort(groupUniqArrayIf((step, name), type = 'obstacle' AND has(chain, step))) AS obstacles,
-        -- docs/metrics.md "Fast Track In Stock": the site's product step, props and days ([sites.fast_track])
-        uniqExactIf(event_id, type = 'step' AND step = {ft_step:String}) AS detail_views,
-        uniqExactIf(event_id, type = 'step' AND step = {ft_step:String} AND props[{ft_in_stock:String}] = 'true'
-                    AND toFloat64OrNull(props[{ft_ship_days:String}]) <= {ft_days:Float64}) AS fast_track_views,
-        uniqExact(event_id) AS events,
-        -- each order once: by its id, else by the event (a retried copy has the same id)
-        groupUniqArrayIf((if(order_id = '', toString(event_id), order_id), assumeNotNull(value)),
-                         step = chain[length(chain)] AND value IS NOT NULL) AS orders,
-        argMaxIf(currency, ts, step = chain[length(chain)] AND currency != '') AS currency,
-        -- the store's own pages are not a source (a session that began after a pause)
-        if(domainWithoutWWW(argMin(referrer, ts)) = domainWithoutWWW(argMin(url, ts)), '',
-           domainWithoutWWW(argMin(referrer, ts))) AS first_referrer_host
-    FROM events
-    WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
-    GROUP BY site_id, session_id
-    HAVING day IN {days:Array(Date)} AND ended_at < {closed_before:DateTime64(3)}
+        site_id, day, session_id, anon_id, started_at, ended_at, device, visitor, steps, entered,
+        furthest_index, furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds, detail_views,
+        fast_track_views, events, transitions, ms_before_abandon, revenue, currency, source, medium, campaign,
+        term, content, click_id, referrer_host, landing_path, pages, product_views, searches, cart_value,
+        first_interaction_ms, clicks_to_goal,
+        -- docs/metrics.md "Behavior segments": an earlier session of the visitor reached the cart
+        -- step without a purchase, in these days (a window over a narrow pass: the session, its
+        -- visitor, start and whether it left a cart) or the returning_days before them
+        anon_id != '' AND (session_id IN (
+                               SELECT session_id FROM (
+                                   SELECT session_id, max(left_cart) OVER (PARTITION BY anon_id ORDER BY started_at
+                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
+                                   FROM (
+                                       SELECT session_id, argMin(anon_id, ts) AS anon_id, min(ts) AS started_at,
+                                           toDate(started_at, {tz:String}) AS day,
+                                           countIf(step = {cart:String}) > 0 AND countIf(step = {last:String}) = 0
+                                               AS left_cart
+                                       FROM events
+                                       WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)}
+                                           AND ts < {hi:DateTime64(3)}
+                                       GROUP BY session_id
+                                       HAVING day IN {days:Array(Date)} AND anon_id != ''
+                                           AND max(ts) < {closed_before:DateTime64(3)}
+                                   ))
+                               WHERE before = 1)
+                           OR anon_id IN (SELECT anon_id FROM chain_sessions
+                                          WHERE site_id = {site:String} AND day >= {returning_from:Date}
+                                            AND day < {first_day:Date} AND has(steps, {cart:String})
+                                            AND NOT purchased AND anon_id != '')) AS earlier_cart
+    FROM
+    (
+        WITH {chain:Array(String)} AS chain
+        SELECT
+            site_id, day, session_id, anon_id, started_at, ended_at, device, visitor,
+            arrayMap(p -> p.1, ordered) AS steps,
+            arrayMap(p -> fromUnixTimestamp64Milli(p.2, 'UTC'), ordered) AS entered,
+            if(empty(steps), 0, arrayMax(arrayMap(s -> indexOf(chain, s), steps))) AS furthest_index,
+            if(furthest_index = 0, '', chain[furthest_index]) AS furthest,
+            furthest_index = length(chain) AS purchased,
+            if(purchased, '', furthest) AS abandoned_at,
+            arrayMap(o -> o.1, obstacles) AS obstacle_steps,
+            arrayMap(o -> o.2, obstacles) AS obstacle_kinds,
+            detail_views, fast_track_views, events,
+            -- docs/metrics.md "Step timing": consecutive steps by first entry, backward moves included
+            arrayMap(i -> (steps[i], steps[i + 1],
+                toFloat64(toUnixTimestamp64Milli(entered[i + 1]) - toUnixTimestamp64Milli(entered[i]))),
+                range(1, length(steps))) AS transitions,
+            -- docs/metrics.md "Time before abandoning"
+            if(abandoned_at = '', NULL, toFloat64(toUnixTimestamp64Milli(ended_at)
+                - toUnixTimestamp64Milli(entered[indexOf(steps, abandoned_at)]))) AS ms_before_abandon,
+            -- docs/metrics.md "Orders and revenue"
+            arraySum(arrayMap(o -> o.2, orders)) AS revenue, currency,
+            -- docs/metrics.md "Campaigns": the landing's UTM source, else what its ad click id
+            -- says, else the referrer's host, else direct
+            multiIf(landing['utm_source'] != '', landing['utm_source'],
+                    landing['click_id'] = 'gclid', 'google', landing['click_id'] = 'fbclid', 'facebook',
+                    landing['click_id'] = 'msclkid', 'bing', referrer_host != '', referrer_host,
+                    'direct') AS source,
+            multiIf(landing['utm_medium'] != '', landing['utm_medium'],
+                    landing['utm_source'] != '', '(not set)',
+                    landing['click_id'] = 'fbclid', 'paid_social', landing['click_id'] != '', 'cpc',
+                    referrer_host != '', 'referral', '(none)') AS medium,
+            landing['utm_campaign'] AS campaign, landing['utm_term'] AS term, landing['utm_content'] AS content,
+            landing['click_id'] AS click_id, referrer_host, landing_path, pages, product_views, searches,
+            cart_value,
+            -- docs/metrics.md "Landing engagement": the first click, key or scroll (the snippet's
+            -- `engage` event), or entering a chain step other than the landing's, if sooner
+            arrayFirst(p -> p.1 != landing_step, ordered).2 AS next_step_ms,
+            arrayFilter(t -> t > 0, [toFloat64(engaged_ms), toFloat64(next_step_ms)]) AS interactions,
+            if(empty(interactions), NULL, arrayMin(interactions) - toUnixTimestamp64Milli(started_at))
+                AS first_interaction_ms,
+            if(has(steps, {goal:String}), clicks_at_goal, NULL) AS clicks_to_goal
+        FROM
+        (
+            SELECT
+                site_id,
+                session_id,
+                argMin(anon_id, ts) AS anon_id,
+                min(ts) AS started_at,
+                max(ts) AS ended_at,
+                toDate(started_at, {tz:String}) AS day,
+                argMin(device, ts) AS device,
+                if(argMin(session_number, ts) <= 1, 'new', 'returning') AS visitor,
+                minMapIf([step], [toUnixTimestamp64Milli(ts)], has(chain, step)) AS first_entry,
+                -- steps by first entry; equal times keep chain order
+                arraySort(p -> (p.2, indexOf(chain, p.1)), arrayZip(first_entry.1, first_entry.2)) AS ordered,
+                arraySort(groupUniqArrayIf((step, name), type = 'obstacle' AND has(chain, step))) AS obstacles,
+                -- docs/metrics.md "Fast Track In Stock": the site's product step, props and days ([sites.fast_track])
+                uniqExactIf(event_id, type = 'step' AND step = {ft_step:String}) AS detail_views,
+                uniqExactIf(event_id, type = 'step' AND step = {ft_step:String}
+                            AND props[{ft_in_stock:String}] = 'true'
+                            AND toFloat64OrNull(props[{ft_ship_days:String}]) <= {ft_days:Float64}) AS fast_track_views,
+                uniqExact(event_id) AS events,
+                -- each order once: by its id, else by the event (a retried copy has the same id)
+                groupUniqArrayIf((if(order_id = '', toString(event_id), order_id), assumeNotNull(value)),
+                                 step = chain[length(chain)] AND value IS NOT NULL) AS orders,
+                argMaxIf(currency, ts, step = chain[length(chain)] AND currency != '') AS currency,
+                -- the store's own pages are not a source (a session that began after a pause)
+                if(domainWithoutWWW(argMin(referrer, ts)) = domainWithoutWWW(argMin(url, ts)), '',
+                   domainWithoutWWW(argMin(referrer, ts))) AS referrer_host,
+                -- the landing: the session's first page view (its first event without one)
+                argMinIf(mapFilter((k, v) -> k IN ('utm_source', 'utm_medium', 'utm_campaign', 'utm_term',
+                                                   'utm_content', 'click_id'), props), ts, type = 'page') AS landing,
+                path(if(countIf(type = 'page') = 0, argMin(url, ts), argMinIf(url, ts, type = 'page')))
+                    AS landing_path,
+                argMin(step, ts) AS landing_step,
+                uniqExactIf(event_id, type = 'page') AS pages,
+                -- views of a step: its page views, or its step events when the page API is used alone
+                greatest(uniqExactIf(event_id, type = 'page' AND step = {product:String}),
+                         uniqExactIf(event_id, type = 'step' AND step = {product:String})) AS product_views,
+                greatest(uniqExactIf(event_id, type = 'page' AND step = {search:String}),
+                         uniqExactIf(event_id, type = 'step' AND step = {search:String})) AS searches,
+                -- the latest value carried from the cart step on (a cart, checkout or purchase event)
+                ifNull(argMaxIf(value, ts, value IS NOT NULL AND indexOf(chain, step) >= {cart_index:UInt8}), 0)
+                    AS cart_value,
+                toUnixTimestamp64Milli(minIf(ts, type = 'track' AND name = 'engage')) AS engaged_ms,
+                -- the clicks the snippet counted when the goal step's first page view or step event came
+                argMinIf(toUInt32OrZero(props['clicks']), ts, step = {goal:String} AND type IN ('page', 'step'))
+                    AS clicks_at_goal
+            FROM events
+            WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
+            GROUP BY site_id, session_id
+            HAVING day IN {days:Array(Date)} AND ended_at < {closed_before:DateTime64(3)}
+        )
+    )
 )
--- `events` is sorted by (site_id, session_id): aggregating in that order streams
--- session by session instead of holding every session in a hash table.
 SETTINGS optimize_aggregation_in_order = 1

@@ -3,13 +3,13 @@
 -- furthest(s) > k; abandoned(k) = furthest(s) = k; abandonment_rate = abandoned / reached;
 -- median_ms_before_abandon(k): the exact, interpolated median of chain_sessions'
 -- ms_before_abandon over sessions abandoned at k.
-INSERT INTO checkout_abandonment_daily_staging (site_id, day, step, step_index, device, visitor, reached,
+-- Each session counts in the eight (device, visitor, segment) groups of chainlens_cuts.
+INSERT INTO checkout_abandonment_daily_staging (site_id, day, step, step_index, device, visitor, segment, reached,
     continued, abandoned, abandonment_rate, median_ms_before_abandon)
 WITH {chain:Array(String)} AS chain
 SELECT
     site_id, day, step, step_index,
-    if(grouping(d) = 1, {all:String}, d) AS device,
-    if(grouping(v) = 1, {all:String}, v) AS visitor,
+    cut.1 AS device, cut.2 AS visitor, cut.3 AS segment,
     count() AS reached,
     countIf(furthest_index > step_index) AS continued,
     countIf(furthest_index = step_index) AS abandoned,
@@ -19,13 +19,11 @@ SELECT
 FROM
 (
     SELECT
-        site_id, day, device AS d, visitor AS v, furthest_index, step,
+        site_id, day, chainlens_cuts(device, visitor, segment, {all:String}) AS cuts, furthest_index, step,
         toUInt8(indexOf(chain, step)) AS step_index, ms_before_abandon
     FROM chain_sessions_staging
     ARRAY JOIN {checkout:Array(String)} AS step
     WHERE site_id = {site:String} AND day IN {days:Array(Date)} AND has(steps, step)
 )
-GROUP BY GROUPING SETS (
-    (site_id, day, step, step_index, d, v), (site_id, day, step, step_index, d),
-    (site_id, day, step, step_index, v), (site_id, day, step, step_index)
-)
+ARRAY JOIN cuts AS cut
+GROUP BY site_id, day, step, step_index, cut

@@ -5,13 +5,14 @@
 -- What it costs: diff = rate_with - rate_without with its 95% interval (Newcombe, the
 -- chainlens_diff_* functions of the schema), orders_lost = sessions_with × diff (and its
 -- interval), revenue_at_stake = orders_lost × the day's median order value; insufficient
--- below {min_sample} sessions on either side.
-INSERT INTO obstacle_impact_daily_staging (site_id, day, step, kind, sessions_with, abandoned_with, rate_with,
+-- below {min_sample} sessions on either side. Per behavior segment and for 'all'; the
+-- median order value is the day's, across segments.
+INSERT INTO obstacle_impact_daily_staging (site_id, day, step, kind, segment, sessions_with, abandoned_with, rate_with,
     sessions_without, abandoned_without, rate_without, lift, diff, diff_low, diff_high, orders_lost,
     orders_lost_low, orders_lost_high, revenue_at_stake, insufficient)
 WITH {chain:Array(String)} AS chain
 SELECT
-    o.site_id AS site_id, o.day AS day, o.step AS step, o.kind AS kind,
+    o.site_id AS site_id, o.day AS day, o.step AS step, o.kind AS kind, o.seg AS segment,
     o.sessions_with AS sessions_with, o.abandoned_with AS abandoned_with,
     o.abandoned_with / o.sessions_with AS rate_with,
     s.reached - o.sessions_with AS sessions_without,
@@ -28,22 +29,24 @@ SELECT
     sessions_with < {min_sample:UInt32} OR sessions_without < {min_sample:UInt32} AS insufficient
 FROM
 (
-    SELECT site_id, day, pair.1 AS step, pair.2 AS kind,
+    SELECT site_id, day, pair.1 AS step, pair.2 AS kind, seg,
         count() AS sessions_with, countIf(furthest = step) AS abandoned_with
     FROM chain_sessions_staging
     ARRAY JOIN arrayZip(obstacle_steps, obstacle_kinds) AS pair
+    ARRAY JOIN [segment, {all:String}] AS seg
     WHERE site_id = {site:String} AND day IN {days:Array(Date)} AND pair.1 != chain[length(chain)]
-    GROUP BY site_id, day, step, kind
+    GROUP BY site_id, day, step, kind, seg
 ) AS o
 INNER JOIN
 (
-    SELECT site_id, day, step, count() AS reached, countIf(furthest = step) AS abandoned
+    SELECT site_id, day, step, seg, count() AS reached, countIf(furthest = step) AS abandoned
     FROM chain_sessions_staging
     ARRAY JOIN steps AS step
+    ARRAY JOIN [segment, {all:String}] AS seg
     WHERE site_id = {site:String} AND day IN {days:Array(Date)}
-    GROUP BY site_id, day, step
+    GROUP BY site_id, day, step, seg
 ) AS s
-ON o.site_id = s.site_id AND o.day = s.day AND o.step = s.step
+ON o.site_id = s.site_id AND o.day = s.day AND o.step = s.step AND o.seg = s.seg
 LEFT JOIN
 (
     SELECT site_id, day, quantileExactInclusive(0.5)(revenue) AS median_order
