@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import random
 import shutil
 import signal
 import socket
@@ -26,7 +27,7 @@ import orjson
 from chainlens.core.owner import held_by
 from chainlens.core.settings import BUILTIN_SEGMENTS, DEMO_CHAIN, Settings, Site, dump_toml, from_mapping
 from chainlens.reach import run_query
-from chainlens.shoppers import Session, ShopperModel
+from chainlens.shoppers import Session, ShopperModel, aftercare
 from chainlens.storefront import StoreServer
 from ingestion.figures import QUERIES, parameters
 
@@ -123,14 +124,24 @@ async def _send_traffic(url: str, config: dict[str, Any], *, per_day: int) -> tu
                 "Content-Type": "text/plain", "Origin": origin, "User-Agent": item.user_agent}) as resp:
                 accepted += (await resp.json())["accepted"]
 
+    now_ms = int(time.time() * 1000)
+    rng = random.Random(11)
+    reports: list[dict[str, Any]] = []  # what the back office says after the purchase
     async with aiohttp.ClientSession() as session:
         workers = [asyncio.create_task(worker(session)) for _ in range(8)]
-        for shopper in demo_sessions(origin, now_ms=int(time.time() * 1000), per_day=per_day):
+        for shopper in demo_sessions(origin, now_ms=now_ms, per_day=per_day):
             await queue.put(shopper)
+            reports += aftercare(shopper, rng, now_ms=now_ms)
             sent += 1
         for _ in workers:
             await queue.put(None)
         await asyncio.gather(*workers)
+        secret = config["sites"][0]["secret"]
+        for i in range(0, len(reports), 200):  # as a store's back office would: /s2s with the site secret
+            body = orjson.dumps({"site": "demo", "events": reports[i:i + 200]})
+            async with session.post(url + "/s2s", data=body, headers={
+                    "Content-Type": "application/json", "Authorization": f"Bearer {secret}"}) as resp:
+                accepted += (await resp.json())["accepted"]
     return sent, accepted
 
 
@@ -168,6 +179,13 @@ REPORT = [
      "source, medium, campaign, sessions, orders, round(conversion_rate, 4) AS conversion, "
      "mapApply((c, v) -> (c, round(v, 2)), revenue) AS revenue, round(cart_abandonment, 3) AS cart_abandonment",
      "LIMIT 8"),
+    ("After the purchase, by purchase day: delivery (hours), on time, tracked, returned", "fulfillment_by_day",
+     "day, orders, shipped, delivered, round(p50_hours_to_deliver) AS p50_h_to_delivery, "
+     "round(p90_hours_to_deliver) AS p90_h_to_delivery, round(on_time_share, 3) AS on_time, "
+     "round(tracking_viewed_share, 3) AS tracked, round(returned_share, 3) AS returned", ""),
+    ("Satisfaction: NPS with its 95% interval, and the weak links", "satisfaction",
+     "link, answers, round(nps) AS nps, concat('[', toString(round(nps_low)), ', ', toString(round(nps_high)), ']') "
+     "AS ci95", ""),
     ("Cart abandonment rate per day (Baymard's long-run figure: ~70%)", "cart_by_day",
      "day, carts, bought, round(cart_abandonment, 3) AS cart_abandonment", ""),
     ("Fast-Track-In-Stock rate per day", "fast_track_by_day",

@@ -260,3 +260,48 @@ class Walk:
         self.emit("step", "purchase", value=value, currency="EUR", order_id=order_id)
         self.events[-1].update(value=value, currency="EUR", order_id=order_id)
         return True
+
+
+CARRIERS = {"Parcelly": 0.1, "SlowPost": 0.4}  # carrier → share of its deliveries that come after the promise
+RETURN_REASONS = ("too small", "changed my mind", "arrived damaged", "not as pictured")
+
+
+def aftercare(session: Session, rng: random.Random, *, now_ms: int) -> list[dict[str, Any]]:
+    """What the store's back office reports about a session's order (shipped, delivered, tracked,
+    returned) and the buyer's survey answer, by order id, as far as it happened before `now_ms`.
+    One order in five goes with a carrier that is late 40% of the time (a fifth of all
+    deliveries overall); late deliveries and checkout obstacles lower the answer."""
+    purchase = next((e for e in session.events if e.get("step") == "purchase" and e.get("order_id")), None)
+    if purchase is None:
+        return []
+    order, bought = purchase["order_id"], purchase["ts"]
+    hour = 3_600_000
+    carrier = rng.choices(list(CARRIERS), weights=(50, 50))[0]
+    promised = bought + 72 * hour
+    shipped = bought + int(rng.uniform(6, 30) * hour)
+    late = rng.random() < CARRIERS[carrier]
+    delivered = promised + int(rng.uniform(4, 60) * hour) if late else shipped + int(rng.uniform(18, 40) * hour)
+    delivered = min(delivered, promised) if not late else delivered
+
+    def report(ts: int, kind: str, name: str, **props: Any) -> dict[str, Any] | None:
+        if ts > now_ms:
+            return None
+        event = {"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "ts": ts, "order_id": order,
+                 "type": kind, ("step" if kind == "step" else "name"): name}
+        if props:
+            event["props"] = props
+        return event
+
+    events = [report(shipped, "step", "shipped", carrier=carrier, promised_by=promised)]
+    if rng.random() < 0.6:
+        events.append(report(shipped + int(rng.uniform(1, 30) * hour), "step", "tracking_viewed"))
+    events.append(report(delivered, "step", "delivered"))
+    if rng.random() < (0.14 if late else 0.07):
+        events.append(report(delivered + int(rng.uniform(24, 120) * hour), "step", "returned",
+                             reason=rng.choice(RETURN_REASONS)))
+    if rng.random() < 0.45:
+        met = any(e.get("type") == "obstacle" for e in session.events)
+        score = round(rng.gauss(8.6, 1.4) - (3.2 if late else 0) - (1.2 if met else 0))
+        events.append(report(delivered + int(rng.uniform(2, 48) * hour), "track", "feedback",
+                             score=max(0, min(10, score)), asked_at="delivery"))
+    return [e for e in events if e is not None]

@@ -151,7 +151,8 @@ def intake(parsed: Parsed, *, site: Site, client: Client, received_ms: int, sour
     """Rows from the fast path when every event passes, else from the per-event reader that names problems."""
     events = parsed.events
     if parsed.typed:
-        rows = contract.fast_rows(events, site=site, client=client, received_ms=received_ms, sent_at=parsed.sent_at)
+        rows = contract.fast_rows(events, site=site, client=client, received_ms=received_ms, sent_at=parsed.sent_at,
+                                  server=source in contract.SERVER_SOURCES)
         if rows is not None:
             return Intake(rows=rows)
         try:  # as received, for the reasons and the kept payloads

@@ -154,6 +154,39 @@ QUERIES: dict[str, str] = {
         FROM campaign_daily
         WHERE {_SCOPE} AND medium != {{all:String}} AND device = {{device:String}}
         GROUP BY source, medium, campaign ORDER BY orders DESC, sessions DESC, source LIMIT 15""",
+    # docs/metrics.md "After the purchase": per purchase day, delivery times and the share on time
+    "fulfillment_by_day": f"""
+        SELECT f.day AS day, f.orders AS orders, f.shipped AS shipped, f.delivered AS delivered,
+               f.p50_hours_to_deliver AS p50_hours_to_deliver, f.p90_hours_to_deliver AS p90_hours_to_deliver,
+               f.on_time_share AS on_time_share, f.tracking_viewed_share AS tracking_viewed_share,
+               f.returned_share AS returned_share
+        FROM fulfillment_daily AS f
+        WHERE {_SCOPE} AND device = {{device:String}} AND segment = {{segment:String}} ORDER BY day""",
+    # ... over the range: exact quantiles from the orders themselves
+    "fulfillment": f"""
+        SELECT count() AS orders, countIf(shipped_at IS NOT NULL) AS shipped,
+               countIf(delivered_at IS NOT NULL) AS delivered,
+               quantileExactInclusive(0.5)(hours_to_ship) AS p50_hours_to_ship,
+               quantileExactInclusive(0.5)(hours_to_deliver) AS p50_hours_to_deliver,
+               quantileExactInclusive(0.9)(hours_to_deliver) AS p90_hours_to_deliver,
+               if(countIf(on_time IS NOT NULL) = 0, NULL, countIf(on_time) / countIf(on_time IS NOT NULL))
+                   AS on_time_share,
+               if(orders = 0, NULL, countIf(tracking_viewed) / orders) AS tracking_viewed_share,
+               if(orders = 0, NULL, countIf(returned) / orders) AS returned_share
+        FROM chain_orders WHERE {_SCOPE}{_DEV}""",
+    "return_reasons": f"""
+        SELECT return_reason AS reason, count() AS returns
+        FROM chain_orders WHERE {_SCOPE}{_DEV} AND returned
+        GROUP BY reason ORDER BY returns DESC, reason LIMIT 5""",
+    # docs/metrics.md "Satisfaction": NPS with its 95% interval, and the weak links
+    "satisfaction": f"""
+        SELECT link, sum(responses) AS answers, sum(promoters) AS p, sum(detractors) AS d,
+               chainlens_nps(p, d, answers) AS nps,
+               nps - chainlens_nps_half(p, d, answers) AS nps_low, nps + chainlens_nps_half(p, d, answers) AS nps_high
+        FROM satisfaction_daily
+        WHERE {_SCOPE} AND asked_at = {{all:String}} AND device = {{device:String}} AND segment = {{segment:String}}
+        GROUP BY link
+        ORDER BY indexOf(['all', 'no_obstacle', 'met_obstacle', 'on_time', 'late'], link)""",
     # docs/metrics.md "Early warning": the latest record of each episode, open ones first
     "alerts": """
         SELECT max(t) AS detected_at, step, device, kind, window_hours,

@@ -36,6 +36,8 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped:
         "segment": segment, "segment_names": segment_names(site), "segments": rows(client, "segments", p),
         "checkout_by_segment": side_by_side(rows(client, "checkout_by_segment", p)),
         "landing": rows(client, "landing", p), "campaigns": rows(client, "campaigns", p),
+        "fulfillment": rows(client, "fulfillment", p)[0], "fulfillment_by_day": rows(client, "fulfillment_by_day", p),
+        "return_reasons": rows(client, "return_reasons", p), "satisfaction": rows(client, "satisfaction", p),
     }
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from chainlens.core.settings import ConfigError, Settings, Site
+from chainlens.core.settings import TRACKING_VIEWED, ConfigError, Settings, Site
 from ingestion.figures import ALL
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 DERIVED = ("chain_daily", "checkout_abandonment_daily", "step_timing_daily", "obstacle_impact_daily",
            "fast_track_daily", "checkout_hourly", "landing_engagement_daily", "campaign_daily")
 TABLES = ("chain_sessions", *DERIVED)
+# After the purchase, by the purchase day (orders) and by the answer's day (satisfaction).
+ORDER_TABLES = ("chain_orders", "fulfillment_daily")
+ANSWER_TABLES = ("satisfaction_daily",)
+ALL_TABLES = (*TABLES, *ORDER_TABLES, *ANSWER_TABLES)
 CHUNK_DAYS = 7
 
 
@@ -94,13 +98,17 @@ def rollup_site(
     watermark = _scalar(client, "SELECT max(received_at) FROM events WHERE site_id = {site:String}", site=site.id)
     if watermark is None or watermark.year < 1971:
         return result
-    days = _days_to_recompute(client, site, tz=tz, now=now, since=since, until=until)
-    chunks = _chunks(days)
-    for i, chunk in enumerate(chunks):
-        result.sessions += _rebuild(client, site, chunk, tz=tz, closed_before=closed_before,
+    previous = _state(client, site)
+    days = _days_to_recompute(client, site, tz=tz, now=now, since=since, until=until, state=previous)
+    order_days, answer_days = _after_purchase_days(client, site, now=now, since=since, until=until, state=previous,
+                                                   session_days=days)
+    work = [(TABLES, c) for c in _chunks(days)] + [(ORDER_TABLES, c) for c in _chunks(order_days)] + [
+        (ANSWER_TABLES, c) for c in _chunks(answer_days)]
+    for i, (tables, chunk) in enumerate(work):
+        result.sessions += _rebuild(client, site, chunk, tables, tz=tz, closed_before=closed_before,
                                     timings=result.table_seconds)
         if progress:
-            progress(i + 1, len(chunks))
+            progress(i + 1, len(work))
     pending = _scalar(client, """
         SELECT minOrNull(toDate(start, {tz:String})) FROM (
             SELECT min(ts) AS start, max(ts) AS last FROM events
@@ -115,9 +123,48 @@ def rollup_site(
     return result
 
 
+def _state(client: Client, site: Site) -> tuple[dt.datetime, dt.date | None] | None:
+    """The last run's watermark and first day with open sessions; None before the first run."""
+    rows = client.query("SELECT watermark, pending_from FROM rollup_state FINAL WHERE site_id = {site:String}",
+                        parameters={"site": site.id}).result_rows
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
+def _after_purchase_days(
+    client: Client, site: Site, *, now: dt.datetime, since: dt.date | None, until: dt.date | None,
+    state: tuple[dt.datetime, dt.date | None] | None, session_days: list[dt.date],
+) -> tuple[list[dt.date], list[dt.date]]:
+    """The purchase days and answer days to rebuild: those with anything new about their orders or
+    answers since the last run (a delivery months later rebuilds its purchase day only), the
+    session days rebuilt (segments may have changed), or every day in --since/--until."""
+    today = now.astimezone(zoneinfo.ZoneInfo(site.timezone)).date()
+    params: dict[str, Any] = {"site": site.id, "tz": site.timezone, "last": site.chain[-1],
+                              "first": since or dt.date(1970, 1, 1), "until": min(until or today, today)}
+    if since or until or state is None:
+        orders_touched = answers_touched = "1"
+    else:
+        params["watermark"] = state[0]
+        orders_touched = ("order_id IN (SELECT order_id FROM events WHERE site_id = {site:String} "
+                          "AND order_id != '' AND received_at > {watermark:DateTime64(3)})")
+        answers_touched = f"(received_at > {{watermark:DateTime64(3)}} OR {orders_touched})"
+    orders = client.query(f"""
+        SELECT DISTINCT day FROM (
+            SELECT toDate(min(ts), {{tz:String}}) AS day FROM events
+            WHERE site_id = {{site:String}} AND step = {{last:String}} AND order_id != '' AND {orders_touched}
+            GROUP BY order_id)
+        WHERE day BETWEEN {{first:Date}} AND {{until:Date}}""", parameters=params).result_rows
+    answers = client.query(f"""
+        SELECT DISTINCT day FROM (
+            SELECT toDate(ts, {{tz:String}}) AS day FROM events
+            WHERE site_id = {{site:String}} AND type = 'track' AND name = 'feedback' AND {answers_touched})
+        WHERE day BETWEEN {{first:Date}} AND {{until:Date}}""", parameters=params).result_rows
+    order_days = {r[0] for r in orders} | (set() if since or until else set(session_days))
+    return sorted(order_days), sorted(r[0] for r in answers)
+
+
 def _days_to_recompute(
     client: Client, site: Site, *, tz: zoneinfo.ZoneInfo, now: dt.datetime, since: dt.date | None,
-    until: dt.date | None,
+    until: dt.date | None, state: tuple[dt.datetime, dt.date | None] | None,
 ) -> list[dt.date]:
     today = now.astimezone(tz).date()
     if since or until:
@@ -134,12 +181,9 @@ def _days_to_recompute(
             parameters={"site": site.id, "tz": site.timezone, "first": first, "last": last,
                         "lo": _midnight(first, tz), "hi": _midnight(last + dt.timedelta(days=1), tz)}).result_rows
         return sorted(r[0] for r in held if first <= r[0] <= last)
-    state = client.query(
-        "SELECT watermark, pending_from FROM rollup_state FINAL WHERE site_id = {site:String}",
-        parameters={"site": site.id}).result_rows
-    if not state:  # the first run: everything there is
+    if state is None:  # the first run: everything there is
         return _range(_first_day(client, site), today)
-    watermark, pending_from = state[0]
+    watermark, pending_from = state
     # Start days of the sessions that received anything since the last run (late events included).
     touched = client.query("""
         SELECT DISTINCT toDate(min(ts), {tz:String}) AS day FROM events
@@ -154,9 +198,10 @@ def _days_to_recompute(
     return sorted(d for d in days if d <= today)
 
 
-def _rebuild(client: Client, site: Site, days: list[dt.date], *, tz: zoneinfo.ZoneInfo,
+def _rebuild(client: Client, site: Site, days: list[dt.date], tables: tuple[str, ...], *, tz: zoneinfo.ZoneInfo,
              closed_before: dt.datetime, timings: dict[str, float]) -> int:
-    for table in TABLES:
+    """Rebuild `tables` for `days` (consecutive) in their staging copies, then swap each day in."""
+    for table in tables:
         client.command(f"TRUNCATE TABLE {table}_staging")
     lo, hi = _midnight(days[0] - dt.timedelta(days=1), tz), _midnight(days[-1] + dt.timedelta(days=2), tz)
     params: dict[str, Any] = {
@@ -169,17 +214,19 @@ def _rebuild(client: Client, site: Site, days: list[dt.date], *, tz: zoneinfo.Zo
         "product": site.product_step, "search": site.search_step,
         "decisive_ms": site.behavior.decisive_minutes * 60_000.0, "decisive_views": site.behavior.decisive_max_views,
         "researcher_views": site.behavior.researcher_views, "researcher_searches": site.behavior.researcher_searches,
-        "last": site.chain[-1], "first_day": days[0],
+        "last": site.chain[-1], "first_day": days[0], "last_day": days[-1], "after": sorted(site.after_steps),
+        "shipped": _named(site, "shipped"), "delivered": _named(site, "delivered"),
+        "returned": _named(site, "returned"), "tracking": TRACKING_VIEWED,
         "returning_from": days[0] - dt.timedelta(days=site.behavior.returning_days),
         "goal": site.goal_step, "goal_clicks": site.landing.clicks,
         "engaged_ms": site.landing.engaged_s * 1000.0,
     }
-    for table in TABLES:
+    for table in tables:
         started = time.monotonic()
         client.command(sql(table, site), parameters=params)
         timings[table] = timings.get(table, 0.0) + time.monotonic() - started
-    sessions = int(_scalar(client, "SELECT count() FROM chain_sessions_staging") or 0)
-    for table in TABLES:
+    sessions = int(_scalar(client, "SELECT count() FROM chain_sessions_staging") or 0) if tables == TABLES else 0
+    for table in tables:
         filled = {r[0] for r in client.query(f"SELECT DISTINCT day FROM {table}_staging").result_rows}
         for day in days:
             # Partition literals cannot be bound parameters; site ids are checked to be
@@ -190,6 +237,11 @@ def _rebuild(client: Client, site: Site, days: list[dt.date], *, tz: zoneinfo.Zo
             else:
                 client.command(f"ALTER TABLE {table} DROP PARTITION {partition}")
     return sessions
+
+
+def _named(site: Site, step: str) -> str:
+    """A post-purchase step the fulfillment figures read, when the site reports it (else nothing matches)."""
+    return step if step in site.after_purchase else "\x00"
 
 
 def _midnight(day: dt.date, tz: zoneinfo.ZoneInfo) -> dt.datetime:

@@ -142,6 +142,8 @@
     step: enter,
     obstacle: function (k, p) { ev('obstacle', cur, k, p); },
     track: function (k, p) { ev('track', cur, k, p); },
+    // A satisfaction answer, 0-10 (docs/metrics.md, "Satisfaction"), with {asked_at, order_id…}.
+    feedback: function (n, p) { ev('track', cur, 'feedback', Object.assign({score: n}, p)); },
     identify: function (u) { uid = u; ev('identify'); },
     consent: function (yes) {
       consent = !!yes;

@@ -73,6 +73,7 @@ class Session:
     clicks_to_goal: int | None = None
     earlier_cart: bool = False
     segment: str = "browser"
+    id: str = ""
 
 
 def sessions(events: list[Ev], *, chain: list[str], tz: str, now_ms: int, timeout_s: int) -> list[Session]:
@@ -106,7 +107,7 @@ def sessions(events: list[Ev], *, chain: list[str], tz: str, now_ms: int, timeou
             # docs/metrics.md "Orders and revenue": purchase values, each order once (by id, else by event)
             revenue=sum(v for _, v in {(e.order_id or e.id, e.value) for e in items
                                        if e.step == chain[-1] and e.value is not None}),
-            anon=first.anon or "a-" + first.session, started=first.ts,
+            anon=first.anon or "a-" + first.session, started=first.ts, id=first.session,
         )))
     return out
 
@@ -328,3 +329,101 @@ def campaigns(ss: list[Session], *, cart: str = "cart") -> dict[tuple, tuple]:
         out[key] = (len(members), len(carts), sum(s.purchased for s in members), dict(revenue), left,
                     left / len(carts) if carts else None)
     return out
+
+
+# docs/metrics.md "After the purchase" and "Satisfaction"
+
+
+@dataclass
+class Order:
+    order_id: str
+    day: dt.date
+    device: str
+    segment: str
+    met_obstacle: bool
+    hours_to_ship: float | None
+    hours_to_deliver: float | None
+    on_time: bool | None
+    tracking_viewed: bool
+    returned: bool
+    return_reason: str
+
+
+def orders(events: list[Ev], ss: list[Session], *, chain: list[str], tz: str) -> dict[str, Order]:
+    """Orders by the first purchase event carrying their id; what came after, found by order id."""
+    zone = zoneinfo.ZoneInfo(tz)
+    by_session = {s.id: s for s in ss}
+    out = {}
+    for oid in {e.order_id for e in events if e.order_id and e.step == chain[-1] and not e.bot}:
+        mine = sorted((e for e in events if e.order_id == oid and not e.bot), key=lambda e: e.ts)
+        bought = next(e for e in mine if e.step == chain[-1])
+        session = by_session.get(bought.session)
+
+        shipped, delivered = (next((e.ts for e in mine if e.step == step), None) for step in ("shipped", "delivered"))
+        promises = [e for e in mine if e.props.get("promised_by")]
+        promised = (dt.datetime.fromisoformat(promises[-1].props["promised_by"].replace("Z", "+00:00"))
+                    if promises else None)
+        returns = [e for e in mine if e.step == "returned"]
+        out[oid] = Order(
+            order_id=oid, day=dt.datetime.fromtimestamp(bought.ts / 1000, zone).date(), device=bought.device,
+            segment=session.segment if session else "", met_obstacle=bool(session and session.obstacles),
+            hours_to_ship=None if shipped is None else (shipped - bought.ts) / 3_600_000,
+            hours_to_deliver=None if delivered is None else (delivered - bought.ts) / 3_600_000,
+            on_time=None if delivered is None or promised is None else delivered <= promised.timestamp() * 1000,
+            tracking_viewed=any(e.step == "tracking_viewed" for e in mine), returned=bool(returns),
+            return_reason=(returns[-1].props.get("reason") or "(not given)") if returns else "")
+    return out
+
+
+def fulfillment(os_: dict[str, Order]) -> dict[tuple, tuple]:
+    """(day, device, segment) → (orders, shipped, delivered, p50/p90 hours to ship, p50/p90 hours to
+    deliver, with_promise, on_time, tracking_viewed, returned)."""
+    groups: dict[tuple, list[Order]] = defaultdict(list)
+    for o in os_.values():
+        for d in (o.device, "all"):
+            for g in (o.segment, "all"):
+                groups[(o.day, d, g)].append(o)
+    out = {}
+    for key, members in groups.items():
+        ship = [o.hours_to_ship for o in members if o.hours_to_ship is not None]
+        deliver = [o.hours_to_deliver for o in members if o.hours_to_deliver is not None]
+        out[key] = (len(members), len(ship), len(deliver),
+                    quantile(ship, 0.5) if ship else None, quantile(ship, 0.9) if ship else None,
+                    quantile(deliver, 0.5) if deliver else None, quantile(deliver, 0.9) if deliver else None,
+                    sum(o.on_time is not None for o in members), sum(o.on_time is True for o in members),
+                    sum(o.tracking_viewed for o in members), sum(o.returned for o in members))
+    return out
+
+
+def nps(scores: list[int]) -> tuple[float, float, float]:
+    """NPS in points with its 95% interval (normal approximation of the difference of two shares)."""
+    n = len(scores)
+    p, d = sum(x >= 9 for x in scores) / n, sum(x <= 6 for x in scores) / n
+    half = Z95 * math.sqrt(max(0.0, p + d - (p - d) ** 2) / n)
+    return 100 * (p - d), 100 * (p - d - half), 100 * (p - d + half)
+
+
+def satisfaction(events: list[Ev], os_: dict[str, Order], ss: list[Session], *, tz: str) -> dict[tuple, tuple]:
+    """(day, asked_at, device, segment, link) → (responses, promoters, passives, detractors, nps, low, high)."""
+    zone = zoneinfo.ZoneInfo(tz)
+    by_session = {s.id: s for s in ss}
+    answers = {e.id: e for e in events if e.type == "track" and e.name == "feedback" and not e.bot}
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for e in answers.values():
+        order, session = os_.get(e.order_id), by_session.get(e.session)
+        device = order.device if order else session.device if session else "unknown"
+        segment = order.segment if order else session.segment if session else "unknown"
+        met = order.met_obstacle if order else bool(session.obstacles) if session else None
+        links = ["all"] + ([] if met is None else ["met_obstacle" if met else "no_obstacle"])
+        if order and order.on_time is not None:
+            links.append("on_time" if order.on_time else "late")
+        asked = e.props.get("asked_at") or "(not set)"
+        score = int(e.props["score"])
+        day = dt.datetime.fromtimestamp(e.ts / 1000, zone).date()
+        for a in (asked, "all"):
+            for d in (device, "all"):
+                for g in (segment, "all"):
+                    for link in links:
+                        groups[(day, a, d, g, link)].append(score)
+    return {key: (len(v), sum(x >= 9 for x in v), sum(7 <= x <= 8 for x in v), sum(x <= 6 for x in v), *nps(v))
+            for key, v in groups.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -71,7 +72,7 @@ async def test_mixed_batch_keeps_valid_and_rejects_invalid_with_reasons(client: 
         "step: missing",
         "name: missing",
         "id: not a UUID",
-        "step: 'teleport' is not a step of site 'demo''s chain",
+        "step: 'teleport' is not a step of site 'demo''s chain or after_purchase",
         "type: must be one of identify, obstacle, page, step, track",
         "ts: older than 7 days",
         "ts: in the future",
@@ -223,7 +224,7 @@ async def test_cors_preflight_allows_site_origins_only(client: Any) -> None:
 
 
 async def test_server_to_server_needs_the_site_secret(client: Any) -> None:
-    body = beacon(event("track", name="delivered"))
+    body = beacon(event("track", name="delivered", order_id="o-1"))
     missing = await client.post("/s2s", data=body, headers={"Content-Type": "application/json"})
     wrong = await client.post("/s2s", data=body, headers={"Authorization": "Bearer nope", **JSON})
     assert missing.status == wrong.status == 401
@@ -232,6 +233,38 @@ async def test_server_to_server_needs_the_site_secret(client: Any) -> None:
     assert ok.status == 202
     await landed(client, "SELECT name FROM events", [("delivered",)])
     assert await client.rows("SELECT source FROM events_rejected") == [("s2s",), ("s2s",)]
+
+
+async def test_post_purchase_reports_are_linked_by_order_and_bad_ones_are_named(client: Any) -> None:
+    auth = {"Authorization": "Bearer s3cret", **JSON}
+    old = int(time.time() * 1000) - 90 * 86_400_000  # a return three months after the purchase
+    good = [{"id": str(uuid.uuid4()), "type": "step", "step": "shipped", "order_id": 10432, "ts": old,
+             "props": {"carrier": "DHL", "promised_by": "2026-03-02"}},
+            {"id": str(uuid.uuid4()), "type": "step", "step": "returned", "order_id": "o-7",
+             "ts": int(time.time() * 1000), "props": {"reason": "too small"}},
+            {"id": str(uuid.uuid4()), "type": "track", "name": "feedback", "order_id": "o-7",
+             "ts": int(time.time() * 1000), "props": {"score": "9", "asked_at": "delivery"}}]
+    bad = [{"id": str(uuid.uuid4()), "type": "step", "step": "delivered", "ts": int(time.time() * 1000)},
+           {"id": str(uuid.uuid4()), "type": "step", "step": "shipped", "order_id": "o-8",
+            "ts": int(time.time() * 1000), "props": {"promised_by": "next tuesday"}},
+           {"id": str(uuid.uuid4()), "type": "track", "name": "feedback", "order_id": "o-8",
+            "ts": int(time.time() * 1000), "props": {"score": 11}}]
+    resp = await client.post("/s2s", data=orjson.dumps({"site": "demo", "events": good + bad}), headers=auth)
+    assert resp.status == 202
+    answer = await resp.json()
+    assert (answer["accepted"], answer["rejected"]) == (3, 3)
+    assert [e["error"] for e in answer["errors"]] == [
+        "order_id: missing: a back-office event names its order (or its session in sid)",
+        "props.promised_by: not a date, a date and time (ISO 8601) or epoch milliseconds",
+        "props.score: must be a whole number from 0 to 10"]
+    await landed(client, "SELECT session_id, step, order_id FROM events ORDER BY session_id, step DESC",
+                 [("order:10432", "shipped", "10432"), ("order:o-7", "returned", "o-7"), ("order:o-7", "", "o-7")])
+    assert len(await client.rows("SELECT reason FROM events_rejected WHERE source = 's2s'")) == 3
+    # From the browser, a report about an order is held to the 7-day limit; an unknown site is a 404.
+    browser = await client.post("/e", data=beacon({**good[0], "sid": "s-1"}), headers=HEADERS)
+    assert (await browser.json())["errors"][0]["error"] == "ts: older than 7 days"
+    unknown = await client.post("/s2s", data=orjson.dumps({"site": "nope", "events": good}), headers=auth)
+    assert unknown.status == 404 and "unknown site" in (await unknown.json())["error"]
 
 
 async def test_health_and_readiness(client: Any) -> None:

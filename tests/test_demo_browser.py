@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from chainlens.core.settings import from_mapping
 from chainlens.demo import demo_config
-from chainlens.shoppers import ShopperModel
+from chainlens.shoppers import ShopperModel, aftercare
 from chainlens.storefront import StoreServer
 from tests.conftest import BROWSER_UA as UA
 from tests.conftest import Serve, free_port, launch_chromium
@@ -88,8 +89,10 @@ def history(demo: dict[str, Any]) -> None:
     srv, tmp = demo["srv"], demo["tmp"]
     now = int(time.time() * 1000)
     model = ShopperModel(seed=5, origin=demo["shop"].url, change_at_ms=now - 86_400_000)
-    lines = [orjson.dumps(e) for s in model.sessions(start_ms=now - 5 * 86_400_000, end_ms=now - 3 * 3_600_000,
-                                                     count=3000) for e in s.events]
+    sessions = list(model.sessions(start_ms=now - 5 * 86_400_000, end_ms=now - 3 * 3_600_000, count=3000))
+    rng = random.Random(5)
+    lines = [orjson.dumps(e) for s in sessions for e in s.events]
+    lines += [orjson.dumps(e) for s in sessions for e in aftercare(s, rng, now_ms=now)]  # the back office's reports
     (tmp / "history.jsonl").write_bytes(b"\n".join(lines))
     srv.cli("import", str(tmp / "history.jsonl"), "--site", "demo")
     srv.cli("rollup")
@@ -184,6 +187,36 @@ def test_segments_landing_pages_and_campaigns_on_the_dashboard(demo: dict[str, A
                        f"day = '{day}' AND device = 'all' AND visitor = 'all' AND segment = 'decisive' "
                        "ORDER BY step_index")
     assert [c[:2] for c in cells(page, "checkout")] == [[r["step"], str(r["reached"])] for r in decisive]
+    page.close()
+
+
+def test_after_the_purchase_on_the_dashboard(demo: dict[str, Any]) -> None:
+    srv = demo["srv"]
+    history(demo)
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=5)).date().isoformat()
+    end = dt.datetime.now(dt.UTC).date().isoformat()
+    page = demo["browser"].new_context().new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{srv.url}/dashboard?site=demo&from={start}&to={end}")
+    assert errors == []
+    days = srv.sql("SELECT day, orders, shipped, delivered, on_time_share FROM fulfillment_daily "
+                   f"WHERE day BETWEEN '{start}' AND '{end}' AND device = 'all' AND segment = 'all' ORDER BY day")
+    shown = cells(page, "fulfillment")
+    assert [c[:4] for c in shown] == [[str(r["day"]), str(r["orders"]), str(r["shipped"]), str(r["delivered"])]
+                                      for r in days]
+    assert [c[5] for c in shown] == ["–" if r["on_time_share"] is None else f"{float(r['on_time_share']):.1%}"
+                                     for r in days]
+    reasons = cells(page, "return-reasons")
+    assert reasons and all(c[0] in ("too small", "changed my mind", "arrived damaged", "not as pictured")
+                           for c in reasons)
+    nps = {c[0]: int(c[2]) for c in cells(page, "satisfaction")}
+    # The model's weak links: late deliveries and checkout obstacles cost satisfaction.
+    assert nps["orders delivered late"] < nps["orders delivered on time"]
+    assert nps["sessions that met an obstacle"] < nps["sessions without an obstacle"]
+    total = srv.sql("SELECT sum(responses) AS n FROM satisfaction_daily WHERE asked_at = 'all' AND device = 'all' "
+                    f"AND segment = 'all' AND link = 'all' AND day BETWEEN '{start}' AND '{end}'")[0]
+    assert cells(page, "satisfaction")[0][1] == str(total["n"])
     page.close()
 
 

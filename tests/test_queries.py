@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 
 from chainlens.core.settings import DEMO_CHAIN, from_mapping
 from chainlens.reach import site_parameters
-from chainlens.shoppers import ShopperModel
+from chainlens.shoppers import ShopperModel, aftercare
 from ingestion import store
 from ingestion.alerts import evaluate
 from ingestion.imports import import_lines
@@ -50,8 +51,10 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     day = 86_400_000
     for site, seed in zip(settings.sites, (3, 4), strict=True):
         model = ShopperModel(seed=seed, change_at_ms=now - day)
-        events = [e for s in model.sessions(start_ms=now - 6 * day, end_ms=now - 3 * 3_600_000, count=1500)
-                  for e in s.events]
+        sessions = list(model.sessions(start_ms=now - 6 * day, end_ms=now - 3 * 3_600_000, count=1500))
+        rng = random.Random(seed)
+        events = [e for s in sessions for e in s.events]
+        events += [e for s in sessions for e in aftercare(s, rng, now_ms=now)]  # the back office's reports
         if site.id == "outlet":
             events = [{**e, "step": OUTLET_STEPS.get(e.get("step") or "", e.get("step"))} for e in events]
         import_lines(client, [orjson.dumps(e) for e in events], site=site)

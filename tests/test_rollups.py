@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from chainlens.core.contract import Client, validate_event
 from chainlens.core.settings import ConfigError, Settings, from_mapping
 from ingestion import store
-from ingestion.rollup import TABLES, rollup
+from ingestion.rollup import ALL_TABLES as TABLES
+from ingestion.rollup import rollup
 from tests import reference as ref
 from tests.conftest import make_config, site_config
 
@@ -383,3 +384,158 @@ def test_a_segment_the_store_cannot_type_stops_the_rollup_naming_it(db: Any, tmp
     config = make_config(tmp_path, sites=[site_config(segments=[{"name": "odd", "where": "lower(cart_value) = 1"}])])
     with pytest.raises(ConfigError, match="odd"):
         rollup(db, from_mapping(config), now=NOW)
+
+
+def load_s2s(client: Any, settings: Settings, raws: list[dict[str, Any]], *, received_ms: int = NOW_MS) -> None:
+    """Events as the store's back office sends them to /s2s: by order id, no session."""
+    site = settings.sites[0]
+    rows = [validate_event(raw, site=site, client=Client(), received_ms=received_ms, sent_at=None, server=True)
+            for raw in raws]
+    store.insert_events(client, store.rows_json(rows), token=str(uuid.uuid4()))
+
+
+def s2s(order: str, hours: float, step: str = "", **kw: Any) -> dict[str, Any]:
+    kind = "track" if kw.get("name") == "feedback" else "step"
+    return {"id": str(uuid.uuid4()), "type": kind, "step": step or None, "order_id": order,
+            "ts": NOW_MS - 80 * H + int(hours * H), **kw}
+
+
+def test_after_the_purchase_by_hand(db: Any, tmp_path: Path) -> None:
+    reset(db)
+    settings = site_settings(tmp_path)
+    base = NOW_MS - 80 * H  # purchases 80 hours ago; deliveries come later, out of order
+    promise = dt.datetime.fromtimestamp((base + 48 * H) / 1000, dt.UTC).isoformat()
+    load(db, settings, [
+        ev("P1", 0, "page", "cart", base=base, device="mobile"),
+        ev("P1", 1, "obstacle", "cart", "shipping_cost_shown", base=base, device="mobile"),
+        ev("P1", 2, "step", "purchase", base=base, device="mobile", value=50.0, order_id="o-1"),
+        ev("P2", 0, "page", "cart", base=base), ev("P2", 2, "step", "purchase", base=base, value=20.0, order_id="o-2"),
+        ev("P3", 0, "page", "cart", base=base), ev("P3", 2, "step", "purchase", base=base, value=30.0, order_id="o-3"),
+        # o-2's buyer opens the tracking page, which names no order: linked by the visitor
+        ev("P2", 600, "page", "tracking_viewed", base=base),
+    ])
+    load_s2s(db, settings, [
+        s2s("o-1", 50, "delivered"),  # delivered before "shipped" arrives, and after the promise
+        s2s("o-1", 20, "shipped", props={"carrier": "DHL", "promised_by": promise}),
+        s2s("o-2", 10, "shipped", props={"carrier": "UPS", "promised_by": promise}),
+        s2s("o-2", 30, "delivered"),
+        s2s("o-3", 12, "shipped"), s2s("o-3", 36, "returned", props={"reason": "too small"}),
+        s2s("o-9", 30, "delivered"),  # an order whose purchase has not arrived yet
+        s2s("o-1", 60, name="feedback", props={"score": 3, "asked_at": "delivery"}),
+        s2s("o-2", 61, name="feedback", props={"score": 10, "asked_at": "delivery"}),
+    ])
+    rollup(db, settings, now=NOW)
+    orders = {r["order_id"]: r for r in table(db, "chain_orders")}
+    assert set(orders) == {"o-1", "o-2", "o-3"}  # o-9 waits for its purchase
+    assert orders["o-1"]["device"] == "mobile" and orders["o-1"]["met_obstacle"] and orders["o-1"]["on_time"] is False
+    assert (orders["o-1"]["hours_to_ship"], orders["o-1"]["hours_to_deliver"]) == pytest.approx((20 - 2 / 60,
+                                                                                                 50 - 2 / 60))
+    assert orders["o-2"]["on_time"] is True and orders["o-2"]["tracking_viewed"] and orders["o-2"]["carrier"] == "UPS"
+    assert orders["o-3"]["returned"] and orders["o-3"]["return_reason"] == "too small"
+    assert orders["o-3"]["on_time"] is None  # no promise, no delivery
+    day = orders["o-1"]["day"]
+    whole = table(db, "fulfillment_daily", "device = 'all' AND segment = 'all'")[0]
+    assert (whole["day"], whole["orders"], whole["shipped"], whole["delivered"]) == (day, 3, 3, 2)
+    assert whole["p50_hours_to_ship"] == pytest.approx(12 - 2 / 60)
+    assert (whole["with_promise"], whole["on_time"], whole["on_time_share"]) == (2, 1, 0.5)
+    assert (whole["tracking_viewed"], whole["returned"]) == (1, 1)
+    assert whole["return_reasons"] == [{"reason": "too small", "returns": 1}]
+    nps = {r["link"]: r for r in table(db, "satisfaction_daily", "asked_at = 'all' AND device = 'all' "
+                                                                  "AND segment = 'all'")}
+    assert (nps["all"]["responses"], nps["all"]["nps"]) == (2, 0)
+    assert (nps["late"]["nps"], nps["on_time"]["nps"]) == (-100, 100)
+    assert (nps["met_obstacle"]["nps"], nps["no_obstacle"]["nps"]) == (-100, 100)
+    assert nps["all"]["nps_low"] < -90 and nps["all"]["nps_high"] > 90  # two answers say little
+
+    # o-9's purchase arrives a day later, and o-2 is returned: only their purchase days are rebuilt.
+    later = NOW + dt.timedelta(hours=1)
+    load(db, settings, [ev("P9", 0, "step", "purchase", base=base - 30 * H, value=9.0, order_id="o-9")],
+         received_ms=NOW_MS + 30 * M)
+    load_s2s(db, settings, [s2s("o-2", 41, "returned")], received_ms=NOW_MS + 30 * M)
+    result = rollup(db, settings, now=later)[0]
+    orders = {r["order_id"]: r for r in table(db, "chain_orders")}
+    assert orders["o-9"]["delivered_at"] is not None and orders["o-2"]["return_reason"] == "(not given)"
+    assert result.table_seconds["chain_orders"] > 0
+    assert {r["day"] for r in table(db, "chain_orders")} == {day, orders["o-9"]["day"]}
+
+
+@st.composite
+def order_sets(draw: Any) -> tuple[list[ref.Ev], list[dict[str, Any]]]:
+    """Purchase sessions (some with obstacles or a page answer), and what the back office reports
+    about their orders: any subset, in any order, some about orders whose purchase never came."""
+    browser: list[ref.Ev] = []
+    office: list[dict[str, Any]] = []
+    for n in range(draw(st.integers(1, 8))):
+        sid, oid = f"p{n}", f"o-{n}"
+        bought = NOW_MS - draw(st.integers(50, 300)) * H + draw(st.integers(0, 3_599_999))
+        device = draw(st.sampled_from(["desktop", "mobile"]))
+        if draw(st.integers(0, 5)):  # the purchase arrived
+            browser.append(ref.Ev(session=sid, ts=bought - 60_000, type="page", step="cart", device=device,
+                                  id=str(uuid.uuid4())))
+            if draw(st.booleans()):
+                browser.append(ref.Ev(session=sid, ts=bought - 30_000, type="obstacle", step="cart",
+                                      name="shipping_cost_shown", device=device, id=str(uuid.uuid4())))
+            purchase = ref.Ev(session=sid, ts=bought, type="step", step="purchase", device=device,
+                              id=str(uuid.uuid4()), value=25.0, order_id=oid)
+            browser += [purchase] * draw(st.integers(1, 2))
+            if draw(st.booleans()):
+                browser.append(ref.Ev(session=sid, ts=bought + 1000, type="track", name="feedback",
+                                      props={"score": str(draw(st.integers(0, 10)))}, device=device,
+                                      id=str(uuid.uuid4())))
+        promise = draw(st.sampled_from([None, 24, 48, 96]))
+        for step in draw(st.lists(st.sampled_from(["shipped", "delivered", "returned", "tracking_viewed"]),
+                                  max_size=4, unique=True)):
+            at = min(bought + draw(st.integers(1, 120)) * H + draw(st.integers(0, 999)), NOW_MS - 1000)
+            props: dict[str, Any] = {}
+            if step == "shipped" and promise:
+                props = {"carrier": draw(st.sampled_from(["DHL", "UPS"])),
+                         "promised_by": dt.datetime.fromtimestamp((bought + promise * H) / 1000, dt.UTC).isoformat()}
+            if step == "returned" and draw(st.booleans()):
+                props = {"reason": draw(st.sampled_from(["too small", "broken"]))}
+            office.append({"id": str(uuid.uuid4()), "type": "step", "step": step, "order_id": oid, "ts": at,
+                           "props": props or None})
+        if draw(st.booleans()):
+            office.append({"id": str(uuid.uuid4()), "type": "track", "name": "feedback", "order_id": oid,
+                           "ts": min(bought + draw(st.integers(1, 200)) * H, NOW_MS - 1000),
+                           "props": {"score": draw(st.integers(0, 10)),
+                                     "asked_at": draw(st.sampled_from(["delivery", "checkout"]))}})
+    return browser, office
+
+
+@hsettings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow])
+@given(sets=order_sets(), tz=st.sampled_from(["UTC", "Asia/Kolkata"]))
+def test_after_the_purchase_matches_the_definitions(
+    db: Any, tmp_path: Path, sets: tuple[list[ref.Ev], list[dict[str, Any]]], tz: str
+) -> None:
+    reset(db)
+    browser, office = sets
+    settings = site_settings(tmp_path, tz)
+    load(db, settings, browser)
+    load_s2s(db, settings, office)
+    rollup(db, settings, now=NOW)
+    ss = ref.sessions(browser, chain=CHAIN, tz=tz, now_ms=NOW_MS, timeout_s=settings.rollup.session_timeout_s)
+    ref.segment(ss, CHAIN)
+    as_events = browser + [ref.Ev(session="order:" + o["order_id"], ts=o["ts"], type=o["type"],
+                                  step=o.get("step") or "", name=o.get("name") or "", id=o["id"],
+                                  order_id=o["order_id"], props={k: str(v) for k, v in (o["props"] or {}).items()})
+                           for o in office]
+    for e in as_events:  # as the collector stores them: promises as UTC instants
+        if "promised_by" in e.props:
+            e.props["promised_by"] = dt.datetime.fromisoformat(e.props["promised_by"]).isoformat()
+    want = ref.orders(as_events, ss, chain=CHAIN, tz=tz)
+    got = {r["order_id"]: r for r in table(db, "chain_orders")}
+    assert set(got) == set(want)
+    for oid, o in want.items():
+        r = got[oid]
+        assert (r["day"], r["device"], r["segment"], r["met_obstacle"], r["on_time"], r["tracking_viewed"],
+                r["returned"], r["return_reason"]) == (o.day, o.device, o.segment, o.met_obstacle, o.on_time,
+                                                       o.tracking_viewed, o.returned, o.return_reason), oid
+        assert _close(r["hours_to_ship"], o.hours_to_ship) and _close(r["hours_to_deliver"], o.hours_to_deliver)
+    _same({(r["day"], r["device"], r["segment"]):
+           (r["orders"], r["shipped"], r["delivered"], r["p50_hours_to_ship"], r["p90_hours_to_ship"],
+            r["p50_hours_to_deliver"], r["p90_hours_to_deliver"], r["with_promise"], r["on_time"],
+            r["tracking_viewed"], r["returned"]) for r in table(db, "fulfillment_daily")}, ref.fulfillment(want))
+    _same({(r["day"], r["asked_at"], r["device"], r["segment"], r["link"]):
+           (r["responses"], r["promoters"], r["passives"], r["detractors"], r["nps"], r["nps_low"], r["nps_high"])
+           for r in table(db, "satisfaction_daily")}, ref.satisfaction(as_events, want, ss, tz=tz))

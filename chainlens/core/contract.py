@@ -19,8 +19,10 @@ into DateTime64(3) exactly from JSON.
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 import math
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
@@ -28,9 +30,11 @@ from urllib.parse import parse_qsl
 import msgspec
 import orjson
 
-from chainlens.core.settings import Site
+from chainlens.core.settings import TRACKING_VIEWED, Site
 
 EVENT_TYPES = ("identify", "obstacle", "page", "step", "track")
+SERVER_SOURCES = ("s2s", "import")  # the store's back office: reports about orders, without a browser session
+ORDER_SESSION = "order:"  # the session id of a back-office event that names only its order
 NEEDS = {"step": "step", "obstacle": "name", "track": "name"}  # type → the field it cannot do without
 
 # Row layout shared by the spool and the `events` table (ingestion/schema).
@@ -278,14 +282,20 @@ def utf8_text(body: bytes) -> bytes:
                                "text") from None
 
 
-def read_event(raw: Any, dropped: list[tuple[str, str, Any]]) -> Any:
+def read_event(raw: Any, dropped: list[tuple[str, str, Any]], *, server: bool = False) -> Any:
     """One event as parsed JSON → an `Event`, converting what can be converted.
 
     A required field that cannot be read raises EventError; an optional one is left
-    out and named in `dropped` as (field, problem, value).
+    out and named in `dropped` as (field, problem, value). A back office (`server`) that
+    reports about an order needs no session: its events are keyed `order:<order_id>`.
     """
     if not isinstance(raw, dict):
         raise EventError("event", "not a JSON object")
+    if server and raw.get("sid") in (None, ""):
+        order = raw.get("order_id")
+        if order in (None, ""):
+            raise EventError("order_id", "missing: a back-office event names its order (or its session in sid)")
+        raw = {**raw, "sid": ORDER_SESSION + (canonical(order) if is_number(order) else str(order))[:MAX_ID - 6]}
     values: dict[str, Any] = {}
     for name, f in FIELDS.items():
         value = raw.get(name)
@@ -342,14 +352,14 @@ def clock_shift(received_ms: int, sent_at: int | None) -> int:
     return received_ms - sent_at
 
 
-def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: int, age_limit: bool = True) -> list[Any]:
-    """The `events` row of one read event (EVENT_COLUMNS order), or EventError."""
+def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: int, age_limit: bool = True,
+              server: bool = False) -> list[Any]:
+    """The `events` row of one read event (EVENT_COLUMNS order), or EventError. `server`: sent by
+    the store's back office (/s2s), whose reports about an order may come months later."""
     if not is_number(e.ts) or e.ts <= 0:
         raise EventError("ts", "missing or not milliseconds since the epoch")
     client_ts = int(e.ts)
     ts = client_ts + shift
-    if age_limit and ts < received_ms - MAX_AGE_MS:
-        raise EventError("ts", "older than 7 days")
     if ts > received_ms + FUTURE_TOLERANCE_MS:
         raise EventError("ts", "in the future")
     kind, step, name = e.type, e.step or "", e.name or ""
@@ -363,9 +373,15 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
     needed = NEEDS.get(kind)
     if needed and not (step if needed == "step" else name):
         raise EventError(needed, "missing")
-    if step and step not in site.chain_steps:
-        raise EventError("step", f"{step!r} is not a step of site {site.id!r}'s chain")
+    if step and step not in site.chain_steps and step not in site.after_steps:
+        raise EventError("step", f"{step!r} is not a step of site {site.id!r}'s chain or after_purchase")
+    about_order = step in site.after_steps or (kind == "track" and name == FEEDBACK)
+    if age_limit and ts < received_ms - (LATE_AGE_MS if server and about_order else MAX_AGE_MS):
+        raise EventError("ts", "older than 400 days" if server and about_order else "older than 7 days")
     props = stored_props(e.props)
+    order_id = e.order_id or (props.get("order_id") or props.get("transaction_id", ""))[:MAX_ID]
+    if about_order:
+        after_purchase_props(props, site=site, step=step, order_id=order_id, feedback=name == FEEDBACK)
     if kind == "page" and "?" in url:
         props.update(campaign_props(url))
     if e.nc and kind in ("page", "step"):  # what enters a step: clicks to reach it
@@ -380,13 +396,52 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
         kind, step, name, ts / 1000, client_ts / 1000, received_ms / 1000,
         scrub_url(url, site.scrub_query), scrub_url(e.ref or "", site.scrub_query),
         props, None if value is None else float(value),
-        e.currency or props.get("currency", "")[:8],
-        e.order_id or (props.get("order_id") or props.get("transaction_id", ""))[:MAX_ID],
+        e.currency or props.get("currency", "")[:8], order_id,
         client.device, client.browser, client.os, client.is_bot,
     ]
 
 
 MAX_ITEMS = 10
+FEEDBACK = "feedback"  # a satisfaction answer: chainlens('feedback', score, {asked_at})
+LATE_AGE_MS = 400 * 24 * 3600 * 1000  # the back office's reports about an order: returns, late surveys
+
+
+def after_purchase_props(props: dict[str, str], *, site: Site, step: str, order_id: str, feedback: bool) -> None:
+    """Check and normalize what a post-purchase step or a satisfaction answer carries
+    (docs/metrics.md, "After the purchase"): an order id for the steps, a score from 0 to 10
+    for answers, `promised_by` as an instant in UTC."""
+    if feedback:
+        score = number_from(props.get("score"))
+        if score is None or not 0 <= score <= 10 or score != int(score):
+            raise EventError("props.score", "must be a whole number from 0 to 10")
+        props["score"] = str(int(score))
+        return
+    if not order_id and step != TRACKING_VIEWED:  # a tracking page may not know it: linked by visitor
+        raise EventError("order_id", f"missing: a {step!r} event is linked to its purchase by order id")
+    if "promised_by" in props:
+        promised = instant(props["promised_by"], site.timezone)
+        if promised is None:
+            raise EventError("props.promised_by", "not a date, a date and time (ISO 8601) or epoch milliseconds")
+        props["promised_by"] = promised
+
+
+def instant(text: str, timezone: str) -> str | None:
+    """A promise as UTC ISO text: a date means the end of that day in the site's time zone, a
+    time without an offset is the site's local time, a number is epoch milliseconds."""
+    number = number_from(text)
+    try:
+        if number is not None:
+            moment = dt.datetime.fromtimestamp(number / 1000, dt.UTC)
+        elif len(text.strip()) == 10:
+            day = dt.date.fromisoformat(text.strip())
+            moment = dt.datetime.combine(day, dt.time(23, 59, 59, 999000), zoneinfo.ZoneInfo(timezone))
+        else:
+            moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(timezone))
+    except (ValueError, OverflowError, OSError):
+        return None
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _items(items: list[Any], out: dict[str, str]) -> None:
@@ -439,20 +494,20 @@ def stored_props(props: dict[str, Any] | None) -> dict[str, str]:
 
 
 def validate_event(raw: Any, *, site: Site, client: Client, received_ms: int, sent_at: int | None,
-                   age_limit: bool = True) -> list[Any]:
+                   age_limit: bool = True, server: bool = False) -> list[Any]:
     """One parsed event to its row (optional fields that cannot be read are left out), or EventError."""
-    e = read_event(raw, [])
+    e = read_event(raw, [], server=server)
     return event_row(e, site=site, client=client, received_ms=received_ms, shift=clock_shift(received_ms, sent_at),
-                     age_limit=age_limit)
+                     age_limit=age_limit, server=server)
 
 
 def fast_rows(events: list[Any], *, site: Site, client: Client, received_ms: int, sent_at: int | None,
-              age_limit: bool = True) -> list[list[Any]] | None:
+              age_limit: bool = True, server: bool = False) -> list[list[Any]] | None:
     """Rows of decoded, typed events when every one passes the cross-field check, else None."""
     shift = clock_shift(received_ms, sent_at)
     try:
-        return [event_row(e, site=site, client=client, received_ms=received_ms, shift=shift, age_limit=age_limit)
-                for e in events]
+        return [event_row(e, site=site, client=client, received_ms=received_ms, shift=shift, age_limit=age_limit,
+                          server=server) for e in events]
     except EventError:
         return None
 
@@ -462,12 +517,13 @@ def build_rows(events: list[Any], *, site: Site, client: Client, received_ms: in
     """Read, check and build each parsed event; every refusal is named and kept."""
     out = Intake()
     shift = clock_shift(received_ms, sent_at)
+    server = source in SERVER_SOURCES
     for index, raw in enumerate(events):
         dropped: list[tuple[str, str, Any]] = []
         try:
-            e = read_event(raw, dropped)
+            e = read_event(raw, dropped, server=server)
             out.rows.append(event_row(e, site=site, client=client, received_ms=received_ms, shift=shift,
-                                      age_limit=age_limit))
+                                      age_limit=age_limit, server=server))
         except EventError as exc:
             out.errors.append({"index": index, "error": str(exc)})
             out.rejected.append(rejected_row(received_ms=received_ms, site_id=site.id, source=source,

@@ -152,6 +152,10 @@ class Segment:
 
 
 BUILTIN_SEGMENTS = ("decisive", "researcher", "returning_to_finish", "browser")
+# After the purchase (docs/metrics.md, "After the purchase"): what a store's back office reports by
+# order id; `tracking_viewed` (the shopper opened the order's tracking) is always one of them.
+AFTER_PURCHASE = ("shipped", "delivered", "returned")
+TRACKING_VIEWED = "tracking_viewed"
 
 # chain_sessions' columns a segment's `where` may use (docs/metrics.md, "Sessions"); a test
 # checks this list against the table itself.
@@ -211,6 +215,7 @@ class Site:
     fast_track: FastTrackSettings = FastTrackSettings()
     obstacle_min_sample: int = 30  # sessions on each side below which an obstacle's figures are `insufficient`
     segments: tuple[Segment, ...] = ()  # [[sites.segments]], before the built-in ones
+    after_purchase: tuple[str, ...] = AFTER_PURCHASE  # what the back office reports after the purchase
     behavior: BehaviorSettings = BehaviorSettings()
     landing: LandingSettings = LandingSettings()
     cookieless: bool = False  # the snippet stores nothing in the browser
@@ -259,8 +264,14 @@ class Site:
         for name in ("begin_checkout", "checkout_started"):
             out.setdefault(name, after_cart)
         out["purchase"] = out["checkout_completed"] = last
+        out.update({name: name for name in self.after_steps})  # a track event named `shipped` is that step
         out.update(self.events)
         return out
+
+    @functools.cached_property
+    def after_steps(self) -> frozenset[str]:
+        """The steps an order may take after the purchase, keyed by order id."""
+        return frozenset((*self.after_purchase, TRACKING_VIEWED))
 
     @property
     def product_step(self) -> str:
@@ -411,8 +422,8 @@ def _check_site(site: Site, source: str, where: str) -> None:
         raise ConfigError(source, f"{where}.checkout_from",
                           f"{site.checkout_from!r} is not a chain step before the last")
     for step in site.step_urls:
-        if step not in site.chain:
-            raise ConfigError(source, f"{where}.step_urls.{step}", "not a step of the chain")
+        if step not in site.chain and step not in site.after_steps:
+            raise ConfigError(source, f"{where}.step_urls.{step}", "not a step of the chain or after_purchase")
     for name, step in site.events.items():
         if step not in site.chain:
             raise ConfigError(source, f"{where}.events.{name}", f"{step!r} is not a step of the chain")
@@ -421,6 +432,10 @@ def _check_site(site: Site, source: str, where: str) -> None:
                       (site.landing.goal_step, "landing.goal_step")):
         if step and step not in site.chain:
             raise ConfigError(source, f"{where}.{key}", f"{step!r} is not a step of the chain")
+    for i, step in enumerate(site.after_purchase):
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", step) or step in site.chain or step == TRACKING_VIEWED:
+            raise ConfigError(source, f"{where}.after_purchase[{i}]",
+                              f"{step!r}: must be lowercase letters, digits or '_', and not a chain step")
     names: set[str] = set()
     for i, segment in enumerate(site.segments):
         key = f"{where}.segments[{i}]"

@@ -51,7 +51,8 @@ FROM
                                                AS left_cart
                                        FROM events
                                        WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)}
-                                           AND ts < {hi:DateTime64(3)}
+                                           AND ts < {hi:DateTime64(3)} AND NOT has({after:Array(String)}, step)
+                                           AND NOT startsWith(session_id, 'order:')
                                        GROUP BY session_id
                                        HAVING day IN {days:Array(Date)} AND anon_id != ''
                                            AND max(ts) < {closed_before:DateTime64(3)}
@@ -153,6 +154,8 @@ FROM
                     AS clicks_at_goal
             FROM events
             WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
+                -- what happens after the purchase is the order's (chain_orders), not a session's
+                AND NOT has({after:Array(String)}, step) AND NOT startsWith(session_id, 'order:')
             GROUP BY site_id, session_id
             HAVING day IN {days:Array(Date)} AND ended_at < {closed_before:DateTime64(3)}
         )
