@@ -140,6 +140,9 @@ def parse(body: bytes, *, max_events: int) -> Parsed:
     return Parsed(*contract.parse_envelope(parsed, max_events=max_events), typed=False)
 
 
+SERVER_SENDER = Client(device="", browser="", os="", is_bot=False)
+
+
 def check_sender(request: web.Request, site: Site, source: str) -> None:
     if source == "s2s":
         check_secret(request, site)
@@ -182,8 +185,9 @@ async def accept(
             raise BeaconError(404, f"unknown site {parsed.site_id[:64]!r}")
         check_sender(request, site, source)
         user_agent = header(request, "User-Agent")
-        result = intake(parsed, site=site, client=client_from_ua(user_agent), received_ms=received_ms,
-                        source=source)
+        # The back office is no browser (and no bot): its reports are about orders, not visits.
+        sender = SERVER_SENDER if source in contract.SERVER_SOURCES else client_from_ua(user_agent)
+        result = intake(parsed, site=site, client=sender, received_ms=received_ms, source=source)
     except BeaconError as exc:
         metrics.REJECTED.labels(f"request_{exc.status}").inc()
         REFUSALS.note(site_hint if isinstance(site_hint, str) else "", f"{exc.status}: {exc.message}")

@@ -182,7 +182,7 @@ QUERIES: dict[str, str] = {
     "satisfaction": f"""
         SELECT link, sum(responses) AS answers, sum(promoters) AS p, sum(detractors) AS d,
                chainlens_nps(p, d, answers) AS nps,
-               nps - chainlens_nps_half(p, d, answers) AS nps_low, nps + chainlens_nps_half(p, d, answers) AS nps_high
+               chainlens_nps_low(p, d, answers) AS nps_low, chainlens_nps_high(p, d, answers) AS nps_high
         FROM satisfaction_daily
         WHERE {_SCOPE} AND asked_at = {{all:String}} AND device = {{device:String}} AND segment = {{segment:String}}
         GROUP BY link

@@ -12,8 +12,8 @@ SELECT
     countIf(score BETWEEN 7 AND 8),
     countIf(score <= 6) AS d,
     chainlens_nps(p, d, n) AS nps,
-    nps - chainlens_nps_half(p, d, n),
-    nps + chainlens_nps_half(p, d, n)
+    chainlens_nps_low(p, d, n),
+    chainlens_nps_high(p, d, n)
 FROM
 (
     SELECT

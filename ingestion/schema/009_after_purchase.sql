@@ -60,11 +60,17 @@ PARTITION BY (site_id, day)
 ORDER BY (site_id, day, device, segment);
 CREATE TABLE IF NOT EXISTS fulfillment_daily_staging AS fulfillment_daily;
 
--- NPS with a 95% interval, in points: promoters (9-10) minus detractors (0-6) over responses;
--- the interval is the normal approximation to the difference of the two shares in one sample.
+-- NPS in points: promoters (9-10) minus detractors (0-6) over responses. Its 95% interval is the
+-- adjusted Wald interval (Rocks 2016, The American Statistician 70(4)): three answers are added,
+-- 3/4 promoter, 3/4 detractor, 3/2 passive, before the normal approximation, which keeps it
+-- inside [-100, 100] and wider than zero when every answer is the same.
 CREATE OR REPLACE FUNCTION chainlens_nps AS (p, d, n) -> if(n = 0, NULL, 100 * (p - d) / n);
 CREATE OR REPLACE FUNCTION chainlens_nps_half AS (p, d, n) -> if(n = 0, NULL,
-    100 * 1.959963984540054 * sqrt(greatest(0, (p + d) / n - pow((p - d) / n, 2)) / n));
+    100 * 1.959963984540054 * sqrt(greatest(0, (p + d + 1.5) / (n + 3) - pow((p - d) / (n + 3), 2)) / (n + 3)));
+CREATE OR REPLACE FUNCTION chainlens_nps_low AS (p, d, n) -> if(n = 0, NULL,
+    greatest(-100, 100 * (p - d) / (n + 3) - chainlens_nps_half(p, d, n)));
+CREATE OR REPLACE FUNCTION chainlens_nps_high AS (p, d, n) -> if(n = 0, NULL,
+    least(100, 100 * (p - d) / (n + 3) + chainlens_nps_half(p, d, n)));
 
 CREATE TABLE IF NOT EXISTS satisfaction_daily
 (
