@@ -34,7 +34,7 @@ ESLINT := $(VENV)/js/node_modules/.bin/eslint
 lint-js: $(STAMP)
 	@if ! command -v npm >/dev/null; then echo "npm not found: skipping the JavaScript lint"; exit 0; fi; \
 	test -x $(ESLINT) || npm install --silent --no-save --no-audit --no-fund --prefix $(VENV)/js eslint@9; \
-	cd sdk_js && ../$(ESLINT) -c eslint.config.mjs chainlens.js shopify.js
+	cd sdk_js && ../$(ESLINT) -c eslint.config.mjs chainlens.js shopify.js risk.js
 
 bench: $(STAMP)
 	$(BIN)/python bench/collector.py

@@ -54,6 +54,8 @@ def demo_config(port: int, store_port: int) -> dict[str, Any]:
                           "checkout.payment": ["/checkout/payment"], "checkout.review": ["/checkout/review"]},
             # A store's own behavior segment, checked before the built-in ones (docs/metrics.md).
             "segments": [{"name": "big_basket", "where": "cart_value >= 150"}],
+            # A free-shipping offer at the moment of risk, with a holdout (docs/interventions.md).
+            "intervene": {"steps": ["checkout.shipping", "checkout.payment"], "holdout": 0.2},
         }],
     }
 
@@ -106,7 +108,7 @@ def demo_sessions(origin: str, *, now_ms: int, per_day: int = PER_DAY) -> Iterat
     """The demo's shoppers: `DAYS` of history up to `now_ms`, the shipping cost jumping
     `CHANGE_DAYS` before it; sessions end well before now, so they are closed and enter the rollups."""
     day = 86_400_000
-    model = ShopperModel(seed=7, origin=origin, change_at_ms=now_ms - int(CHANGE_DAYS * day))
+    model = ShopperModel(seed=7, origin=origin, change_at_ms=now_ms - int(CHANGE_DAYS * day), act=True)
     return model.sessions(start_ms=now_ms - DAYS * day + 3_600_000, end_ms=now_ms - 3 * 3_600_000,
                           count=per_day * DAYS)
 
@@ -186,6 +188,12 @@ REPORT = [
     ("Satisfaction: NPS with its 95% interval, and the weak links", "satisfaction",
      "link, answers, round(nps) AS nps, concat('[', toString(round(nps_low)), ', ', toString(round(nps_high)), ']') "
      "AS ci95", ""),
+    ("Acting at the moment of risk: conversion with the offer vs the holdout (95% interval of the lift)",
+     "interventions",
+     "step, trigger, treated, held, round(treated_conversion, 3) AS with_offer, round(held_conversion, 3) AS holdout, "
+     "round(lift * 100, 1) AS lift_pp, concat('[', toString(round(lift_low * 100, 1)), ', ', "
+     "toString(round(lift_high * 100, 1)), ']') AS ci95_pp, round(incremental_orders, 1) AS extra_orders, "
+     "round(incremental_revenue) AS extra_revenue_net, if(insufficient, 'insufficient', '') AS note", ""),
     ("Cart abandonment rate per day (Baymard's long-run figure: ~70%)", "cart_by_day",
      "day, carts, bought, round(cart_abandonment, 3) AS cart_abandonment", ""),
     ("Fast-Track-In-Stock rate per day", "fast_track_by_day",

@@ -61,6 +61,20 @@ JOBS = {
     "researcher": (22, (5, 8), (1, 3), 1.2, 0.5, 0.3),
     "browser": (50, (1, 2), (0, 1), 1.0, 0.6, 1.0),
 }
+# The demo store's intervention (docs/interventions.md): its holdout share, and the chance its
+# free-shipping offer keeps a shopper who met a shipping cost and was about to leave.
+HOLDOUT, RESCUE = 0.2, 0.35
+TRIGGERS = ("exit_intent", "idle", "return_after_hide")
+
+
+def arm_share(sid: str) -> float:
+    """The risk script's arm share of a session: FNV-1a of its id over 2^32 (sdk_js/risk.js)."""
+    h = 2166136261
+    for ch in sid:
+        h = ((h ^ ord(ch)) * 16777619) & 0xFFFFFFFF
+    return h / 4294967296
+
+
 # Median seconds spent on a step before the next one (log-normal around it).
 DWELL_S = {
     "discover": 20, "search": 35, "select": 60, "cart": 40, "checkout.info": 70,
@@ -79,6 +93,7 @@ class ShopperModel:
     seed: int = 7
     origin: str = "http://127.0.0.1:8000"
     change_at_ms: int | None = None  # from this time on, shipping costs jump
+    act: bool = False  # the store offers free shipping at the moment of risk, with a holdout
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -103,7 +118,7 @@ class ShopperModel:
             aid, returning = self.left_carts.pop(rng.randrange(len(self.left_carts))), True
         job = rng.choices(list(JOBS), weights=[j[0] for j in JOBS.values()])[0]
         walk = Walk(rng, self.origin, start_ms, {"sid": sid, "aid": aid, "sn": rng.randint(2, 9) if returning else 1},
-                    job=job, finishing=comes_back)
+                    job=job, finishing=comes_back, act=self.act)
         stages = (walk.land, walk.browse, walk.select, walk.cart, walk.details,
                   lambda: walk.shipping(jump=shipping_jump), lambda: walk.payment(device), walk.purchase)
         all(stage() for stage in stages)  # each stage says whether the shopper goes on
@@ -128,12 +143,13 @@ class Walk:
     """
 
     def __init__(self, rng: random.Random, origin: str, start_ms: int, base: dict[str, Any], *,
-                 job: str = "browser", finishing: bool = False) -> None:
+                 job: str = "browser", finishing: bool = False, act: bool = False) -> None:
         self.rng, self.origin, self.clock, self.base = rng, origin, start_ms, base
         self.events: list[dict[str, Any]] = []
         _, self.views, self.searches, self.pace, self.cost_tolerance, self.stock_tolerance = JOBS[job]
         self.buy = 1.3 if finishing else 1.0  # a campaign or a return to finish changes it
         self.finishing = finishing
+        self.act = act  # the store acts at the moment of risk (the demo's free-shipping offer)
         self.clicks = 0  # as the snippet counts them (`nc`)
         self.cart_value = 0.0
 
@@ -175,11 +191,11 @@ class Walk:
         self.emit("track", self.events[-1]["step"], "engage")
         return True
 
-    def stays(self, p: float, step: str, factor: float = 1.0) -> bool:
-        """Spend time on `step`, then go on with probability `p`."""
+    def stays(self, p: float, step: str, factor: float = 1.0, decided: bool | None = None) -> bool:
+        """Spend time on `step`, then go on with probability `p` (or as `decided`)."""
         entered = self.clock
         self.clock += int(1000 * DWELL_S[step] * factor * self.rng.lognormvariate(0, 0.6))
-        stays = self.rng.random() < p
+        stays = self.rng.random() < p if decided is None else decided
         if self.rng.random() < (0.015 if stays else 0.05):
             self.emit("obstacle", step, "rage_click")
         # As the snippet does when a step is left: its visible time.
@@ -239,7 +255,26 @@ class Walk:
         p_ship = 0.88 if not cost else (0.72 if cost < 8 else 0.45)
         if cost:  # how much a shipping cost puts them off depends on why they came
             p_ship = 1 - (1 - p_ship) * (1 - self.cost_tolerance) / 0.4
-        return self.stays(p_ship, "checkout.shipping", (1.3 if cost else 1) * self.pace)
+        if not self.act:
+            return self.stays(p_ship, "checkout.shipping", (1.3 if cost else 1) * self.pace)
+        goes_on = self.rng.random() < p_ship
+        if self.rng.random() < (0.9 if not goes_on else 0.25):  # the risk script sees them about to leave
+            goes_on = self.at_risk("checkout.shipping", goes_on, helps=bool(cost))
+        return self.stays(p_ship, "checkout.shipping", (1.3 if cost else 1) * self.pace, decided=goes_on)
+
+    def at_risk(self, step: str, goes_on: bool, *, helps: bool) -> bool:
+        """The demo store's free-shipping offer at the moment of risk (docs/interventions.md), as the
+        risk script records it: both arms; the offer in the treatment arm only. It keeps a shopper
+        who met the shipping cost and was leaving with probability RESCUE, and nobody else."""
+        arm = "holdout" if arm_share(self.base["sid"]) < HOLDOUT else "treatment"
+        self.emit("track", step, "intervention", trigger=self.rng.choice(TRIGGERS), arm=arm)
+        if arm == "holdout":
+            return goes_on
+        rescued = helps and not goes_on and self.rng.random() < RESCUE
+        accepted = rescued or (helps and goes_on and self.rng.random() < 0.5)
+        self.emit("track", step, "intervention_outcome", outcome="accepted" if accepted else "dismissed",
+                  offer="FREESHIP", **({"cost": 4.95} if accepted else {}))
+        return goes_on or rescued
 
     def payment(self, device: str) -> bool:
         self.enter("checkout.payment")

@@ -102,13 +102,32 @@ async def info(request: web.Request) -> web.Response:
                 "<script>chainlens('obstacle','account_required');</script>")
 
 
+# The store's handler for the moment of risk (docs/interventions.md): a free-shipping offer, and
+# what became of it. The risk script calls it in the treatment arm only, once per session.
+OFFER = """<script>
+chainlens('on', 'risk', function (info) {
+  window.offers = (window.offers || 0) + 1;
+  var box = document.createElement('p');
+  box.id = 'offer'; box.className = 'note';
+  box.innerHTML = 'Free shipping if you order now. <button id="take">Take it</button> ' +
+    '<button id="skip">No thanks</button>';
+  document.body.appendChild(box);
+  document.getElementById('take').onclick = function () {
+    chainlens('intervention', 'accepted', {offer: 'FREESHIP', cost: 4.95}); box.remove(); };
+  document.getElementById('skip').onclick = function () {
+    chainlens('intervention', 'dismissed', {offer: 'FREESHIP'}); box.remove(); };
+});
+</script>"""
+
+
 async def shipping(request: web.Request) -> web.Response:
     sku = escape(request.query.get("sku", "101"))  # echoed into the page: never markup
     return page(request, "Checkout: shipping",
                 f'<p class="note">Standard delivery: €{SHIPPING:.2f}</p>'
                 f'<a class="button" href="/checkout/payment?sku={sku}">Continue to payment</a>'
                 f"<script>chainlens('obstacle','shipping_cost_shown',{{amount:{SHIPPING}}});"
-                "dataLayer.push({event:'add_shipping_info',ecommerce:{shipping_tier:'standard'}});</script>")
+                "dataLayer.push({event:'add_shipping_info',ecommerce:{shipping_tier:'standard'}});</script>"
+                + OFFER)
 
 
 async def payment(request: web.Request) -> web.Response:
@@ -123,7 +142,8 @@ async def payment(request: web.Request) -> web.Response:
                 note + f'<form method="post" action="/checkout/payment?sku={sku}">'
                 '<label>Card number <input name="card" required placeholder="4242 4242 4242 4242"></label>'
                 "<p>(a card ending in 0002 is declined)</p><button>Pay</button></form>"
-                "<script>dataLayer.push({event:'add_payment_info',ecommerce:{payment_type:'card'}});</script>")
+                "<script>dataLayer.push({event:'add_payment_info',ecommerce:{payment_type:'card'}});</script>"
+                + OFFER)
 
 
 async def review(request: web.Request) -> web.Response:

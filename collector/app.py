@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 
@@ -25,12 +26,13 @@ from chainlens.core.settings import Settings
 from collector import beacon
 from collector.cors import allowed_origins, cors_headers, preflight
 from collector.dashboard import dashboard
-from collector.keys import CONFIG, DRAINING, LIMITER, SPOOL, STORE, VISITORS, Config
+from collector.keys import CONFIG, DRAINING, HINTS, LIMITER, SPOOL, STORE, VISITORS, Config
 from collector.ratelimit import RateLimiter
 from collector.spool import SpoolWriter
 from collector.storeview import NoStore, StoreView
 from collector.visitor import VisitorKeys
 from sdk_js.render import render as render_snippet
+from sdk_js.render import render_risk
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ def create_app(
     )
     app[CONFIG] = Config(settings, allowed_origins(settings))
     app[LIMITER] = RateLimiter(settings.collector.rate_limit_rps)
+    app[HINTS] = {}
     app[DRAINING] = [False]
     app[VISITORS] = VisitorKeys(Path(settings.collector.spool_dir))
     app[STORE] = store or NoStore()
@@ -64,6 +67,8 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/sdk/{site:[A-Za-z0-9_-]+}.js", sdk_script)
+    app.router.add_get("/sdk/{site:[A-Za-z0-9_-]+}/risk.js", sdk_script)
+    app.router.add_get("/sdk/{site:[A-Za-z0-9_-]+}/hints", sdk_hints)
     app.router.add_get("/dashboard", dashboard)
     return app
 
@@ -123,7 +128,8 @@ async def sdk_script(request: web.Request) -> web.Response:
     site = settings.site(request.match_info["site"])
     if site is None:
         return beacon.error_response(404, f"unknown site {request.match_info['site']!r}")
-    script = render_snippet(site, public_url=settings.collector.url())
+    render = render_risk if request.path.endswith("/risk.js") else render_snippet
+    script = render(site, public_url=settings.collector.url())
     headers = {
         "ETag": script.etag,
         "Cache-Control": "public, max-age=300",
@@ -190,3 +196,33 @@ async def request_context(
     route = request.match_info.route.resource
     metrics.request_counter(route.canonical if route else "unmatched", response.status).inc()
     return response
+
+
+HINTS_TTL_S = 300.0
+IDLE_FALLBACK_MS = 30_000.0
+
+
+async def sdk_hints(request: web.Request) -> web.Response:
+    """The risk script's runtime hints (docs/interventions.md): the site's intervention steps,
+    holdout, triggers and idle thresholds in ms, fetched apart from the script so its SRI hash
+    stays put. The thresholds come from the store every five minutes at most."""
+    settings = request.app[CONFIG].settings
+    site = settings.site(request.match_info["site"])
+    if site is None:
+        return beacon.error_response(404, f"unknown site {request.match_info['site']!r}")
+    act = site.intervene
+    cache = request.app[HINTS]
+    cached = cache.get(site.id)
+    if cached is None or time.monotonic() - cached[0] > HINTS_TTL_S:
+        try:
+            idle = await request.app[STORE].idle_ms(site.id) if act.steps else {}
+        except (ValueError, aiohttp.ClientError, TimeoutError):
+            idle = {step: IDLE_FALLBACK_MS for step in act.steps}  # the store is away: act on a default
+        cached = cache[site.id] = (time.monotonic(), idle)
+    # Pages the site's URL rules make an intervention step: the risk script knows its step from them
+    # when the page does not name it (data-chain-step or the page API).
+    paths = {step: ["^(?:" + rx.pattern + ")$" for rx, ruled in site.url_rules if ruled == step] for step in act.steps}
+    body = {"steps": list(act.steps), "holdout": act.holdout, "triggers": list(act.triggers), "idle_ms": cached[1],
+            "paths": paths}
+    return web.json_response(body, dumps=lambda o: orjson.dumps(o).decode(), headers={
+        "Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"})

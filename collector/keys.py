@@ -27,3 +27,4 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 DRAINING = web.AppKey("draining", list)
 VISITORS = web.AppKey("visitors", VisitorKeys)
 STORE = web.AppKey("store", StoreView)
+HINTS = web.AppKey("hints", dict)  # site → (when fetched, idle thresholds in ms), for the risk script

@@ -30,6 +30,10 @@ class StoreView(Protocol):
         """Is data arriving for a site: recent events, open sessions, refusals with their fix."""
         ...
 
+    async def idle_ms(self, site_id: str) -> dict[str, float]:
+        """Per intervention step, the median ms abandoners stayed there (docs/interventions.md)."""
+        ...
+
 
 class NoStore:
     """An accept side without a store (serving the snippet only)."""
@@ -41,6 +45,9 @@ class NoStore:
         raise ValueError("no store process")
 
     async def live(self, site_id: str) -> dict[str, Any]:
+        raise ValueError("no store process")
+
+    async def idle_ms(self, site_id: str) -> dict[str, float]:
         raise ValueError("no store process")
 
 
@@ -93,3 +100,6 @@ class AdminClient:
 
     async def live(self, site_id: str) -> dict[str, Any]:
         return dict(await self._get("/admin/live", params={"site": site_id}, timeout_s=10))
+
+    async def idle_ms(self, site_id: str) -> dict[str, float]:
+        return dict(await self._get("/admin/idle", params={"site": site_id}, timeout_s=10))

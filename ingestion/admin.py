@@ -46,6 +46,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/report", report_data)
     app.router.add_get("/admin/snippet", snippet)
     app.router.add_get("/admin/live", live)
+    app.router.add_get("/admin/idle", idle)
 
 
 def authorize(request: web.Request) -> None:
@@ -126,6 +127,15 @@ async def snippet(request: web.Request) -> web.Response:
         return _json({"error": f"unknown site {request.query.get('site', '')[:64]!r}"}, status=404)
     make = shopify_pixel if request.query.get("shopify") else snippet_tag
     return web.Response(text=make(site, public_url=settings.collector.url()), content_type="text/plain")
+
+
+async def idle(request: web.Request) -> web.Response:
+    """The idle thresholds of ?site=ID's intervention steps (docs/interventions.md)."""
+    authorize(request)
+    try:
+        return _json(await request.app[SERVICE].idle_ms(request.query.get("site", "")))
+    except ValueError as exc:
+        return _json({"error": str(exc)}, status=404)
 
 
 async def live(request: web.Request) -> web.Response:

@@ -187,6 +187,23 @@ QUERIES: dict[str, str] = {
         WHERE {_SCOPE} AND asked_at = {{all:String}} AND device = {{device:String}} AND segment = {{segment:String}}
         GROUP BY link
         ORDER BY indexOf(['all', 'no_obstacle', 'met_obstacle', 'on_time', 'late'], link)""",
+    # docs/interventions.md: the lift of acting at the moment of risk over the holdout, per step and trigger
+    "interventions": f"""
+        SELECT step, trigger,
+               sumIf(sessions, arm = 'treatment') AS treated, sumIf(purchases, arm = 'treatment') AS treated_bought,
+               sumIf(sessions, arm = 'holdout') AS held, sumIf(purchases, arm = 'holdout') AS held_bought,
+               sumIf(accepted, arm = 'treatment') AS accepted, sumIf(offer_cost, arm = 'treatment') AS offer_cost,
+               if(treated = 0, NULL, treated_bought / treated) AS treated_conversion,
+               if(held = 0, NULL, held_bought / held) AS held_conversion,
+               treated_conversion - held_conversion AS lift,
+               chainlens_diff_low(treated_bought, treated, held_bought, held) AS lift_low,
+               chainlens_diff_high(treated_bought, treated, held_bought, held) AS lift_high,
+               treated * lift AS incremental_orders,
+               sumIf(revenue, arm = 'treatment') - treated * if(held = 0, NULL, sumIf(revenue, arm = 'holdout') / held)
+                   - offer_cost AS incremental_revenue,
+               treated < {{act_min_sample:UInt32}} OR held < {{act_min_sample:UInt32}} AS insufficient
+        FROM intervention_daily WHERE {_SCOPE} AND device = {{device:String}}
+        GROUP BY step, trigger ORDER BY step, trigger != 'all', trigger""",
     # docs/metrics.md "Early warning": the latest record of each episode, open ones first
     "alerts": """
         SELECT max(t) AS detected_at, step, device, kind, window_hours,
@@ -207,7 +224,8 @@ def parameters(site: Site, *, start: dt.date, end: dt.date, stopped: str = "", d
                segment: str = ALL) -> dict[str, Any]:
     return {"site": site.id, "start": start, "end": end, "all": ALL, "device": device, "segment": segment,
             "checkout_from": site.checkout_from,
-            "checkout": list(site.checkout_steps), "stopped": stopped, "min_sample": site.obstacle_min_sample}
+            "checkout": list(site.checkout_steps), "stopped": stopped, "min_sample": site.obstacle_min_sample,
+            "act_min_sample": site.intervene.min_sample}
 
 
 def rows(client: Client, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -38,6 +38,7 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped:
         "landing": rows(client, "landing", p), "campaigns": rows(client, "campaigns", p),
         "fulfillment": rows(client, "fulfillment", p)[0], "fulfillment_by_day": rows(client, "fulfillment_by_day", p),
         "return_reasons": rows(client, "return_reasons", p), "satisfaction": rows(client, "satisfaction", p),
+        "interventions": rows(client, "interventions", p), "act_min_sample": site.intervene.min_sample,
     }
 
 
@@ -71,3 +72,23 @@ def report_range(client: Client, site: Site, start: str | None, end: str | None,
                   segment=segment or ALL)
     data["available"] = [first.isoformat() if first else None, last.isoformat() if last else None]
     return data
+
+
+IDLE_DAYS = 14  # the days of abandoned sessions an "auto" idle threshold is the median of
+IDLE_MIN_SAMPLE = 20
+IDLE_DEFAULT_MS = 30_000.0  # until a step has that many abandoners
+
+
+def idle_thresholds(client: Client, site: Site) -> dict[str, float]:
+    """Per intervention step, how long to wait before an idle shopper counts as at risk: the
+    site's `idle_s`, or ("auto") the median time abandoners stayed on the step in the last 14
+    days (docs/metrics.md, "Time before abandoning"), 30 s while fewer than 20 left there."""
+    steps = list(site.intervene.steps)
+    if site.intervene.idle_s != "auto":
+        return {step: float(site.intervene.idle_s) * 1000 for step in steps}
+    result = client.query("""
+        SELECT abandoned_at, count(), quantileExactInclusive(0.5)(ms_before_abandon) FROM chain_sessions
+        WHERE site_id = {site:String} AND day >= today() - {days:UInt32} AND has({steps:Array(String)}, abandoned_at)
+        GROUP BY abandoned_at""", parameters={"site": site.id, "days": IDLE_DAYS, "steps": steps})
+    medians = {step: float(ms) for step, n, ms in result.result_rows if n >= IDLE_MIN_SAMPLE and ms}
+    return {step: medians.get(step, IDLE_DEFAULT_MS) for step in steps}

@@ -31,7 +31,7 @@ from ingestion.figures import ALL
 log = logging.getLogger(__name__)
 
 DERIVED = ("chain_daily", "checkout_abandonment_daily", "step_timing_daily", "obstacle_impact_daily",
-           "fast_track_daily", "checkout_hourly", "landing_engagement_daily", "campaign_daily")
+           "fast_track_daily", "checkout_hourly", "landing_engagement_daily", "campaign_daily", "intervention_daily")
 TABLES = ("chain_sessions", *DERIVED)
 # After the purchase, by the purchase day (orders) and by the answer's day (satisfaction).
 ORDER_TABLES = ("chain_orders", "fulfillment_daily")
@@ -217,6 +217,7 @@ def _rebuild(client: Client, site: Site, days: list[dt.date], tables: tuple[str,
         "last": site.chain[-1], "first_day": days[0], "last_day": days[-1], "after": sorted(site.after_steps),
         "shipped": _named(site, "shipped"), "delivered": _named(site, "delivered"),
         "returned": _named(site, "returned"), "tracking": TRACKING_VIEWED,
+        "act_min_sample": site.intervene.min_sample,
         "returning_from": days[0] - dt.timedelta(days=site.behavior.returning_days),
         "goal": site.goal_step, "goal_clicks": site.landing.clicks,
         "engaged_ms": site.landing.engaged_s * 1000.0,

@@ -32,7 +32,7 @@ from ingestion import admin, schedule
 from ingestion.keys import SERVICE
 from ingestion.live import live_state
 from ingestion.loader import Loader
-from ingestion.report import report_range
+from ingestion.report import idle_thresholds, report_range
 from ingestion.runner import StoreRunner
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,12 @@ class StoreService:
         if site is None:
             raise ValueError(f"unknown site {site_id[:64]!r}")
         return await self.runner.call(live_state, self.settings, site)
+
+    async def idle_ms(self, site_id: str) -> dict[str, float]:
+        site = self.settings.site(site_id)
+        if site is None:
+            raise ValueError(f"unknown site {site_id[:64]!r}")
+        return dict(await self.runner.call(idle_thresholds, site))
 
     async def report(self, query: Mapping[str, str]) -> dict[str, Any]:
         site = self.settings.site(query.get("site", "")) or (self.settings.sites[0] if self.settings.sites else None)

@@ -135,7 +135,7 @@
   function ga(x) {
     var name = x && (x.event || (x[0] == 'event' && x[1]));
     // GA4-style names; tag managers' own (gtm.js…) are not
-    if (name && /^[a-z_]+$/.test(name)) ev('track', null, name, x.ecommerce || x[2]);
+    if (/^[a-z_]+$/.test(name || 0)) ev('track', null, name, x.ecommerce || x[2]);
   }
 
   var api = {
@@ -159,8 +159,13 @@
       hold = [];
     }
   };
-  function call(a) { if (api[a[0]]) api[a[0]](a[1], a[2]); }
+  // Calls this script does not know wait in `p` for an add-on (the risk script, sdk_js/risk.js),
+  // which reads the step, session and consent through `x`. (`q` is the stub's: gone once loaded.)
+  var rest = [];
+  function call(a) { if (api[a[0]]) api[a[0]](a[1], a[2]); else rest.push(a); }
   w.chainlens = guard(function () { call(arguments); });
+  w.chainlens.p = rest;
+  w.chainlens.x = function () { return [cur, ids.s, consent]; };
 
   // The page view first, so calls queued before load happen on its step; a queued
   // consent refusal then drops it and clears storage.
@@ -203,14 +208,12 @@
     if (el) enter(el.getAttribute('data-chain-step'));
     // Rage click: a third click on one element within a second of the first.
     rage = rage[0] == t && now() - rage[1] < 1e3 ? [t, rage[1], rage[2] + 1] : [t, now(), 1];
-    if (rage[2] == 3) ev('obstacle', cur, 'rage_click', {el: t.tagName});
+    if (rage[2] == 3) ev('obstacle', cur, 'rage_click');
   }, 1);
 
   function hide() { report(); flush(1); }
   on(d, 'visibilitychange', function () { if (shown()) since = since || now(); else hide(); });
   on(w, 'pagehide', hide);
-  on(d, 'freeze', hide);
-  on(d, 'resume', function () { since = shown() && now(); });
   on(w, 'online', retry);
   retry();
 })

@@ -16,13 +16,13 @@ const shared = {setTimeout: "readonly", clearTimeout: "readonly", crypto: "reado
 
 export default [
   {
-    files: ["chainlens.js"],
+    files: ["chainlens.js", "risk.js"],
     languageOptions: {
       ecmaVersion: 5,
       sourceType: "script",
       globals: {
         ...shared, window: "readonly", document: "readonly", navigator: "readonly", location: "readonly",
-        history: "readonly",
+        history: "readonly", localStorage: "readonly",
       },
     },
     rules,

@@ -62,8 +62,10 @@ def _minified_source() -> str:
 
 @functools.lru_cache(maxsize=256)
 def _render(site_id: str, config_json: bytes) -> Script:
-    text = _template().render(script=_minified_source(), config=config_json.decode()).strip()
-    body = text.encode()
+    return _script(_template().render(script=_minified_source(), config=config_json.decode()).strip().encode())
+
+
+def _script(body: bytes) -> Script:
     digest = hashlib.sha384(body).digest()
     return Script(
         body=body,
@@ -79,6 +81,30 @@ def render(site: Site, *, public_url: str) -> Script:
 
 
 @functools.cache
+def _risk_source() -> str:
+    program = es5((resources.files("sdk_js") / "risk.js").read_text())
+    return str(minify_print(program, obfuscate=True, obfuscate_globals=False)).rstrip(";\n ")
+
+
+@functools.lru_cache(maxsize=256)
+def _render_risk(config_json: bytes) -> Script:
+    return _script(_template().render(script=_risk_source(), config=config_json.decode()).strip().encode())
+
+
+def render_risk(site: Site, *, public_url: str) -> Script:
+    """The risk script (docs/interventions.md): where to fetch the site's hints, nothing else, so
+    its SRI hash does not change with the steps, holdout or thresholds."""
+    config = orjson.dumps({"site": site.id, "url": public_url.rstrip("/")}, option=orjson.OPT_SORT_KEYS)
+    return _render_risk(config)
+
+
+def risk_tag(site: Site, *, public_url: str) -> str:
+    script = render_risk(site, public_url=public_url)
+    src = f"{public_url.rstrip('/')}/sdk/{site.id}/risk.js"
+    return f'<script defer src="{src}" integrity="{script.integrity}" crossorigin="anonymous"></script>'
+
+
+@functools.cache
 def _shopify_source() -> str:
     return (resources.files("sdk_js") / "shopify.js").read_text().strip()
 
@@ -91,8 +117,13 @@ def shopify_pixel(site: Site, *, public_url: str) -> str:
 
 
 def snippet_tag(site: Site, *, public_url: str) -> str:
-    """What a store pastes into its pages: the script tag with its SRI hash, and the queue stub."""
+    """What a store pastes into its pages: the script tag with its SRI hash, and the queue stub;
+    with [sites.intervene], the risk script's tag for the pages of those steps."""
     script = render(site, public_url=public_url)
     src = f"{public_url.rstrip('/')}/sdk/{site.id}.js"
-    return (f'<script defer src="{src}" integrity="{script.integrity}" crossorigin="anonymous"></script>\n'
-            f"<script>{STUB}</script>")
+    tag = (f'<script defer src="{src}" integrity="{script.integrity}" crossorigin="anonymous"></script>\n'
+           f"<script>{STUB}</script>")
+    if site.intervene.steps:
+        tag += (f"\n<!-- after it, on the pages of {', '.join(site.intervene.steps)} (docs/interventions.md) -->\n"
+                + risk_tag(site, public_url=public_url))
+    return tag

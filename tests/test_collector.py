@@ -269,6 +269,22 @@ async def test_post_purchase_reports_are_linked_by_order_and_bad_ones_are_named(
     assert unknown.status == 404 and "unknown site" in (await unknown.json())["error"]
 
 
+async def test_risk_moments_and_outcomes_are_checked(client: Any) -> None:
+    good = [event("track", name="intervention", step="checkout.shipping",
+                  props={"trigger": "idle", "arm": "holdout"}),
+            event("track", name="intervention_outcome", step="checkout.shipping",
+                  props={"outcome": "accepted", "offer": "FREESHIP", "cost": "4.95"})]
+    bad = [event("track", name="intervention", props={"trigger": "idle", "arm": "control"}),
+           event("track", name="intervention", props={"trigger": "wiggle", "arm": "holdout"}),
+           event("track", name="intervention_outcome", props={"outcome": "maybe"})]
+    answer = await (await client.post("/e", data=beacon(*good, *bad), headers=HEADERS)).json()
+    assert (answer["accepted"], answer["rejected"]) == (2, 3)
+    assert [e["error"] for e in answer["errors"]] == [
+        "props.arm: must be one of treatment, holdout",
+        "props.trigger: must be one of exit_intent, idle, return_after_hide",
+        "props.outcome: must be one of accepted, dismissed"]
+
+
 async def test_health_and_readiness(client: Any) -> None:
     assert (await client.get("/healthz")).status == 200
     ready = await client.get("/readyz")

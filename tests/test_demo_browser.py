@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from chainlens.core.settings import from_mapping
 from chainlens.demo import demo_config
-from chainlens.shoppers import ShopperModel, aftercare
+from chainlens.shoppers import ShopperModel, aftercare, arm_share
 from chainlens.storefront import StoreServer
 from tests.conftest import BROWSER_UA as UA
 from tests.conftest import Serve, free_port, launch_chromium
@@ -378,4 +379,74 @@ def test_trends_alerts_and_the_device_filter(demo: dict[str, Any]) -> None:
                           "WHERE site_id = 'demo')")
     assert len(panel) == min(10, int(episodes["n"])) > 0
     assert panel == sorted(panel, key=lambda s: s == "resolved")
+    page.close()
+
+
+@pytest.mark.parametrize("arm", ["treatment", "holdout"])
+def test_the_moment_of_risk_calls_the_handler_in_the_treatment_arm_only_and_once(
+    demo: dict[str, Any], arm: str
+) -> None:
+    shop, srv = demo["shop"], demo["srv"]
+    # A session id whose share puts it in the arm (the risk script's FNV-1a, 20% holdout).
+    sid = next(s for s in (str(uuid.uuid4()) for _ in range(1000)) if (arm_share(s) < 0.2) == (arm == "holdout"))
+    context = demo["browser"].new_context(user_agent=UA)
+    context.add_init_script("localStorage.setItem('chainlens_id', JSON.stringify("
+                            f"{{s: '{sid}', a: 'a-{sid}', n: 1, t: Date.now()}}))")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    leave = "document.dispatchEvent(new MouseEvent('mouseout', {clientY: -5}))"  # out through the top
+    with page.expect_response(lambda r: "/hints" in r.url):
+        page.goto(shop.url + "/checkout/shipping?sku=101")
+    page.wait_for_timeout(200)
+    page.evaluate(leave)
+    page.evaluate(leave)  # twice on the page: still once
+    offers = page.evaluate("window.offers || 0")
+    if arm == "treatment":
+        page.click("#take")
+    page.goto(shop.url + "/checkout/payment?sku=101")  # another configured step, the same session
+    page.wait_for_load_state("networkidle")  # the hints (perhaps from the browser's cache)
+    page.evaluate(leave)
+    offers_later = page.evaluate("window.offers || 0")
+    page.close(run_before_unload=True)
+    assert errors == []
+    assert (offers, offers_later) == ((1, 0) if arm == "treatment" else (0, 0))
+    deadline = time.monotonic() + 20
+    while True:
+        rows = srv.sql("SELECT name, step, props FROM events FINAL WHERE session_id = "
+                       f"'{sid}' AND name IN ('intervention', 'intervention_outcome', 'step_time') ORDER BY ts")
+        if any(r["name"] == "step_time" and r["step"] == "checkout.payment" for r in rows) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    moments = [r for r in rows if r["name"] == "intervention"]
+    assert [(r["step"], r["props"]) for r in moments] == [
+        ("checkout.shipping", {"trigger": "exit_intent", "arm": arm})]  # both arms record it, once
+    outcomes = [r["props"] for r in rows if r["name"] == "intervention_outcome"]
+    assert outcomes == ([{"outcome": "accepted", "offer": "FREESHIP", "cost": "4.95"}] if arm == "treatment" else [])
+
+
+def test_the_lift_of_acting_on_the_dashboard(demo: dict[str, Any]) -> None:
+    """Last in this module: it adds a day of shoppers to whom the store offers free shipping at risk."""
+    srv, tmp = demo["srv"], demo["tmp"]
+    now = int(time.time() * 1000)
+    model = ShopperModel(seed=9, origin=demo["shop"].url, act=True)
+    lines = [orjson.dumps(e) for s in model.sessions(start_ms=now - 4 * 86_400_000, end_ms=now - 3 * 86_400_000,
+                                                     count=1500) for e in s.events]
+    (tmp / "acting.jsonl").write_bytes(b"\n".join(lines))
+    srv.cli("import", str(tmp / "acting.jsonl"), "--site", "demo")
+    srv.cli("rollup")
+    day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=4)).date().isoformat()
+    page = demo["browser"].new_context().new_page()
+    page.goto(f"{srv.url}/dashboard?site=demo&from={day}&to={day}")
+    rows = {(r["trigger"], r["arm"]): r for r in srv.sql(
+        "SELECT trigger, arm, sessions, purchases FROM intervention_daily "
+        f"WHERE day = '{day}' AND step = 'checkout.shipping' AND device = 'all'")}
+    shown = {c[1].split(" ")[0]: c for c in cells(page, "interventions") if c[0] == "checkout.shipping"}
+    assert set(shown) == {t for t, _ in rows}
+    for trigger, c in shown.items():
+        assert c[2] == f"{rows[(trigger, 'treatment')]['sessions']} / {rows[(trigger, 'holdout')]['sessions']}"
+    treated, held = rows[("all", "treatment")], rows[("all", "holdout")]
+    lift = int(treated["purchases"]) / int(treated["sessions"]) - int(held["purchases"]) / int(held["sessions"])
+    assert shown["all"][5].startswith(f"{lift * 100:+.1f} pp")
     page.close()

@@ -50,7 +50,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     now = int(time.time() * 1000)
     day = 86_400_000
     for site, seed in zip(settings.sites, (3, 4), strict=True):
-        model = ShopperModel(seed=seed, change_at_ms=now - day)
+        model = ShopperModel(seed=seed, change_at_ms=now - day, act=True)
         sessions = list(model.sessions(start_ms=now - 6 * day, end_ms=now - 3 * 3_600_000, count=1500))
         rng = random.Random(seed)
         events = [e for s in sessions for e in s.events]

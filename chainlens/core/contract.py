@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl
 import msgspec
 import orjson
 
-from chainlens.core.settings import TRACKING_VIEWED, Site
+from chainlens.core.settings import TRACKING_VIEWED, TRIGGERS, Site
 
 EVENT_TYPES = ("identify", "obstacle", "page", "step", "track")
 SERVER_SOURCES = ("s2s", "import")  # the store's back office: reports about orders, without a browser session
@@ -382,6 +382,10 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
     order_id = e.order_id or (props.get("order_id") or props.get("transaction_id", ""))[:MAX_ID]
     if about_order:
         after_purchase_props(props, site=site, step=step, order_id=order_id, feedback=name == FEEDBACK)
+    elif kind == "track" and name in INTERVENTION_PROPS:
+        for key, allowed in INTERVENTION_PROPS[name].items():
+            if props.get(key) not in allowed:
+                raise EventError(f"props.{key}", f"must be one of {', '.join(allowed)}")
     if kind == "page" and "?" in url:
         props.update(campaign_props(url))
     if e.nc and kind in ("page", "step"):  # what enters a step: clicks to reach it
@@ -403,6 +407,12 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
 
 MAX_ITEMS = 10
 FEEDBACK = "feedback"  # a satisfaction answer: chainlens('feedback', score, {asked_at})
+# The risk script's records (docs/interventions.md): the moment of risk in both arms, and what the
+# store's offer became.
+INTERVENTION_PROPS: dict[str, dict[str, tuple[str, ...]]] = {
+    "intervention": {"trigger": TRIGGERS, "arm": ("treatment", "holdout")},
+    "intervention_outcome": {"outcome": ("accepted", "dismissed")},
+}
 LATE_AGE_MS = 400 * 24 * 3600 * 1000  # the back office's reports about an order: returns, late surveys
 
 

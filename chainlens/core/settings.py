@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import tomllib
+import types
 import typing
 import zoneinfo
 from collections.abc import Mapping
@@ -142,6 +143,20 @@ class LandingSettings:
     goal_step: str = ""  # "": the product step
 
 
+TRIGGERS = ("exit_intent", "idle", "return_after_hide")
+
+
+@dataclass(frozen=True)
+class InterveneSettings:
+    """Acting at the moment of abandoning, measured against a holdout (docs/interventions.md)."""
+
+    steps: tuple[str, ...] = ()  # none: the risk script does nothing
+    holdout: float = 0.2  # share of at-risk sessions in which nothing is shown
+    triggers: tuple[str, ...] = TRIGGERS
+    idle_s: str | float = "auto"  # "auto": the step's median time before abandoning, from the rollups
+    min_sample: int = 30  # at-risk sessions in each arm below which the lift is `insufficient`
+
+
 @dataclass(frozen=True)
 class Segment:
     """A site's own behavior segment: sessions for which `where` (ClickHouse, over
@@ -218,6 +233,7 @@ class Site:
     after_purchase: tuple[str, ...] = AFTER_PURCHASE  # what the back office reports after the purchase
     behavior: BehaviorSettings = BehaviorSettings()
     landing: LandingSettings = LandingSettings()
+    intervene: InterveneSettings = InterveneSettings()
     cookieless: bool = False  # the snippet stores nothing in the browser
     require_consent: bool = False  # the snippet waits for chainlens('consent', true)
     session_minutes: int = 30
@@ -436,6 +452,17 @@ def _check_site(site: Site, source: str, where: str) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", step) or step in site.chain or step == TRACKING_VIEWED:
             raise ConfigError(source, f"{where}.after_purchase[{i}]",
                               f"{step!r}: must be lowercase letters, digits or '_', and not a chain step")
+    act = site.intervene
+    for step in act.steps:
+        if step not in site.chain[:-1]:
+            raise ConfigError(source, f"{where}.intervene.steps", f"{step!r} is not a chain step before the last")
+    if not 0 <= act.holdout < 1:
+        raise ConfigError(source, f"{where}.intervene.holdout", "must be at least 0 and below 1")
+    for trigger in act.triggers:
+        if trigger not in TRIGGERS:
+            raise ConfigError(source, f"{where}.intervene.triggers", f"{trigger!r} is not one of {', '.join(TRIGGERS)}")
+    if act.idle_s != "auto" and not (isinstance(act.idle_s, float) and act.idle_s > 0):
+        raise ConfigError(source, f"{where}.intervene.idle_s", "must be \"auto\" or a number of seconds above 0")
     names: set[str] = set()
     for i, segment in enumerate(site.segments):
         key = f"{where}.segments[{i}]"
@@ -477,6 +504,14 @@ def _build(cls: type, raw: Any, source: str, where: str) -> Any:
 
 def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
     origin = typing.get_origin(hint)
+    if origin is types.UnionType:  # the first alternative that takes the value
+        for option in typing.get_args(hint):
+            try:
+                return _convert(option, value, source, key)
+            except ConfigError:
+                continue
+        names = " or ".join(getattr(o, "__name__", str(o)) for o in typing.get_args(hint))
+        raise ConfigError(source, key, f"expected {names}, got {value!r}")
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, source, key)  # type: ignore[arg-type]
     if hint is bool:

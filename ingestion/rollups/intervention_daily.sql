@@ -1,0 +1,49 @@
+-- intervention_daily (docs/interventions.md): the sessions whose risk moment the risk script
+-- recorded (`intervention` events: step, trigger, arm; the first one counts) with what they did,
+-- by arm; the treatment rows carry the lift over the holdout of the same step, trigger, device.
+INSERT INTO intervention_daily_staging (site_id, day, step, trigger, arm, device, sessions, accepted, purchases,
+    conversion, revenue, offer_cost, diff, diff_low, diff_high, incremental_orders, incremental_revenue,
+    insufficient)
+WITH arms AS
+(
+    SELECT s.site_id AS site_id, s.day AS day, r.step AS step, cut.1 AS trig, r.arm AS arm, cut.2 AS dev,
+        count() AS n, countIf(r.accepted) AS acc, countIf(s.purchased) AS buy, sum(s.revenue) AS rev,
+        sum(r.cost) AS cost
+    FROM
+    (
+        SELECT session_id,
+            argMinIf(step, ts, name = 'intervention') AS step,
+            argMinIf(props['trigger'], ts, name = 'intervention') AS trigger,
+            argMinIf(props['arm'], ts, name = 'intervention') AS arm,
+            countIf(name = 'intervention_outcome' AND props['outcome'] = 'accepted') > 0 AS accepted,
+            -- each accepted offer once (a retried copy has the same id)
+            arraySum(arrayMap(c -> c.2, groupUniqArrayIf((event_id, toFloat64OrZero(props['cost'])),
+                name = 'intervention_outcome' AND props['outcome'] = 'accepted'))) AS cost
+        FROM events
+        WHERE site_id = {site:String} AND NOT is_bot AND type = 'track'
+          AND name IN ('intervention', 'intervention_outcome')
+          AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
+        GROUP BY session_id
+        HAVING countIf(name = 'intervention') > 0
+    ) AS r
+    INNER JOIN
+    (
+        SELECT site_id, day, session_id, device, purchased, revenue FROM chain_sessions_staging
+        WHERE site_id = {site:String} AND day IN {days:Array(Date)}
+    ) AS s
+    ON r.session_id = s.session_id
+    ARRAY JOIN [(r.trigger, s.device), ({all:String}, s.device), (r.trigger, {all:String}),
+                ({all:String}, {all:String})] AS cut
+    GROUP BY site_id, day, step, trig, arm, dev
+)
+SELECT
+    a.site_id, a.day, a.step, a.trig, a.arm, a.dev, a.n, a.acc, a.buy, a.buy / a.n, a.rev, a.cost,
+    if(a.arm = 'treatment' AND h.n > 0, a.buy / a.n - h.buy / h.n, NULL) AS d,
+    if(a.arm = 'treatment' AND h.n > 0, chainlens_diff_low(a.buy, a.n, h.buy, h.n), NULL),
+    if(a.arm = 'treatment' AND h.n > 0, chainlens_diff_high(a.buy, a.n, h.buy, h.n), NULL),
+    a.n * d,
+    if(d IS NULL, NULL, a.rev - a.n * h.rev / h.n - a.cost),
+    if(a.arm = 'treatment', a.n < {act_min_sample:UInt32} OR h.n < {act_min_sample:UInt32}, NULL)
+FROM arms AS a
+LEFT JOIN (SELECT * FROM arms WHERE arm = 'holdout') AS h
+ON a.site_id = h.site_id AND a.day = h.day AND a.step = h.step AND a.trig = h.trig AND a.dev = h.dev
