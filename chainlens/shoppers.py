@@ -63,7 +63,7 @@ JOBS = {
 }
 # The demo store's intervention (docs/interventions.md): its holdout share, and the chance its
 # free-shipping offer keeps a shopper who met a shipping cost and was about to leave.
-HOLDOUT, RESCUE = 0.2, 0.35
+HOLDOUT, RESCUE = 0.2, 0.2
 TRIGGERS = ("exit_intent", "idle", "return_after_hide")
 
 
