@@ -156,9 +156,69 @@ def line(label: str, r: dict, extra: str = "") -> None:
           f"p99 {r['p99']:6.2f} ms  errors {int(r['errors'] + r['non2xx'])}{extra}")
 
 
+# Where a single-event request's worker CPU goes: each py-spy sample is charged to the innermost
+# frame of its stack that one of these matches (file fragment, function or "" for any).
+COMPONENTS = [
+    ("metrics (prometheus_client)", "prometheus_client/", ""),
+    ("rate limiter", "collector/ratelimit.py", ""),
+    ("CORS", "collector/cors.py", ""),
+    ("spool framing and group commit", "collector/spool.py", ""),
+    ("spool framing and group commit", "chainlens/core/spoolfile.py", ""),
+    ("decode (msgspec) and the envelope", "chainlens/core/contract.py", "decode"),
+    ("rows: check and build", "chainlens/core/contract.py", ""),
+    ("body read", "collector/beacon.py", "read_body"),
+    ("answer: 202 body, counters", "collector/beacon.py", "answer"),
+    ("accept: the rest (UA, site, sender)", "collector/beacon.py", ""),
+    ("user agent parsing", "collector/enrich.py", ""),
+    ("middleware (request id, log check, request counter)", "collector/app.py", "request_context"),
+    ("handler (client address, limiter call)", "collector/app.py", ""),
+    ("aiohttp: response building and writing", "aiohttp/web_response.py", ""),
+    ("aiohttp: request object and routing", "aiohttp/web_request.py", ""),
+    ("aiohttp: request object and routing", "aiohttp/web_urldispatcher.py", ""),
+    ("aiohttp: request object and routing", "aiohttp/web_app.py", ""),
+    ("aiohttp: protocol, HTTP parsing, streams", "aiohttp/", ""),
+    ("event loop (asyncio, selectors, sockets)", "asyncio/", ""),
+    ("event loop (asyncio, selectors, sockets)", "selectors.py", ""),
+]
+
+
+def profile(url: str, lua: Path, pid: int, *, seconds: int, work: Path) -> None:
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "py-spy"], check=True)
+    out = work / "worker.txt"
+    cpu = cpu_s(pid)
+    sampler = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "500",
+                                "--duration", str(seconds), "--output", str(out), "--nonblocking"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = wrk(url, lua, seconds=seconds, events=1)
+    sampler.wait(60)
+    per_request = (cpu_s(pid) - cpu) / r["requests"] * 1e6
+    totals: dict[str, int] = {}
+    for row in out.read_text().splitlines():
+        stack, _, count = row.rpartition(" ")
+        frames = stack.split(";")
+        label = "other Python"
+        for frame in reversed(frames):  # innermost first
+            name = next((c for c, path, fn in COMPONENTS if path in frame and (not fn or frame.startswith(fn))),
+                        None)
+            if name:
+                label = name
+                break
+        totals[label] = totals.get(label, 0) + int(count)
+    samples = sum(totals.values()) or 1
+    print(f"\nworker CPU per single-event request: {per_request:,.0f} µs ({r['rps']:,.0f} req/s under py-spy), "
+          f"by where py-spy found it ({samples:,} samples):")
+    for label, count in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"  {label:<55} {count / samples * per_request:7.1f} µs  {count / samples:6.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--profile", action="store_true",
+                        help="also sample the accept worker with py-spy during a 1-event run and print where "
+                             "its CPU per request goes (pip installs py-spy into the venv when missing)")
     args = parser.parse_args()
     ensure_wrk()
     work = Path(tempfile.mkdtemp(prefix="chainlens-bench-"))
@@ -170,8 +230,10 @@ def main() -> None:
     bare = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-c", BARE, str(port)])
     url = f"http://127.0.0.1:{port}"
     wait_up(url + "/e")
+    cpu = cpu_s(bare.pid)
     bare_1 = wrk(url, lua, seconds=args.seconds, events=1)
-    line("bare aiohttp handler, 1-event beacons", bare_1)
+    line("bare aiohttp handler, 1-event beacons", bare_1,
+         f"  CPU {(cpu_s(bare.pid) - cpu) / bare_1['requests'] * 1e6:,.0f} µs/request")
     bare_50 = wrk(url, lua, seconds=args.seconds, events=50)
     line("bare aiohttp handler, 50-event beacons", bare_50)
     bare.terminate()
@@ -204,6 +266,8 @@ def main() -> None:
              f"  worker CPU {per_request:,.0f} µs/request  fsyncs/s {rate:,.0f}"
              f"  RSS worker {max(rss_mb(p) for p in workers):.0f} MB, "
              f"store process {rss_mb(store_pid):.0f} MB")
+    if args.profile:
+        profile(url, lua, workers[0], seconds=args.seconds, work=work)
     # p99 at 80% of the maximum single-event rate: every connection paced by delay().
     target = 0.8 * results[1]["rps"]
     delay = max(1, round(CONNECTIONS * 1000 / target))

@@ -1,8 +1,9 @@
 """The accept path's write-ahead spool: append a frame, fsync, then answer.
 
-Group commit by event-loop turn: a request appends its frames and waits for the
-one fdatasync that runs once the requests of the current loop turn have
-written theirs, so requests arriving together share it. The fdatasync runs on
+Group commit by event-loop turn: a request adds its frames to the turn's batch
+and waits; once the requests of the current loop turn have added theirs, the
+batch is written with one write and made durable with one fdatasync, so requests
+arriving together share both system calls. The fdatasync runs on
 the loop itself: on a local disk it takes a fraction of a millisecond (0.16 ms
 median on the benchmark machine), about what a hand-off to a thread and back
 costs, and the loop turn it ends is the natural batch. On a disk with slow syncs
@@ -33,7 +34,8 @@ class SpoolWriter:
         self.fsyncs = 0
         self._fd = -1
         self._offset = 0
-        self._pending: asyncio.Future[None] | None = None  # the next group commit
+        self._batch = bytearray()  # frames of the requests waiting for the next group commit
+        self._waiters: list[asyncio.Future[None]] = []
         self._scanned_bytes = 0
         self._scanned_at = 0.0
         self._since_scan = 0
@@ -62,10 +64,40 @@ class SpoolWriter:
 
         SpoolFull when they cannot be.
         """
+        if self.used_bytes() + len(self._batch) + len(data) > self.max_bytes:
+            raise SpoolFull("spool is at collector.spool_max_bytes")
+        loop = asyncio.get_running_loop()
+        if not self._waiters:
+            loop.call_soon(self._commit)
+        self._batch += data
+        # One future per request: a cancelled request cancels its own wait, never the commit.
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def _commit(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        data, self._batch = bytes(self._batch), bytearray()
+        if not waiters:
+            return
+        try:
+            self._write(data)
+            os.fdatasync(self._fd)
+        except SpoolFull as exc:
+            self._fail(waiters, exc)
+            return
+        except OSError as exc:
+            self._fail(waiters, SpoolFull(f"write or fsync failed: {exc}"))
+            return
+        self.fsyncs += 1
+        metrics.FSYNCS.inc()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _write(self, data: bytes) -> None:
         if self._offset >= self.segment_bytes:
             self._rotate()
-        if self.used_bytes() + len(data) > self.max_bytes:
-            raise SpoolFull("spool is at collector.spool_max_bytes")
         try:
             written = os.write(self._fd, data)
             while written < len(data):
@@ -78,25 +110,12 @@ class SpoolWriter:
             raise
         self._offset += len(data)
         self._since_scan += len(data)
-        if self._pending is None:
-            loop = asyncio.get_running_loop()
-            self._pending = loop.create_future()
-            loop.call_soon(self._commit)
-        # Shielded: a cancelled request must not cancel the commit others wait for.
-        await asyncio.shield(self._pending)
 
-    def _commit(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        try:
-            os.fdatasync(self._fd)
-        except OSError as exc:
-            pending.set_exception(SpoolFull(f"fsync failed: {exc}"))
-            return
-        self.fsyncs += 1
-        metrics.FSYNCS.inc()
-        pending.set_result(None)
+    @staticmethod
+    def _fail(waiters: list[asyncio.Future[None]], exc: Exception) -> None:
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(exc)
 
     def _rotate(self) -> None:
         os.fdatasync(self._fd)  # whatever was written to the old segment is durable
