@@ -34,7 +34,7 @@ from ingestion.figures import QUERIES, parameters
 DEMO_DIR = Path("data/demo")
 STORE_PORT = 8000
 DAYS = 7  # of history, as far back as the collector's 7-day age limit lets browsers' events in
-PER_DAY = 450
+PER_DAY = 700
 CHANGE_DAYS = 1.5  # shipping costs jump for the last day and a half: the early warning should say so
 
 
