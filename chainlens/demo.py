@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 
 from chainlens.core.owner import held_by
-from chainlens.core.settings import BUILTIN_SEGMENTS, DEMO_CHAIN, Settings, Site, dump_toml, from_mapping
+from chainlens.core.settings import DEMO_CHAIN, Settings, Site, dump_toml, from_mapping
 from chainlens.reach import run_query
 from chainlens.shoppers import Session, ShopperModel, aftercare
 from chainlens.storefront import StoreServer
@@ -203,8 +203,7 @@ REPORT = [
 
 def _by_segment(site: Site) -> tuple[str, str, str, str]:
     """The checkout table with one abandonment-rate column per behavior segment."""
-    names = [segment.name for segment in site.segments] + list(BUILTIN_SEGMENTS)
-    columns = ", ".join(f"round(maxIf(abandonment_rate, segment = '{n}'), 3) AS {n}" for n in names)
+    columns = ", ".join(f"round(maxIf(abandonment_rate, segment = '{n}'), 3) AS {n}" for n in site.segment_names)
     return ("Abandonment of each checkout step by behavior segment", "checkout_by_segment",
             f"step, {columns}", "GROUP BY step, step_index ORDER BY step_index")
 

@@ -315,8 +315,10 @@ def aftercare(session: Session, rng: random.Random, *, now_ms: int) -> list[dict
     promised = bought + 72 * hour
     shipped = bought + int(rng.uniform(6, 30) * hour)
     late = rng.random() < CARRIERS[carrier]
-    delivered = promised + int(rng.uniform(4, 60) * hour) if late else shipped + int(rng.uniform(18, 40) * hour)
-    delivered = min(delivered, promised) if not late else delivered
+    if late:
+        delivered = promised + int(rng.uniform(4, 60) * hour)
+    else:
+        delivered = min(shipped + int(rng.uniform(18, 40) * hour), promised)
 
     def report(ts: int, kind: str, name: str, **props: Any) -> dict[str, Any] | None:
         if ts > now_ms:

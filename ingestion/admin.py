@@ -11,6 +11,7 @@ import datetime as dt
 import hmac
 import ipaddress
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -131,17 +132,17 @@ async def snippet(request: web.Request) -> web.Response:
 
 async def idle(request: web.Request) -> web.Response:
     """The idle thresholds of ?site=ID's intervention steps (docs/interventions.md)."""
-    authorize(request)
-    try:
-        return _json(await request.app[SERVICE].idle_ms(request.query.get("site", "")))
-    except ValueError as exc:
-        return _json({"error": str(exc)}, status=404)
+    return await _for_site(request, request.app[SERVICE].idle_ms)
 
 
 async def live(request: web.Request) -> web.Response:
     """Is data arriving for ?site=ID (ingestion/live.py)."""
+    return await _for_site(request, request.app[SERVICE].live)
+
+
+async def _for_site(request: web.Request, answer: Callable[[str], Awaitable[Any]]) -> web.Response:
     authorize(request)
     try:
-        return _json(await request.app[SERVICE].live(request.query.get("site", "")))
-    except ValueError as exc:
+        return _json(await answer(request.query.get("site", "")))
+    except ValueError as exc:  # an unknown site
         return _json({"error": str(exc)}, status=404)

@@ -7,7 +7,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from chainlens.core.settings import BUILTIN_SEGMENTS, Site
+from chainlens.core.settings import Site
 from ingestion.figures import ALL, DEVICES, parameters, rows
 
 
@@ -33,18 +33,13 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped:
         "checkout": rows(client, "checkout", p), "timing": rows(client, "timing", p),
         "obstacles": rows(client, "obstacles", p), "fast_track": rows(client, "fast_track", p)[0],
         "alerts": rows(client, "alerts", p), "cart_abandonment": rows(client, "cart", p)[0]["cart_abandonment"],
-        "segment": segment, "segment_names": segment_names(site), "segments": rows(client, "segments", p),
+        "segment": segment, "segment_names": site.segment_names, "segments": rows(client, "segments", p),
         "checkout_by_segment": side_by_side(rows(client, "checkout_by_segment", p)),
         "landing": rows(client, "landing", p), "campaigns": rows(client, "campaigns", p),
         "fulfillment": rows(client, "fulfillment", p)[0], "fulfillment_by_day": rows(client, "fulfillment_by_day", p),
         "return_reasons": rows(client, "return_reasons", p), "satisfaction": rows(client, "satisfaction", p),
         "interventions": rows(client, "interventions", p), "act_min_sample": site.intervene.min_sample,
     }
-
-
-def segment_names(site: Site) -> list[str]:
-    """The site's behavior segments in the order they are checked (docs/metrics.md, "Behavior segments")."""
-    return [s.name for s in site.segments] + list(BUILTIN_SEGMENTS)
 
 
 def side_by_side(rows_: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -66,8 +61,8 @@ def report_range(client: Client, site: Site, start: str | None, end: str | None,
         raise ValueError(f"stopped: {stopped[:40]!r} is not a checkout step of site {site.id!r}")
     if device and device not in DEVICES:
         raise ValueError(f"device: {device[:20]!r} is not one of {', '.join(DEVICES)}")
-    if segment and segment not in (ALL, *segment_names(site)):
-        raise ValueError(f"segment: {segment[:40]!r} is not one of {', '.join(segment_names(site))}")
+    if segment and segment not in (ALL, *site.segment_names):
+        raise ValueError(f"segment: {segment[:40]!r} is not one of {', '.join(site.segment_names)}")
     data = report(client, site, start=frm, end=to, stopped=stopped or "", device=device or ALL,
                   segment=segment or ALL)
     data["available"] = [first.isoformat() if first else None, last.isoformat() if last else None]

@@ -15,6 +15,7 @@ A run, per site:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 import zoneinfo
@@ -49,8 +50,13 @@ class SiteRollup:
     table_seconds: dict[str, float] = field(default_factory=dict)  # time spent building each table
 
 
+@functools.cache
+def _source(name: str) -> str:
+    return (resources.files("ingestion") / "rollups" / f"{name}.sql").read_text()
+
+
 def sql(name: str, site: Site | None = None) -> str:
-    text = (resources.files("ingestion") / "rollups" / f"{name}.sql").read_text()
+    text = _source(name)
     if site is not None and "/*SEGMENTS*/" in text:
         text = text.replace("/*SEGMENTS*/", segment_conditions(site))
     return text

@@ -26,7 +26,7 @@ from aiohttp import web
 from chainlens.core import metrics
 from chainlens.core.logs import setup_logging
 from chainlens.core.owner import admin_file, die_with_parent
-from chainlens.core.settings import Settings, embedded_path, is_embedded, reread
+from chainlens.core.settings import Settings, Site, embedded_path, is_embedded, reread
 from chainlens.core.spoolfile import atomic_write
 from ingestion import admin, schedule
 from ingestion.keys import SERVICE
@@ -109,17 +109,17 @@ class StoreService:
     async def status(self) -> dict[str, Any]:
         return self.state()
 
-    async def live(self, site_id: str) -> dict[str, Any]:
+    def _site(self, site_id: str) -> Site:
         site = self.settings.site(site_id)
         if site is None:
             raise ValueError(f"unknown site {site_id[:64]!r}")
-        return await self.runner.call(live_state, self.settings, site)
+        return site
+
+    async def live(self, site_id: str) -> dict[str, Any]:
+        return await self.runner.call(live_state, self.settings, self._site(site_id))
 
     async def idle_ms(self, site_id: str) -> dict[str, float]:
-        site = self.settings.site(site_id)
-        if site is None:
-            raise ValueError(f"unknown site {site_id[:64]!r}")
-        return dict(await self.runner.call(idle_thresholds, site))
+        return dict(await self.runner.call(idle_thresholds, self._site(site_id)))
 
     async def report(self, query: Mapping[str, str]) -> dict[str, Any]:
         site = self.settings.site(query.get("site", "")) or (self.settings.sites[0] if self.settings.sites else None)

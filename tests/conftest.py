@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from chainlens.core.settings import Settings, dump_toml, from_mapping
+from ingestion import store
 
 ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "http://127.0.0.1:8000"
@@ -79,6 +80,15 @@ def write_toml(path: Path, config: dict[str, Any]) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return from_mapping(make_config(tmp_path), source="test")
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """An embedded store with the schema, one per test module (the engine opens one path at a time)."""
+    client = store.connect(f"chdb://{tmp_path_factory.mktemp(request.module.__name__.rsplit('.', 1)[-1])}/db")
+    store.ensure_schema(client)
+    yield client
+    client.close()
 
 
 def event(kind: str = "step", **fields: Any) -> dict[str, Any]:

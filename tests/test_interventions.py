@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 from chainlens.core.contract import Client, validate_event
 from chainlens.core.settings import from_mapping
+from chainlens.shoppers import arm_share
 from ingestion import store
 from ingestion.rollup import rollup
 from tests.conftest import make_config, site_config
@@ -21,22 +21,6 @@ from tests.conftest import make_config, site_config
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
 M = 60_000
-
-
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    client = store.connect(f"chdb://{tmp_path_factory.mktemp('interventions')}/db")
-    store.ensure_schema(client)
-    yield client
-    client.close()
-
-
-def share(text: str) -> float:
-    """The risk script's arm share: FNV-1a of the session id over 2^32 (sdk_js/risk.js)."""
-    h = 2166136261
-    for ch in text:
-        h = ((h ^ ord(ch)) * 16777619) & 0xFFFFFFFF
-    return h / 4294967296
 
 
 def at_risk(sid: str, arm: str, *, bought: bool, accepted: bool = False, trigger: str = "exit_intent",
@@ -95,7 +79,7 @@ def simulate(seed: int, *, sessions: int = 1500, holdout: float = 0.2) -> tuple[
     rng = random.Random(seed)
     k1 = n1 = k2 = n2 = 0
     for _ in range(sessions):
-        treated = share(str(uuid.UUID(int=rng.getrandbits(128), version=4))) >= holdout
+        treated = arm_share(str(uuid.UUID(int=rng.getrandbits(128), version=4))) >= holdout
         met = rng.random() < MET_SHARE
         bought = rng.random() < BASE + (TRUE_EFFECT if treated and met else 0)
         if treated:

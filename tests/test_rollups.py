@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,6 @@ NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
 H = 3_600_000
 M = 60_000
-
-
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    client = store.connect(f"chdb://{tmp_path_factory.mktemp('rollups')}/db")
-    store.ensure_schema(client)
-    yield client
-    client.close()
 
 
 def reset(client: Any) -> None:

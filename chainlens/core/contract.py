@@ -295,7 +295,7 @@ def read_event(raw: Any, dropped: list[tuple[str, str, Any]], *, server: bool = 
         order = raw.get("order_id")
         if order in (None, ""):
             raise EventError("order_id", "missing: a back-office event names its order (or its session in sid)")
-        raw = {**raw, "sid": ORDER_SESSION + (canonical(order) if is_number(order) else str(order))[:MAX_ID - 6]}
+        raw = {**raw, "sid": ORDER_SESSION + _as_text(order)[:MAX_ID - len(ORDER_SESSION)]}
     values: dict[str, Any] = {}
     for name, f in FIELDS.items():
         value = raw.get(name)

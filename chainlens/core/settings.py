@@ -290,6 +290,11 @@ class Site:
         return frozenset((*self.after_purchase, TRACKING_VIEWED))
 
     @property
+    def segment_names(self) -> list[str]:
+        """The behavior segments in the order they are checked: the site's own, then the built-ins."""
+        return [s.name for s in self.segments] + list(BUILTIN_SEGMENTS)
+
+    @property
     def product_step(self) -> str:
         return self.behavior.product_step or self.fast_track.step
 

@@ -24,39 +24,28 @@ ALTER TABLE chain_sessions
     ADD COLUMN IF NOT EXISTS first_interaction_ms Nullable(Float64),
     ADD COLUMN IF NOT EXISTS clicks_to_goal Nullable(UInt32),
     ADD COLUMN IF NOT EXISTS earlier_cart Bool DEFAULT false;
-ALTER TABLE chain_sessions_staging
-    ADD COLUMN IF NOT EXISTS segment LowCardinality(String) DEFAULT '',
-    ADD COLUMN IF NOT EXISTS medium LowCardinality(String) DEFAULT '',
-    ADD COLUMN IF NOT EXISTS campaign String DEFAULT '',
-    ADD COLUMN IF NOT EXISTS term String DEFAULT '',
-    ADD COLUMN IF NOT EXISTS content String DEFAULT '',
-    ADD COLUMN IF NOT EXISTS click_id LowCardinality(String) DEFAULT '',
-    ADD COLUMN IF NOT EXISTS referrer_host LowCardinality(String) DEFAULT '',
-    ADD COLUMN IF NOT EXISTS landing_path String DEFAULT '',
-    ADD COLUMN IF NOT EXISTS pages UInt32 DEFAULT 0,
-    ADD COLUMN IF NOT EXISTS product_views UInt32 DEFAULT 0,
-    ADD COLUMN IF NOT EXISTS searches UInt32 DEFAULT 0,
-    ADD COLUMN IF NOT EXISTS cart_value Float64 DEFAULT 0,
-    ADD COLUMN IF NOT EXISTS first_interaction_ms Nullable(Float64),
-    ADD COLUMN IF NOT EXISTS clicks_to_goal Nullable(UInt32),
-    ADD COLUMN IF NOT EXISTS earlier_cart Bool DEFAULT false;
 
 ALTER TABLE chain_daily ADD COLUMN IF NOT EXISTS segment LowCardinality(String),
     MODIFY ORDER BY (site_id, day, device, visitor, step_index, segment);
-ALTER TABLE chain_daily_staging ADD COLUMN IF NOT EXISTS segment LowCardinality(String),
-    MODIFY ORDER BY (site_id, day, device, visitor, step_index, segment);
 ALTER TABLE checkout_abandonment_daily ADD COLUMN IF NOT EXISTS segment LowCardinality(String),
-    MODIFY ORDER BY (site_id, day, device, visitor, step_index, segment);
-ALTER TABLE checkout_abandonment_daily_staging ADD COLUMN IF NOT EXISTS segment LowCardinality(String),
     MODIFY ORDER BY (site_id, day, device, visitor, step_index, segment);
 ALTER TABLE step_timing_daily ADD COLUMN IF NOT EXISTS segment LowCardinality(String),
     MODIFY ORDER BY (site_id, day, device, visitor, step, next_step, segment);
-ALTER TABLE step_timing_daily_staging ADD COLUMN IF NOT EXISTS segment LowCardinality(String),
-    MODIFY ORDER BY (site_id, day, device, visitor, step, next_step, segment);
 ALTER TABLE obstacle_impact_daily ADD COLUMN IF NOT EXISTS segment LowCardinality(String),
     MODIFY ORDER BY (site_id, day, step, kind, segment);
-ALTER TABLE obstacle_impact_daily_staging ADD COLUMN IF NOT EXISTS segment LowCardinality(String),
-    MODIFY ORDER BY (site_id, day, step, kind, segment);
+
+-- The staging copies hold nothing between runs: made again from their tables, they get the new
+-- columns and sorting keys without repeating each ALTER.
+DROP TABLE IF EXISTS chain_sessions_staging;
+CREATE TABLE chain_sessions_staging AS chain_sessions;
+DROP TABLE IF EXISTS chain_daily_staging;
+CREATE TABLE chain_daily_staging AS chain_daily;
+DROP TABLE IF EXISTS checkout_abandonment_daily_staging;
+CREATE TABLE checkout_abandonment_daily_staging AS checkout_abandonment_daily;
+DROP TABLE IF EXISTS step_timing_daily_staging;
+CREATE TABLE step_timing_daily_staging AS step_timing_daily;
+DROP TABLE IF EXISTS obstacle_impact_daily_staging;
+CREATE TABLE obstacle_impact_daily_staging AS obstacle_impact_daily;
 
 -- The (device, visitor, segment) groups each session counts in: its own values and 'all'
 -- in every combination, the eight rows of GROUPING SETS over the three, as one array.
