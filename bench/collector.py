@@ -1,15 +1,16 @@
 """Collector throughput and latency, durable ack on, beside a bare aiohttp handler.
 
-    .venv/bin/python bench/collector.py [--seconds 10]
+    .venv/bin/python bench/collector.py [--seconds 5] [--rounds 3] [--profile]
 
 wrk (Debian's package; installed when missing and apt-get is usable) runs
-pinned to core 0; the server under test runs pinned to core 1: first a bare
-aiohttp handler that reads the body and answers 202, then `chainlens serve`
-with one accept worker and its store process (embedded ClickHouse). Every
-request carries fresh event ids (a Lua counter). Prints req/s, events/s,
-p50/p99 latency, fsyncs/s and RSS, with 128 connections; the p99 at 80% of the
-maximum rate comes from wrk's `delay()` pacing (closed-loop, so it understates
-queueing).
+pinned to core 0; the servers under test run pinned to core 1: a bare aiohttp
+handler that reads the body and answers 202, and `chainlens serve` with one
+accept worker and its store process (embedded ClickHouse), both up at once and
+loaded in turn, so that each ratio compares two runs seconds apart on one machine
+state. Every request carries fresh event ids (a Lua counter). Prints req/s,
+events/s, p50/p99 latency, CPU per request and per event, fsyncs/s and RSS, with
+128 connections; the p99 at 80% of the maximum rate, with 32 and 128 connections,
+comes from wrk's `delay()` pacing (closed-loop, so it understates queueing).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +44,11 @@ local pace = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 local ts = os.time() * 1000
 setup = function(thread) thread:set("tid", math.random(0, 0xffffff)) end
 init = function(args) tid = tid end
-delay = function() return pace end
+delay = function()  -- a fractional pace in ms, dithered between the two whole ms around it
+  local base = math.floor(pace)
+  if math.random() < pace - base then return base + 1 end
+  return base
+end
 request = function()
   local parts = {}
   for i = 1, events_per do
@@ -129,7 +135,8 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def wrk(url: str, lua: Path, *, seconds: int, events: int, connections: int = CONNECTIONS, delay_ms: int = 0) -> dict:
+def wrk(url: str, lua: Path, *, seconds: int, events: int, connections: int = CONNECTIONS,
+        delay_ms: float = 0) -> dict:
     env = {**os.environ, "BENCH_EVENTS": str(events), "BENCH_DELAY_MS": str(delay_ms)}
     out = subprocess.run(
         ["taskset", "-c", "0", ensure_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
@@ -213,9 +220,20 @@ def profile(url: str, lua: Path, pid: int, *, seconds: int, work: Path) -> None:
         print(f"  {label:<55} {count / samples * per_request:7.1f} µs  {count / samples:6.1%}")
 
 
+def paced(url: str, lua: Path, *, seconds: int, connections: int, target: float) -> dict:
+    """A run paced to `target` req/s: each connection waits between its requests (closed loop,
+    so the achieved rate is measured and the pace corrected once after a short trial)."""
+    delay = connections * 1000 / target
+    trial = wrk(url, lua, seconds=2, events=1, connections=connections, delay_ms=delay)
+    delay = max(0.0, delay - (connections / trial["rps"] - connections / target) * 1000)
+    return wrk(url, lua, seconds=seconds, events=1, connections=connections, delay_ms=delay)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="bare and chainlens runs alternate this many times; the ratio is their median")
     parser.add_argument("--profile", action="store_true",
                         help="also sample the accept worker with py-spy during a 1-event run and print where "
                              "its CPU per request goes (pip installs py-spy into the venv when missing)")
@@ -224,20 +242,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="chainlens-bench-"))
     lua = work / "beacon.lua"
     lua.write_text(LUA)
-    print(f"machine: {os.cpu_count()} cores; wrk pinned to core 0, server to core 1; {args.seconds} s per run\n")
+    print(f"machine: {os.cpu_count()} cores; wrk pinned to core 0, servers to core 1; {args.seconds} s per run, "
+          f"{CONNECTIONS} connections; bare and chainlens runs alternate ({args.rounds} rounds)\n")
 
     port = free_port()
     bare = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-c", BARE, str(port)])
-    url = f"http://127.0.0.1:{port}"
-    wait_up(url + "/e")
-    cpu = cpu_s(bare.pid)
-    bare_1 = wrk(url, lua, seconds=args.seconds, events=1)
-    line("bare aiohttp handler, 1-event beacons", bare_1,
-         f"  CPU {(cpu_s(bare.pid) - cpu) / bare_1['requests'] * 1e6:,.0f} µs/request")
-    bare_50 = wrk(url, lua, seconds=args.seconds, events=50)
-    line("bare aiohttp handler, 50-event beacons", bare_50)
-    bare.terminate()
-    bare.wait()
+    bare_url = f"http://127.0.0.1:{port}"
+    wait_up(bare_url + "/e")
 
     port = free_port()
     config = {
@@ -254,31 +265,52 @@ def main() -> None:
     store_pid = int(orjson.loads((work / "spool" / "admin.json").read_bytes())["pid"])
     workers = [p for p in children(serve.pid) if p != store_pid and b"--multiprocessing-fork" in
                Path(f"/proc/{p}/cmdline").read_bytes()]
-    results = {}
-    for events in (1, 50):
+
+    def measured(label: str, events: int) -> dict:
         fsyncs = metric(url, "chainlens_spool_fsyncs_total")
-        cpu = sum(cpu_s(p) for p in workers)
+        cpu, store_cpu = sum(cpu_s(p) for p in workers), cpu_s(store_pid)
         r = wrk(url, lua, seconds=args.seconds, events=events)
         per_request = (sum(cpu_s(p) for p in workers) - cpu) / r["requests"] * 1e6
+        store_per_event = (cpu_s(store_pid) - store_cpu) / (r["requests"] * events) * 1e6
+        time.sleep(1.2)  # the workers publish their counts once a second
         rate = (metric(url, "chainlens_spool_fsyncs_total") - fsyncs) / r["seconds"]
-        results[events] = r
-        line(f"chainlens serve, {events}-event beacons", r,
-             f"  worker CPU {per_request:,.0f} µs/request  fsyncs/s {rate:,.0f}"
-             f"  RSS worker {max(rss_mb(p) for p in workers):.0f} MB, "
-             f"store process {rss_mb(store_pid):.0f} MB")
+        line(label, r, f"  worker CPU {per_request:,.0f} µs/request  store CPU {store_per_event:.1f} µs/event"
+                       f"  fsyncs/s {rate:,.0f}  RSS worker {max(rss_mb(p) for p in workers):.0f} MB, "
+                       f"store process {rss_mb(store_pid):.0f} MB")
+        return r
+
+    ratios, singles, fifties = [], [], []
+    for n in range(1, args.rounds + 1):
+        cpu = cpu_s(bare.pid)
+        b = wrk(bare_url, lua, seconds=args.seconds, events=1)
+        line(f"round {n}: bare aiohttp handler, 1-event", b,
+             f"  CPU {(cpu_s(bare.pid) - cpu) / b['requests'] * 1e6:,.0f} µs/request")
+        r = measured(f"round {n}: chainlens serve, 1-event", 1)
+        ratios.append(r["rps"] / b["rps"])
+        singles.append(r)
+        print(f"round {n}: ratio {ratios[-1]:.2f}x")
+    line("bare aiohttp handler, 50-event beacons", wrk(bare_url, lua, seconds=args.seconds, events=50))
+    bare.terminate()
+    bare.wait()
+    for n in range(1, args.rounds + 1):
+        fifties.append(measured(f"round {n}: chainlens serve, 50-event", 50)["eps"])
     if args.profile:
         profile(url, lua, workers[0], seconds=args.seconds, work=work)
-    # p99 at 80% of the maximum single-event rate: every connection paced by delay().
-    target = 0.8 * results[1]["rps"]
-    delay = max(1, round(CONNECTIONS * 1000 / target))
-    paced = wrk(url, lua, seconds=args.seconds, events=1, delay_ms=delay)
-    line(f"chainlens serve, paced at ~{paced['rps']:,.0f} req/s (80%)", paced)
+    # p99 at 80% of the maximum single-event rate, with few and with many connections.
+    top = statistics.median(r["rps"] for r in singles)
+    tails = {}
+    for connections in (32, CONNECTIONS):
+        r = paced(url, lua, seconds=args.seconds, connections=connections, target=0.8 * top)
+        tails[connections] = r
+        line(f"chainlens serve, paced, {connections} connections", r, f"  ({r['rps'] / top:.0%} of the maximum)")
     serve.send_signal(signal.SIGTERM)
     serve.wait(120)
     print()
-    print(f"single-event req/s vs bare handler: {results[1]['rps'] / bare_1['rps']:.2f}x (target >= 0.6)")
-    print(f"50-event beacons: {results[50]['eps']:,.0f} events/s (target >= 100,000)")
-    print(f"p99 at 80% load: {paced['p99']:.2f} ms (target <= 25 ms)")
+    print(f"single-event req/s vs bare handler: {statistics.median(ratios):.2f}x median "
+          f"({', '.join(f'{x:.2f}' for x in ratios)}) (target >= 0.6)")
+    print(f"50-event beacons: {statistics.median(fifties):,.0f} events/s median (target >= 100,000)")
+    for connections, r in tails.items():
+        print(f"p99 at {r['rps'] / top:.0%} load, {connections} connections: {r['p99']:.2f} ms (target <= 25 ms)")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -8,6 +8,7 @@ side to the same application first, so its cleanup runs last.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -59,6 +60,7 @@ def create_app(
         # Run first so what it registers is cleaned up last: the spool is closed, then drained.
         setup(app)
     app.cleanup_ctx.append(_spool_ctx(writer))
+    app.cleanup_ctx.append(_publish_metrics)
     app.on_shutdown.append(_mark_draining)
     app.router.add_post("/e", _beacon("e"))
     app.router.add_route("OPTIONS", "/e", preflight)
@@ -90,6 +92,18 @@ def _spool_ctx(writer: str) -> Callable[[web.Application], AsyncIterator[None]]:
         yield
         await spool.close()
     return ctx
+
+
+async def _publish_metrics(app: web.Application) -> AsyncIterator[None]:
+    """The accept path's counts reach prometheus-client once a second (chainlens.core.metrics)."""
+    async def every_second() -> None:
+        while True:
+            await asyncio.sleep(metrics.PUBLISH_EVERY_S)
+            metrics.publish()
+    task = asyncio.create_task(every_second())
+    yield
+    task.cancel()
+    metrics.publish()
 
 
 async def _mark_draining(app: web.Application) -> None:
@@ -168,7 +182,8 @@ async def store_status(app: web.Application) -> dict:
 
 # Unique per process and start, cheap on the hot path (no random bytes needed).
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]+")
-_request_ids = (f"{os.getpid():x}-{int(time.time()):x}-{n:x}" for n in itertools.count())
+_REQUEST_ID_PREFIX = f"{os.getpid():x}-{int(time.time()):x}-"
+_request_numbers = itertools.count()
 
 
 @web.middleware
@@ -178,7 +193,7 @@ async def request_context(
     # Echoed in the answer: only a client's id made of safe characters is kept.
     request_id = beacon.header(request, "X-Request-Id")[:64]
     if not _SAFE_ID.fullmatch(request_id):
-        request_id = next(_request_ids)
+        request_id = f"{_REQUEST_ID_PREFIX}{next(_request_numbers):x}"
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -194,7 +209,7 @@ async def request_context(
         log.info("request refused", extra={"request_id": request_id, "path": request.path,
                                            "status": response.status})
     route = request.match_info.route.resource
-    metrics.request_counter(route.canonical if route else "unmatched", response.status).inc()
+    metrics.count(metrics.request_counter(route.canonical if route else "unmatched", response.status))
     return response
 
 

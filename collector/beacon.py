@@ -9,6 +9,7 @@ nothing that arrives is silently dropped. Nothing a client sends leads to a 5xx.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import time
@@ -24,7 +25,6 @@ from aiohttp.web_protocol import RequestPayloadError
 from chainlens.core import contract, metrics
 from chainlens.core.contract import EVENT_COLUMNS, BeaconError, Client, Intake, rejected_row
 from chainlens.core.settings import Settings, Site
-from chainlens.core.spoolfile import EVENTS, REJECTED, encode_rows
 from collector.enrich import client_from_ua
 from collector.spool import SpoolFull, SpoolWriter
 from collector.visitor import VisitorKeys
@@ -201,8 +201,7 @@ async def accept(
         for row in result.rows:
             row[SESSION] = row[ANON] = key
     try:
-        await spool.append(encode_rows(EVENTS, received_ms, result.rows)
-                           + encode_rows(REJECTED, received_ms, result.rejected))
+        await spool.append(received_ms, result.rows, result.rejected)
     except SpoolFull as exc:
         metrics.SPOOL_FULL.inc()
         return overloaded(str(exc))
@@ -238,16 +237,25 @@ REFUSALS = RefusalLog()
 
 def answer(site_id: str, result: Intake) -> web.Response:
     if result.rows:
-        metrics.accepted_counter(site_id).inc(len(result.rows))
+        metrics.count(metrics.accepted_counter(site_id), len(result.rows))
     for err in result.errors + result.dropped:  # the field, without props' own keys: a bounded label set
         metrics.REJECTED.labels(err["error"].split(":", 1)[0].split(".", 1)[0]).inc()
         REFUSALS.note(site_id, err["error"])
     if not result.errors and not result.dropped:
-        return _json({"accepted": len(result.rows), "rejected": 0, "errors": []}, status=202)
+        return web.Response(body=_all_accepted(len(result.rows)), status=202, headers=_JSON)
     body: dict[str, Any] = {"accepted": len(result.rows), "rejected": len(result.errors), "errors": result.errors}
     if result.dropped:
         body["dropped"] = result.dropped
     return _json(body, status=202)
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+@functools.lru_cache(maxsize=1024)
+def _all_accepted(count: int) -> bytes:
+    """The usual answer's body, made once per count."""
+    return orjson.dumps({"accepted": count, "rejected": 0, "errors": []})
 
 
 def _site_of(body: bytes) -> Any:
@@ -265,7 +273,7 @@ async def _keep_rejected_request(
     row = rejected_row(received_ms=received_ms, site_id=str(site)[:64] if isinstance(site, str) else "",
                        source=source, reason=f"{exc.status}: {exc.message}", payload=body[:65536])
     try:
-        await spool.append(encode_rows(REJECTED, received_ms, [row]))
+        await spool.append(received_ms, (), [row])
     except SpoolFull:
         pass  # the request is answered with its own 4xx; a full spool cannot keep more
 

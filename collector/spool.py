@@ -1,14 +1,14 @@
-"""The accept path's write-ahead spool: append a frame, fsync, then answer.
+"""The accept path's write-ahead spool: append rows, fsync, then answer.
 
-Group commit by event-loop turn: a request adds its frames to the turn's batch
-and waits; once the requests of the current loop turn have added theirs, the
-batch is written with one write and made durable with one fdatasync, so requests
-arriving together share both system calls. The fdatasync runs on
-the loop itself: on a local disk it takes a fraction of a millisecond (0.16 ms
-median on the benchmark machine), about what a hand-off to a thread and back
-costs, and the loop turn it ends is the natural batch. On a disk with slow syncs
-(network block storage) each turn waits for one sync, so batches grow instead.
-The file format is in `chainlens.core.spoolfile`.
+Group commit: a request adds its rows to the waiting batch and waits. At the end
+of the event-loop turn the batch is written as one frame per table (events,
+rejected) with one `write`, and its `fdatasync` runs on the spool's sync thread
+while the loop goes on reading requests; those form the next batch, written as
+soon as the sync ends. Requests arriving together share both system calls, a
+slow disk grows the batches instead of stalling the loop, and the loader reads
+one frame per commit, not one per request. Every request is answered only after
+the fdatasync that covers its bytes. The file format is in
+`chainlens.core.spoolfile`.
 """
 
 from __future__ import annotations
@@ -17,14 +17,49 @@ import asyncio
 import errno
 import os
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from chainlens.core import metrics
-from chainlens.core.spoolfile import SUFFIX, fsync_dir, spool_bytes
+from chainlens.core.spoolfile import (
+    EVENTS,
+    HEADER,
+    PAYLOAD,
+    REJECTED,
+    SUFFIX,
+    encode_payload,
+    fsync_dir,
+    rows_body,
+    spool_bytes,
+)
+
+FRAME_BYTES = HEADER.size + PAYLOAD.size
 
 
 class SpoolFull(Exception):
     """The spool is at its byte cap or the disk is full: answer 503 with Retry-After."""
+
+
+class _Rows:
+    """One table's rows waiting for the next commit: `JSONCompactEachRow` lines."""
+
+    __slots__ = ("body", "count", "oldest_ms")
+
+    def __init__(self) -> None:
+        self.body, self.count, self.oldest_ms = bytearray(), 0, 0
+
+    def add(self, body: bytes, count: int, received_ms: int) -> None:
+        if self.count:
+            self.body += b"\n"
+        else:
+            self.oldest_ms = received_ms
+        self.body += body
+        self.count += count
+
+    def frame(self, kind: bytes) -> bytes:
+        return encode_payload(kind, self.oldest_ms, self.count, self.body)
 
 
 class SpoolWriter:
@@ -34,8 +69,10 @@ class SpoolWriter:
         self.fsyncs = 0
         self._fd = -1
         self._offset = 0
-        self._batch = bytearray()  # frames of the requests waiting for the next group commit
+        self._events, self._rejected = _Rows(), _Rows()  # the waiting batch
         self._waiters: list[asyncio.Future[None]] = []
+        self._syncing: asyncio.Future[None] | None = None  # the fdatasync in flight
+        self._sync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-sync")
         self._scanned_bytes = 0
         self._scanned_at = 0.0
         self._since_scan = 0
@@ -59,41 +96,55 @@ class SpoolWriter:
             metrics.SPOOL_BYTES.set(self._scanned_bytes)
         return self._scanned_bytes + self._since_scan
 
-    async def append(self, data: bytes) -> None:
-        """Write framed payloads (`spoolfile.encode_rows`) and return once they are on disk.
-
-        SpoolFull when they cannot be.
-        """
-        if self.used_bytes() + len(self._batch) + len(data) > self.max_bytes:
+    async def append(self, received_ms: int, rows: Sequence[list[Any]], rejected: Sequence[list[Any]] = ()) -> None:
+        """Spool a request's rows and return once they are on disk; SpoolFull when they cannot be."""
+        events = rows_body(rows) if rows else b""
+        refused = rows_body(rejected) if rejected else b""
+        waiting = len(self._events.body) + len(self._rejected.body)
+        if self.used_bytes() + waiting + len(events) + len(refused) + 2 * FRAME_BYTES > self.max_bytes:
             raise SpoolFull("spool is at collector.spool_max_bytes")
         loop = asyncio.get_running_loop()
-        if not self._waiters:
+        if not self._waiters and self._syncing is None:
             loop.call_soon(self._commit)
-        self._batch += data
+        if rows:
+            self._events.add(events, len(rows), received_ms)
+        if rejected:
+            self._rejected.add(refused, len(rejected), received_ms)
         # One future per request: a cancelled request cancels its own wait, never the commit.
         waiter = loop.create_future()
         self._waiters.append(waiter)
         await waiter
 
     def _commit(self) -> None:
+        """Write the waiting batch and hand its fdatasync to the sync thread."""
+        if self._syncing is not None or not self._waiters:
+            return  # the sync in flight commits the waiting batch when it ends
         waiters, self._waiters = self._waiters, []
-        data, self._batch = bytes(self._batch), bytearray()
-        if not waiters:
-            return
+        data = self._events.frame(EVENTS) + self._rejected.frame(REJECTED)
+        self._events, self._rejected = _Rows(), _Rows()
         try:
             self._write(data)
-            os.fdatasync(self._fd)
         except SpoolFull as exc:
             self._fail(waiters, exc)
             return
         except OSError as exc:
-            self._fail(waiters, SpoolFull(f"write or fsync failed: {exc}"))
+            self._fail(waiters, SpoolFull(f"write failed: {exc}"))
             return
-        self.fsyncs += 1
-        metrics.FSYNCS.inc()
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._syncing = asyncio.get_running_loop().run_in_executor(self._sync_thread, os.fdatasync, self._fd)
+        self._syncing.add_done_callback(lambda done: self._synced(done, waiters))
+
+    def _synced(self, done: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
+        self._syncing = None
+        exc = done.exception()
+        if exc is not None:
+            self._fail(waiters, SpoolFull(f"fsync failed: {exc}"))
+        else:
+            self.fsyncs += 1
+            metrics.count(metrics.FSYNCS)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        self._commit()  # what arrived during the sync
 
     def _write(self, data: bytes) -> None:
         if self._offset >= self.segment_bytes:
@@ -123,8 +174,14 @@ class SpoolWriter:
         self._open_next()
 
     async def close(self) -> None:
+        while True:  # each sync ends by committing what waited for it
+            if self._syncing is None:
+                self._commit()
+            if self._syncing is None:
+                break
+            await asyncio.wait([self._syncing])
         if self._fd >= 0:
-            self._commit()
             os.fdatasync(self._fd)
             os.close(self._fd)
             self._fd = -1
+        self._sync_thread.shutdown(wait=True)

@@ -16,6 +16,7 @@ from clickhouse_connect.driver.client import Client
 from chainlens.core.contract import Client as Sender
 from chainlens.core.contract import build_rows, rejected_row
 from chainlens.core.settings import Site
+from chainlens.core.spoolfile import rows_body
 from ingestion import store
 
 CHUNK_LINES = 50_000
@@ -51,7 +52,7 @@ def import_lines(client: Client, lines: Iterable[bytes], *, site: Site, first_li
         row[3] = f"line {numbers[index]}: {row[3]}"
     # The same lines imported twice carry the same token: the second insert is a no-op.
     token = "import-" + digest.hexdigest()[:32]
-    store.insert_events(client, store.rows_json(result.rows), token=token)
-    store.insert_rejected(client, store.rows_json(bad_json + result.rejected), token=token + "-r")
+    store.insert_events(client, rows_body(result.rows), token=token)
+    store.insert_rejected(client, rows_body(bad_json + result.rejected), token=token + "-r")
     return {"accepted": len(result.rows), "rejected": len(bad_json) + len(result.errors), "errors": errors}
 

@@ -1,7 +1,8 @@
 """The load path: spool → ClickHouse, in order, exactly once.
 
 Each pass takes everything the spool holds past the checkpoint (up to
-`max_frames` requests' worth), records the byte ranges as `pending`, inserts them with a
+`max_frames` frames, each a group commit of the accept path, and `READ_CHUNK`
+bytes of each segment), records the byte ranges as `pending`, inserts them with a
 deduplication token derived from those ranges, then moves the checkpoint and
 removes sealed segments that are fully loaded. A crash between the insert and
 the checkpoint replays the same ranges with the same token, which ClickHouse

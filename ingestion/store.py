@@ -11,11 +11,9 @@ import logging
 import re
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
 from urllib.parse import urlparse
 
 import clickhouse_connect
-import orjson
 from clickhouse_connect.driver.client import Client
 
 from chainlens.core.contract import EVENT_COLUMNS, REJECTED_COLUMNS
@@ -99,6 +97,3 @@ def insert_events(client: Client, body: bytes, *, token: str | None = None) -> N
 def insert_rejected(client: Client, body: bytes, *, token: str | None = None) -> None:
     insert_json(client, "events_rejected", REJECTED_COLUMNS, body, token=token)
 
-
-def rows_json(rows: Sequence[list[Any]]) -> bytes:
-    return b"\n".join([orjson.dumps(r) for r in rows])

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 import pytest
 
 from chainlens.core.contract import Client, rejected_row, validate_event
@@ -218,13 +219,36 @@ def test_metrics_sum_over_all_processes(serve_factory: Any) -> None:
         post(srv.url, beacon(event(step="cart", sid=f"m{i}"), event(step="nowhere")))
     post(srv.url, b"{broken")
     wait_drained(srv)
+    # Each worker publishes its accept-path counts once a second (docs/operations.md, "Metrics").
+    deadline = time.monotonic() + 5
     text = get(srv.url + "/metrics")[1].decode()
-    assert 'chainlens_http_requests_total{route="/e",status="202"} 20.0' in text
+    while 'chainlens_http_requests_total{route="/e",status="202"} 20.0' not in text and time.monotonic() < deadline:
+        time.sleep(0.2)
+        text = get(srv.url + "/metrics")[1].decode()
+    assert 'chainlens_http_requests_total{route="/e",status="202"} 20.0' in text, text
     assert 'chainlens_events_accepted_total{site="demo"} 20.0' in text
     assert 'chainlens_events_rejected_total{reason="step"} 20.0' in text
     assert 'chainlens_events_rejected_total{reason="request_400"} 1.0' in text
     assert "chainlens_load_batch_rows_count" in text and "chainlens_insert_seconds_bucket" in text
     assert "chainlens_spool_fsyncs_total" in text and "chainlens_spool_oldest_unloaded_seconds" in text
+    assert srv.stop() == 0
+
+
+def test_the_store_process_yields_cpu_and_disk_to_the_accept_workers(serve_factory: Any) -> None:
+    srv = serve_factory()
+    assert srv.proc is not None
+    store = psutil.Process(int(orjson.loads((srv.tmp / "spool" / "admin.json").read_bytes())["pid"]))
+    workers = [p for p in psutil.Process(srv.proc.pid).children() if p.pid != store.pid
+               and "--multiprocessing-fork" in p.cmdline()]
+    assert len(workers) == 2
+    assert store.nice() == 19 and store.ionice().ioclass == psutil.IOPRIO_CLASS_IDLE
+    # The engine's threads inherit it, but for the one ClickHouse raises itself to read its
+    # memory use on time (MemoryWorker, idle between reads).
+    threads = {t.id: (os.getpriority(os.PRIO_PROCESS, t.id), Path(f"/proc/{store.pid}/task/{t.id}/comm").read_text())
+               for t in store.threads()}
+    assert len(threads) > 5
+    assert all(nice == 19 for nice, name in threads.values() if name.strip() != "MemoryWorker"), threads
+    assert all(w.nice() == 0 and w.ionice().ioclass != psutil.IOPRIO_CLASS_IDLE for w in workers)
     assert srv.stop() == 0
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from chainlens.core.contract import Client, validate_event
 from chainlens.core.settings import from_mapping
+from chainlens.core.spoolfile import rows_body
 from chainlens.shoppers import arm_share
 from ingestion import store
 from ingestion.rollup import rollup
@@ -50,7 +51,7 @@ def test_intervention_daily_by_hand(db: Any, tmp_path: Path) -> None:
             + at_risk("h3", "holdout", bought=False, trigger="idle"))
     rows = [validate_event(r, site=site, client=Client(device="desktop"), received_ms=NOW_MS, sent_at=None)
             for r in raws]
-    store.insert_events(db, store.rows_json(rows), token=str(uuid.uuid4()))
+    store.insert_events(db, rows_body(rows), token=str(uuid.uuid4()))
     rollup(db, settings, now=NOW)
     result = db.query("SELECT * FROM intervention_daily WHERE trigger = 'all' AND device = 'all' ORDER BY arm")
     got = {r[result.column_names.index("arm")]: dict(zip(result.column_names, r, strict=True))

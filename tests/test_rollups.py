@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from chainlens.core.contract import Client, validate_event
 from chainlens.core.settings import ConfigError, Settings, from_mapping
+from chainlens.core.spoolfile import rows_body
 from ingestion import store
 from ingestion.rollup import ALL_TABLES as TABLES
 from ingestion.rollup import rollup
@@ -50,7 +51,7 @@ def load(client: Any, settings: Settings, events: list[ref.Ev], *, received_ms: 
         rows.append(validate_event(raw, site=site, client=Client(device=e.device, is_bot=e.bot),
                                    received_ms=received_ms, sent_at=None, age_limit=False))
     # A fresh token: an identical block inserted by an earlier example must not be deduplicated away.
-    store.insert_events(client, store.rows_json(rows), token=str(uuid.uuid4()))
+    store.insert_events(client, rows_body(rows), token=str(uuid.uuid4()))
 
 
 def ev(session: str, minute: float, kind: str, step: str = "", name: str = "", **kw: Any) -> ref.Ev:
@@ -382,7 +383,7 @@ def load_s2s(client: Any, settings: Settings, raws: list[dict[str, Any]], *, rec
     site = settings.sites[0]
     rows = [validate_event(raw, site=site, client=Client(), received_ms=received_ms, sent_at=None, server=True)
             for raw in raws]
-    store.insert_events(client, store.rows_json(rows), token=str(uuid.uuid4()))
+    store.insert_events(client, rows_body(rows), token=str(uuid.uuid4()))
 
 
 def s2s(order: str, hours: float, step: str = "", **kw: Any) -> dict[str, Any]:

@@ -5,9 +5,12 @@ holding numbered segment files. A segment is a sequence of frames:
 
     u32 little-endian payload length | u32 CRC-32 of the payload | payload
 
-A payload is one request's rows for one table: a kind byte (`E` events, `R`
-rejected), the receive time (u64 ms), the row count (u32), then the rows as
-ClickHouse `JSONCompactEachRow` lines, so the loader inserts them as they are. A
+A payload is the rows of one group commit for one table: a kind byte (`E` events,
+`R` rejected), the earliest receive time among them (u64 ms), the row count
+(u32), then the rows as ClickHouse `JSONCompactEachRow` lines, so the loader
+joins payloads and inserts them as they are, without touching a row. A commit
+holds every request of its event-loop turn, so a frame carries tens of requests
+under load and the loader's work per frame is shared by all their rows. A
 writer only ever appends to its newest segment and starts a new one when it
 restarts, so every segment but the newest of each writer is sealed, and so is
 every segment already on disk when the loader starts (before any writer): a
@@ -30,6 +33,7 @@ import os
 import struct
 import uuid
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,12 +53,20 @@ def frame(payload: bytes) -> bytes:
     return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def encode_rows(kind: bytes, received_ms: int, rows: list[list[Any]]) -> bytes:
-    """One framed payload, or b"" when there are no rows."""
-    if not rows:
+def rows_body(rows: Sequence[list[Any]]) -> bytes:
+    """Rows as `JSONCompactEachRow` lines, the form the store ingests."""
+    return b"\n".join([orjson.dumps(r) for r in rows])
+
+
+def encode_payload(kind: bytes, received_ms: int, count: int, body: bytes | bytearray) -> bytes:
+    """One framed payload of `count` rows, or b"" when there are none."""
+    if not count:
         return b""
-    body = b"\n".join([orjson.dumps(r) for r in rows])
-    return frame(PAYLOAD.pack(kind, received_ms, len(rows)) + body)
+    return frame(PAYLOAD.pack(kind, received_ms, count) + body)
+
+
+def encode_rows(kind: bytes, received_ms: int, rows: Sequence[list[Any]]) -> bytes:
+    return encode_payload(kind, received_ms, len(rows), rows_body(rows))
 
 
 def decode_rows(payload: bytes) -> tuple[bytes, int, int, bytes]:
