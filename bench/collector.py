@@ -3,11 +3,14 @@
     .venv/bin/python bench/collector.py [--seconds 5] [--rounds 3] [--profile]
 
 wrk (Debian's package; installed when missing and apt-get is usable) runs
-pinned to core 0; the servers under test run pinned to core 1: a bare aiohttp
-handler that reads the body and answers 202, and `chainlens serve` with one
-accept worker and its store process (embedded ClickHouse), both up at once and
-loaded in turn, so that each ratio compares two runs seconds apart on one machine
-state. Every request carries fresh event ids (a Lua counter). Prints req/s,
+pinned to core 0; the servers under test run pinned to core 1, all up at once
+and loaded in turn, so that each ratio compares runs seconds apart on one
+machine state:
+- a bare aiohttp handler that reads the body and answers 202;
+- the same handler spooling the body through chainlens's spool writer first
+  (a durable ack and nothing else);
+- `chainlens serve` with one accept worker and its store process (embedded
+  ClickHouse). Every request carries fresh event ids (a Lua counter). Prints req/s,
 events/s, p50/p99 latency, CPU per request and per event, fsyncs/s and RSS, with
 128 connections; the p99 at 80% of the maximum rate, with 32 and 128 connections,
 comes from wrk's `delay()` pacing (closed-loop, so it understates queueing).
@@ -80,6 +83,28 @@ async def handle(request):
     await request.read()
     return web.json_response({"accepted": 1}, status=202)
 app = web.Application()
+app.router.add_post("/e", handle)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+# The durable acknowledgement alone: the bare handler, plus the body spooled as one row through
+# chainlens's own spool writer (group commit, fdatasync) before the 202.
+DURABLE = """
+import sys, time
+from pathlib import Path
+from aiohttp import web
+from collector.spool import SpoolWriter
+async def handle(request):
+    body = await request.read()
+    await request.app["spool"].append(int(time.time() * 1000), [[body.decode()]])
+    return web.json_response({"accepted": 1}, status=202)
+async def spool(app):
+    app["spool"] = SpoolWriter(Path(sys.argv[2]), "w0", max_bytes=1 << 40)
+    app["spool"].open()
+    yield
+    await app["spool"].close()
+app = web.Application()
+app.cleanup_ctx.append(spool)
 app.router.add_post("/e", handle)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
@@ -222,10 +247,11 @@ def profile(url: str, lua: Path, pid: int, *, seconds: int, work: Path) -> None:
 
 def paced(url: str, lua: Path, *, seconds: int, connections: int, target: float) -> dict:
     """A run paced to `target` req/s: each connection waits between its requests (closed loop,
-    so the achieved rate is measured and the pace corrected once after a short trial)."""
+    so the achieved rate is measured and the pace corrected after each of two short trials)."""
     delay = connections * 1000 / target
-    trial = wrk(url, lua, seconds=2, events=1, connections=connections, delay_ms=delay)
-    delay = max(0.0, delay - (connections / trial["rps"] - connections / target) * 1000)
+    for _ in range(2):
+        trial = wrk(url, lua, seconds=2, events=1, connections=connections, delay_ms=delay)
+        delay = max(0.0, delay - (connections / trial["rps"] - connections / target) * 1000)
     return wrk(url, lua, seconds=seconds, events=1, connections=connections, delay_ms=delay)
 
 
@@ -249,6 +275,11 @@ def main() -> None:
     bare = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-c", BARE, str(port)])
     bare_url = f"http://127.0.0.1:{port}"
     wait_up(bare_url + "/e")
+    port = free_port()
+    durable = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-c", DURABLE, str(port), str(work / "durable")],
+                               cwd=ROOT)
+    durable_url = f"http://127.0.0.1:{port}"
+    wait_up(durable_url + "/e")
 
     port = free_port()
     config = {
@@ -279,19 +310,27 @@ def main() -> None:
                        f"store process {rss_mb(store_pid):.0f} MB")
         return r
 
-    ratios, singles, fifties = [], [], []
+    for warm in (bare_url, durable_url, url):  # caches filled, lazy imports done, the store's schema made
+        wrk(warm, lua, seconds=2, events=1)
+    ratios, durables, singles, fifties = [], [], [], []
     for n in range(1, args.rounds + 1):
         cpu = cpu_s(bare.pid)
         b = wrk(bare_url, lua, seconds=args.seconds, events=1)
         line(f"round {n}: bare aiohttp handler, 1-event", b,
              f"  CPU {(cpu_s(bare.pid) - cpu) / b['requests'] * 1e6:,.0f} µs/request")
+        cpu = cpu_s(durable.pid)
+        d = wrk(durable_url, lua, seconds=args.seconds, events=1)
+        line(f"round {n}: bare handler + spool, 1-event", d,
+             f"  CPU {(cpu_s(durable.pid) - cpu) / d['requests'] * 1e6:,.0f} µs/request")
         r = measured(f"round {n}: chainlens serve, 1-event", 1)
         ratios.append(r["rps"] / b["rps"])
+        durables.append(d["rps"] / b["rps"])
         singles.append(r)
-        print(f"round {n}: ratio {ratios[-1]:.2f}x")
+        print(f"round {n}: chainlens {ratios[-1]:.2f}x the bare handler; the bare handler + spool {durables[-1]:.2f}x")
     line("bare aiohttp handler, 50-event beacons", wrk(bare_url, lua, seconds=args.seconds, events=50))
-    bare.terminate()
-    bare.wait()
+    for server in (bare, durable):
+        server.terminate()
+        server.wait()
     for n in range(1, args.rounds + 1):
         fifties.append(measured(f"round {n}: chainlens serve, 50-event", 50)["eps"])
     if args.profile:
@@ -308,6 +347,7 @@ def main() -> None:
     print()
     print(f"single-event req/s vs bare handler: {statistics.median(ratios):.2f}x median "
           f"({', '.join(f'{x:.2f}' for x in ratios)}) (target >= 0.6)")
+    print(f"the bare handler + spool (a durable ack and nothing else): {statistics.median(durables):.2f}x median")
     print(f"50-event beacons: {statistics.median(fifties):,.0f} events/s median (target >= 100,000)")
     for connections, r in tails.items():
         print(f"p99 at {r['rps'] / top:.0%} load, {connections} connections: {r['p99']:.2f} ms (target <= 25 ms)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import re
 import time
 import uuid
 from typing import Any
@@ -51,6 +52,25 @@ async def test_beacon_lands_as_rows_with_enrichment(client: Any) -> None:
         "SELECT toString(event_id), step, url, props, user_id, session_number, device, is_bot, os FROM events")
     assert row == (ev["id"], "checkout.shipping", "https://shop.example/checkout/shipping",
                    {"method": "express", "ship_days": "2", "gift": "false"}, "user-9", 3, "mobile", False, "iOS")
+
+
+async def test_every_answer_carries_a_request_id_and_is_counted_by_route(client: Any) -> None:
+    labels = ['route="/e",status="202"', 'route="/e",status="400"', 'route="/sdk/{site}.js",status="200"']
+
+    async def counts() -> list[float]:  # the registry is the test process's: compare before and after
+        text = await (await client.get("/metrics")).text()
+        found = {m[1]: float(m[2]) for m in re.finditer(r"^chainlens_http_requests_total\{(.*)\} (\S+)$", text, re.M)}
+        return [found.get(label, 0.0) for label in labels]
+
+    before = await counts()
+    mine = await client.post("/e", data=beacon(event("page")), headers={**HEADERS, "X-Request-Id": "shop-42.a"})
+    assert mine.status == 202 and mine.headers["X-Request-Id"] == "shop-42.a"
+    unsafe = await client.post("/e", data=b"{", headers={**HEADERS, "X-Request-Id": "<script>"})
+    made = await client.get("/sdk/demo.js")
+    ids = [unsafe.headers["X-Request-Id"], made.headers["X-Request-Id"]]
+    assert unsafe.status == 400 and made.status == 200
+    assert all(re.fullmatch(r"[0-9a-f]+-[0-9a-f]+-[0-9a-f]+", i) for i in ids) and ids[0] != ids[1]
+    assert [after - was for after, was in zip(await counts(), before, strict=True)] == [1.0, 1.0, 1.0]
 
 
 async def test_mixed_batch_keeps_valid_and_rejects_invalid_with_reasons(client: Any) -> None:

@@ -64,6 +64,8 @@ class Collector:
         asyncio.run_coroutine_threadsafe(self.web_runner.cleanup(), self.loop).result(120)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(30)
+        assert not self.thread.is_alive(), "the collector's loop did not stop"
+        self.loop.close()
 
 
 def send(port: int, path: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[int, bytes]:
