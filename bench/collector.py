@@ -202,13 +202,14 @@ COMPONENTS = [
     ("answer: 202 body, counters", "collector/beacon.py", "answer"),
     ("accept: the rest (UA, site, sender)", "collector/beacon.py", ""),
     ("user agent parsing", "collector/enrich.py", ""),
-    ("middleware (request id, log check, request counter)", "collector/app.py", "request_context"),
-    ("handler (client address, limiter call)", "collector/app.py", ""),
+    ("handler and route wrapper (request id, count, client address)", "collector/app.py", ""),
     ("aiohttp: response building and writing", "aiohttp/web_response.py", ""),
     ("aiohttp: request object and routing", "aiohttp/web_request.py", ""),
     ("aiohttp: request object and routing", "aiohttp/web_urldispatcher.py", ""),
     ("aiohttp: request object and routing", "aiohttp/web_app.py", ""),
     ("aiohttp: protocol, HTTP parsing, streams", "aiohttp/", ""),
+    ("spool sync thread and its hand-off (wall time: mostly waiting on the disk)", "concurrent/futures/", ""),
+    ("spool sync thread and its hand-off (wall time: mostly waiting on the disk)", "threading.py", ""),
     ("event loop (asyncio, selectors, sockets)", "asyncio/", ""),
     ("event loop (asyncio, selectors, sockets)", "selectors.py", ""),
 ]
@@ -242,15 +243,17 @@ def profile(url: str, lua: Path, pid: int, *, seconds: int, work: Path) -> None:
     print(f"\nworker CPU per single-event request: {per_request:,.0f} µs ({r['rps']:,.0f} req/s under py-spy), "
           f"by where py-spy found it ({samples:,} samples):")
     for label, count in sorted(totals.items(), key=lambda kv: -kv[1]):
-        print(f"  {label:<55} {count / samples * per_request:7.1f} µs  {count / samples:6.1%}")
+        print(f"  {label:<76} {count / samples * per_request:7.1f} µs  {count / samples:6.1%}")
 
 
 def paced(url: str, lua: Path, *, seconds: int, connections: int, target: float) -> dict:
     """A run paced to `target` req/s: each connection waits between its requests (closed loop,
-    so the achieved rate is measured and the pace corrected after each of two short trials)."""
+    so the pace is corrected after short trials until one lands within 3% of it)."""
     delay = connections * 1000 / target
-    for _ in range(2):
+    for _ in range(4):
         trial = wrk(url, lua, seconds=2, events=1, connections=connections, delay_ms=delay)
+        if abs(trial["rps"] / target - 1) < 0.03:
+            break
         delay = max(0.0, delay - (connections / trial["rps"] - connections / target) * 1000)
     return wrk(url, lua, seconds=seconds, events=1, connections=connections, delay_ms=delay)
 

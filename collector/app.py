@@ -193,8 +193,8 @@ def observed(path: str, handler: Handler) -> Handler:
     """The route's handler with a request id on its answer (the client's own when it is made of
     safe characters), a count by route and status, a log line for each refusal, and a JSON 500
     naming the request id for an unexpected error. A wrapper per route rather than an aiohttp
-    middleware: a middleware chain costs every request about 2.4 µs (BENCHMARKS.md, "Collector
-    speed, round 2"); paths that match no route get aiohttp's own 404 or 405."""
+    middleware, which would cost every request (docs/architecture.md, "Keeping the accept path
+    fast"); paths that match no route get aiohttp's own 404 or 405."""
     route = _PATTERN.sub(r"{\1}", path)  # "/sdk/{site}.js", as Prometheus labels it
 
     async def handle(request: web.Request) -> web.StreamResponse:

@@ -51,7 +51,7 @@ def run_worker(settings: Settings, index: int, parent: int) -> None:
 async def _quiet_collector(app: web.Application) -> None:
     """What start-up allocated (modules, settings, the app) is moved out of the collector's sight,
     and the young generation is collected less often: a request allocates little that lives, so
-    frequent young collections only add pauses (BENCHMARKS.md, "Collector speed, round 2")."""
+    frequent young collections only add pauses (docs/architecture.md, "Keeping the accept path fast")."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_GEN0, 50, 50)

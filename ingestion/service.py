@@ -37,7 +37,7 @@ from ingestion.report import idle_thresholds, report_range
 from ingestion.runner import StoreRunner
 
 log = logging.getLogger(__name__)
-STORE_NICENESS = 19  # the lowest CPU priority (BENCHMARKS.md, "Collector speed, round 2")
+STORE_NICENESS = 19  # the lowest CPU priority (docs/architecture.md, "The load path")
 
 
 class StoreService:

@@ -49,7 +49,7 @@ STORE_ERRORS = Counter("chainlens_store_errors", "Failed store calls (inserts re
 # The accept path's counts wait in a plain dict and reach prometheus-client in `publish`
 # (before each /metrics answer, and once a second in every accept worker): a multiprocess
 # counter's `inc` takes a lock and writes its file, 0.67 µs against 0.04 µs for the dict
-# (BENCHMARKS.md, "Collector speed, round 2").
+# (docs/architecture.md, "Keeping the accept path fast").
 _pending: defaultdict[Any, float] = defaultdict(float)
 PUBLISH_EVERY_S = 1.0
 
