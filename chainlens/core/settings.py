@@ -325,7 +325,12 @@ class Settings:
     source: str = "<defaults>"
 
     def site(self, site_id: str) -> Site | None:
-        return next((s for s in self.sites if s.id == site_id), None)
+        return self._by_id.get(site_id)
+
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Site]:
+        """Every beacon looks its site up: one dict, however many sites a collector serves."""
+        return {s.id: s for s in self.sites}
 
 
 def default_sites() -> tuple[Site, ...]:
