@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint lint-js bench clean chromium
+.PHONY: demo test check lint lint-js bench clean chromium schema
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,11 @@ lint-js: $(STAMP)
 	@if ! command -v npm >/dev/null; then echo "npm not found: skipping the JavaScript lint"; exit 0; fi; \
 	test -x $(ESLINT) || npm install --silent --no-save --no-audit --no-fund --prefix $(VENV)/js eslint@9; \
 	cd sdk_js && ../$(ESLINT) -c eslint.config.mjs chainlens.js shopify.js risk.js
+
+# ingestion/schema/current.sql: the tables as a store migrated from nothing has them.
+schema: $(STAMP)
+	$(BIN)/python -m ingestion.store > ingestion/schema/current.sql.new
+	mv ingestion/schema/current.sql.new ingestion/schema/current.sql
 
 bench: $(STAMP)
 	$(BIN)/python bench/collector.py

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 from chainlens.core.settings import from_mapping  # noqa: E402
 from chainlens.reach import site_parameters  # noqa: E402
 from ingestion import store  # noqa: E402
-from ingestion.rollup import ALL_TABLES as TABLES  # noqa: E402
 from ingestion.rollup import rollup  # noqa: E402
+from ingestion.tables import NAMES as TABLES  # noqa: E402
 
 GENERATE = """
 INSERT INTO events (site_id, event_id, session_id, anon_id, session_number, type, step, name, ts, client_ts,

@@ -17,8 +17,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from chainlens.core.settings import Site
-
-ALL = "all"  # segment columns' value in the total rows (GROUPING SETS)
+from ingestion.tables import ALL
 
 _SCOPE = "site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}"
 _WHOLE = _SCOPE + " AND device = {device:String} AND visitor = {all:String} AND segment = {segment:String}"

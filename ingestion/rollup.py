@@ -15,29 +15,20 @@ A run, per site:
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import time
 import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from chainlens.core.settings import TRACKING_VIEWED, ConfigError, Settings, Site
-from ingestion.figures import ALL
+from chainlens.core.settings import ConfigError, Settings, Site
+from ingestion.tables import PHASES, Pass, Phase, Table, in_phase, parameters
 
 log = logging.getLogger(__name__)
 
-DERIVED = ("chain_daily", "checkout_abandonment_daily", "step_timing_daily", "obstacle_impact_daily",
-           "fast_track_daily", "checkout_hourly", "landing_engagement_daily", "campaign_daily", "intervention_daily")
-TABLES = ("chain_sessions", *DERIVED)
-# After the purchase, by the purchase day (orders) and by the answer's day (satisfaction).
-ORDER_TABLES = ("chain_orders", "fulfillment_daily")
-ANSWER_TABLES = ("satisfaction_daily",)
-ALL_TABLES = (*TABLES, *ORDER_TABLES, *ANSWER_TABLES)
 CHUNK_DAYS = 7
 
 
@@ -48,24 +39,6 @@ class SiteRollup:
     sessions: int = 0
     seconds: float = 0.0
     table_seconds: dict[str, float] = field(default_factory=dict)  # time spent building each table
-
-
-@functools.cache
-def _source(name: str) -> str:
-    return (resources.files("ingestion") / "rollups" / f"{name}.sql").read_text()
-
-
-def sql(name: str, site: Site | None = None) -> str:
-    text = _source(name)
-    if site is not None and "/*SEGMENTS*/" in text:
-        text = text.replace("/*SEGMENTS*/", segment_conditions(site))
-    return text
-
-
-def segment_conditions(site: Site) -> str:
-    """The site's own segments as multiIf arguments, in order (checked by the settings, and
-    by the store in check_segments)."""
-    return "".join(f"({segment.where}), '{segment.name}',\n        " for segment in site.segments)
 
 
 def check_segments(client: Client, site: Site) -> None:
@@ -108,10 +81,10 @@ def rollup_site(
     days = _days_to_recompute(client, site, tz=tz, now=now, since=since, until=until, state=previous)
     order_days, answer_days = _after_purchase_days(client, site, now=now, since=since, until=until, state=previous,
                                                    session_days=days)
-    work = [(TABLES, c) for c in _chunks(days)] + [(ORDER_TABLES, c) for c in _chunks(order_days)] + [
-        (ANSWER_TABLES, c) for c in _chunks(answer_days)]
-    for i, (tables, chunk) in enumerate(work):
-        result.sessions += _rebuild(client, site, chunk, tables, tz=tz, closed_before=closed_before,
+    phase_days: dict[Phase, list[dt.date]] = {"sessions": days, "orders": order_days, "answers": answer_days}
+    work = [(phase, chunk) for phase in PHASES for chunk in _chunks(phase_days[phase])]
+    for i, (phase, chunk) in enumerate(work):
+        result.sessions += _rebuild(client, site, chunk, in_phase(phase), tz=tz, closed_before=closed_before,
                                     timings=result.table_seconds)
         if progress:
             progress(i + 1, len(work))
@@ -204,51 +177,31 @@ def _days_to_recompute(
     return sorted(d for d in days if d <= today)
 
 
-def _rebuild(client: Client, site: Site, days: list[dt.date], tables: tuple[str, ...], *, tz: zoneinfo.ZoneInfo,
+def _rebuild(client: Client, site: Site, days: list[dt.date], tables: tuple[Table, ...], *, tz: zoneinfo.ZoneInfo,
              closed_before: dt.datetime, timings: dict[str, float]) -> int:
-    """Rebuild `tables` for `days` (consecutive) in their staging copies, then swap each day in."""
+    """Rebuild `tables` for `days` (consecutive) in their staging copies, then swap each day in.
+    Returns the sessions the pass built (0 for a phase without chain_sessions)."""
     for table in tables:
-        client.command(f"TRUNCATE TABLE {table}_staging")
-    lo, hi = _midnight(days[0] - dt.timedelta(days=1), tz), _midnight(days[-1] + dt.timedelta(days=2), tz)
-    params: dict[str, Any] = {
-        "site": site.id, "tz": site.timezone, "chain": list(site.chain), "checkout": list(site.checkout_steps),
-        "days": days, "lo": lo, "hi": hi, "closed_before": closed_before, "all": ALL,
-        "ft_step": site.fast_track.step, "ft_in_stock": site.fast_track.in_stock,
-        "ft_ship_days": site.fast_track.ship_days, "ft_days": float(site.fast_track.within_days),
-        "min_sample": site.obstacle_min_sample,
-        "cart": site.checkout_from, "cart_index": site.chain.index(site.checkout_from) + 1,
-        "product": site.product_step, "search": site.search_step,
-        "decisive_ms": site.behavior.decisive_minutes * 60_000.0, "decisive_views": site.behavior.decisive_max_views,
-        "researcher_views": site.behavior.researcher_views, "researcher_searches": site.behavior.researcher_searches,
-        "last": site.chain[-1], "first_day": days[0], "last_day": days[-1], "after": sorted(site.after_steps),
-        "shipped": _named(site, "shipped"), "delivered": _named(site, "delivered"),
-        "returned": _named(site, "returned"), "tracking": TRACKING_VIEWED,
-        "act_min_sample": site.intervene.min_sample,
-        "returning_from": days[0] - dt.timedelta(days=site.behavior.returning_days),
-        "goal": site.goal_step, "goal_clicks": site.landing.clicks,
-        "engaged_ms": site.landing.engaged_s * 1000.0,
-    }
+        client.command(f"TRUNCATE TABLE {table.name}_staging")
+    work = Pass(site=site, days=days, lo=_midnight(days[0] - dt.timedelta(days=1), tz),
+                hi=_midnight(days[-1] + dt.timedelta(days=2), tz), closed_before=closed_before)
     for table in tables:
         started = time.monotonic()
-        client.command(sql(table, site), parameters=params)
-        timings[table] = timings.get(table, 0.0) + time.monotonic() - started
-    sessions = int(_scalar(client, "SELECT count() FROM chain_sessions_staging") or 0) if tables == TABLES else 0
+        client.command(table.sql(site), parameters=parameters(table, work))
+        timings[table.name] = timings.get(table.name, 0.0) + time.monotonic() - started
+    built = any(t.name == "chain_sessions" for t in tables)
+    sessions = int(_scalar(client, "SELECT count() FROM chain_sessions_staging") or 0) if built else 0
     for table in tables:
-        filled = {r[0] for r in client.query(f"SELECT DISTINCT day FROM {table}_staging").result_rows}
+        filled = {r[0] for r in client.query(f"SELECT DISTINCT day FROM {table.name}_staging").result_rows}
         for day in days:
             # Partition literals cannot be bound parameters; site ids are checked to be
             # [A-Za-z0-9_-] by the settings and days are dates, so the text is safe.
             partition = f"('{site.id}', '{day.isoformat()}')"
             if day in filled:
-                client.command(f"ALTER TABLE {table} REPLACE PARTITION {partition} FROM {table}_staging")
+                client.command(f"ALTER TABLE {table.name} REPLACE PARTITION {partition} FROM {table.name}_staging")
             else:
-                client.command(f"ALTER TABLE {table} DROP PARTITION {partition}")
+                client.command(f"ALTER TABLE {table.name} DROP PARTITION {partition}")
     return sessions
-
-
-def _named(site: Site, step: str) -> str:
-    """A post-purchase step the fulfillment figures read, when the site reports it (else nothing matches)."""
-    return step if step in site.after_purchase else "\x00"
 
 
 def _midnight(day: dt.date, tz: zoneinfo.ZoneInfo) -> dt.datetime:

@@ -17,8 +17,8 @@ from chainlens.core.contract import Client, validate_event
 from chainlens.core.settings import ConfigError, Settings, from_mapping
 from chainlens.core.spoolfile import rows_body
 from ingestion import store
-from ingestion.rollup import ALL_TABLES as TABLES
 from ingestion.rollup import rollup
+from ingestion.tables import NAMES as TABLES
 from tests import reference as ref
 from tests.conftest import make_config, site_config
 

@@ -1,0 +1,45 @@
+"""The schema in one file, and the registry of rollup tables (ingestion/tables.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ingestion import store, tables
+from ingestion.rollup import rollup
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_current_sql_is_what_a_fresh_store_has(db: Any) -> None:
+    written = (ROOT / "ingestion" / "schema" / "current.sql").read_text()
+    assert store.snapshot(db) == written, "the schema changed: run `make schema` and commit current.sql"
+
+
+def test_a_dropped_table_comes_back_and_rollups_run(db: Any, settings: Any) -> None:
+    db.command("DROP TABLE chain_daily")
+    db.command("DROP TABLE checkout_hourly_staging")
+    assert sorted(store.restore_missing(db)) == ["chain_daily", "checkout_hourly_staging"]
+    assert store.restore_missing(db) == []
+    rollup(db, settings, now=dt.datetime.now(dt.UTC))  # fails on a missing table
+
+
+def test_every_rollup_file_is_registered_once() -> None:
+    files = sorted(p.name[:-4] for p in (resources.files("ingestion") / "rollups").iterdir()
+                   if p.name.endswith(".sql"))
+    assert sorted(tables.NAMES) == files
+    assert len(set(tables.NAMES)) == len(tables.NAMES)
+
+
+def test_each_table_receives_the_parameters_its_sql_names() -> None:
+    for table in tables.TABLES:
+        named = set(re.findall(r"\{(\w+):", table.source))
+        assert named and named <= set(tables.PARAMETERS), table.name
+        assert set(table.parameters) == named
+        # each file writes its own staging copy, so a pass never touches the live table
+        assert f"INSERT INTO {table.name}_staging" in table.source, table.name
+    used = {name for t in tables.TABLES for name in t.parameters}
+    assert used == set(tables.PARAMETERS), "a parameter no table names"
