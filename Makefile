@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint lint-js bench clean chromium schema
+.PHONY: demo test check lint lint-js bench clean chromium schema docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,6 +40,12 @@ lint-js: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/python -m ingestion.store > ingestion/schema/current.sql.new
 	mv ingestion/schema/current.sql.new ingestion/schema/current.sql
+
+# docs/queries.md's last part: the figures' own queries, from ingestion/queries/.
+docs: $(STAMP)
+	$(BIN)/python -c 'import pathlib, ingestion.figures as f; p = pathlib.Path("docs/queries.md"); \
+		s = p.read_text(); p.write_text(s[:s.index(f.GENERATED)] if f.GENERATED in s else s + "\n"); \
+		p.write_text(p.read_text() + f.markdown())'
 
 bench: $(STAMP)
 	$(BIN)/python bench/collector.py

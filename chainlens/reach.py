@@ -8,18 +8,20 @@ spool directory); otherwise they open the store themselves. A server store
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import urllib.error
 import urllib.parse
 import urllib.request
+import zoneinfo
 from typing import Any
 
 import orjson
 
 from chainlens.core.owner import admin_file, held_by
 from chainlens.core.settings import Settings, Site, embedded_path, is_embedded
-from ingestion import store
+from ingestion import figures, store
 from ingestion.live import live_state
 
 
@@ -48,10 +50,8 @@ PLACEHOLDER = re.compile(r"\{(\w+):")
 def site_parameters(site: Site, query: str) -> dict[str, Any] | None:
     """The site's settings a query names as parameters (docs/queries.md), or None when it names
     none: a query without placeholders is sent as written (its `%` and braces untouched)."""
-    values: dict[str, Any] = {
-        "site": site.id, "tz": site.timezone, "chain": list(site.chain), "cart": site.checkout_from,
-        "last_checkout": site.checkout_steps[-1], "purchase": site.chain[-1],
-    }
+    today = dt.datetime.now(zoneinfo.ZoneInfo(site.timezone)).date()
+    values = figures.parameters(site, start=today - dt.timedelta(days=6), end=today)
     used = {name: values[name] for name in PLACEHOLDER.findall(query) if name in values}
     return used or None
 

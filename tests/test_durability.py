@@ -219,7 +219,7 @@ def test_metrics_sum_over_all_processes(serve_factory: Any) -> None:
         post(srv.url, beacon(event(step="cart", sid=f"m{i}"), event(step="nowhere")))
     post(srv.url, b"{broken")
     wait_drained(srv)
-    # Each worker publishes its accept-path counts once a second (docs/operations.md, "Metrics").
+    # Each worker publishes its accept-path counts once a second (docs/architecture.md, "Keeping the accept path fast").
     deadline = time.monotonic() + 5
     text = get(srv.url + "/metrics")[1].decode()
     while 'chainlens_http_requests_total{route="/e",status="202"} 20.0' not in text and time.monotonic() < deadline:

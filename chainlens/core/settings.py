@@ -3,7 +3,8 @@
 Resolution order for the file (README, "Configuration"): `-c/--config`, then
 `$CHAINLENS_CONFIG`, then `./chainlens.toml`, then built-in defaults that serve a
 `demo` site on an embedded store under `./data`. `$CHAINLENS_DSN` overrides
-`store.dsn`. Nothing else in the project reads `os.environ`.
+`store.dsn`. Nothing else in the project reads `os.environ` for settings (core/metrics.py
+hands prometheus_client its multiprocess directory through the environment, as that library asks).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class RollupSettings:
 @dataclass(frozen=True)
 class AlertSettings:
     webhook: str = ""
-    window_days: int = 1  # before window_hours: read, no longer used
+    window_days: int = 1  # before window_hours: accepted in old files, no longer used
     window_hours: tuple[int, ...] = (3, 6, 24)  # rolling windows of sessions closed in the last hours
     baseline_days: int = 14  # the trailing baseline, weighted by hour of day in the site's time zone
     min_sample: int = 30  # sessions reaching the step in the window, and in the baseline

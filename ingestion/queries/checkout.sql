@@ -1,0 +1,17 @@
+-- checkout: Each checkout step: reached, continued, abandoned, its rate and the median time before
+-- abandoning (docs/metrics.md, "Abandonment" and "Time before abandoning").
+SELECT a.step AS step, a.step_index AS step_index, a.reached AS reached, a.continued AS continued,
+       a.abandoned AS abandoned, a.abandoned / a.reached AS abandonment_rate,
+       w.median_ms AS median_ms_before_abandon
+FROM (SELECT step, step_index, sum(reached) AS reached, sum(continued) AS continued,
+             sum(abandoned) AS abandoned
+      FROM checkout_abandonment_daily WHERE site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}
+        AND device = {device:String} AND visitor = {all:String}
+        AND segment = {segment:String} GROUP BY step, step_index) AS a
+LEFT JOIN (SELECT abandoned_at AS step, quantileExactInclusive(0.5)(ms_before_abandon) AS median_ms
+           FROM chain_sessions WHERE site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}
+             AND ({device:String} = {all:String} OR device = {device:String})
+             AND ({segment:String} = {all:String} OR segment = {segment:String})
+             AND abandoned_at != '' GROUP BY abandoned_at) AS w
+ON a.step = w.step
+ORDER BY a.step_index
