@@ -118,7 +118,7 @@ def _beacon(source: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         wait = app[LIMITER].check(address)
         if wait:
             metrics.RATE_LIMITED.inc()
-            return beacon.error_response(429, "rate limit exceeded", **{"Retry-After": str(wait)})
+            return beacon.error_response(429, "rate limit exceeded", code="rate_limited", **{"Retry-After": str(wait)})
         response = await beacon.accept(request, settings=settings, spool=app[SPOOL], source=source,
                                        address=address, visitors=app[VISITORS])
         if source == "e":
@@ -141,7 +141,7 @@ async def sdk_script(request: web.Request) -> web.Response:
     settings = request.app[CONFIG].settings
     site = settings.site(request.match_info["site"])
     if site is None:
-        return beacon.error_response(404, f"unknown site {request.match_info['site']!r}")
+        return beacon.error_response(404, f"unknown site {request.match_info['site']!r}", code="unknown_site")
     render = render_risk if request.path.endswith("/risk.js") else render_snippet
     script = render(site, public_url=settings.collector.url())
     headers = {
@@ -209,7 +209,7 @@ def observed(path: str, handler: Handler) -> Handler:
             raise
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id, "path": request.path})
-            response = beacon.error_response(500, "internal error")
+            response = beacon.error_response(500, "internal error", code="internal")
         response.headers["X-Request-Id"] = request_id
         if 400 <= response.status < 500 and response.status != 429:
             # Integration problems are worth a line each; rate limiting is counted in /metrics instead.
@@ -234,7 +234,7 @@ async def sdk_hints(request: web.Request) -> web.Response:
     settings = request.app[CONFIG].settings
     site = settings.site(request.match_info["site"])
     if site is None:
-        return beacon.error_response(404, f"unknown site {request.match_info['site']!r}")
+        return beacon.error_response(404, f"unknown site {request.match_info['site']!r}", code="unknown_site")
     act = site.intervene
     cache = request.app[HINTS]
     cached = cache.get(site.id)

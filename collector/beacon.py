@@ -23,7 +23,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from chainlens.core import contract, metrics
-from chainlens.core.contract import EVENT_COLUMNS, BeaconError, Client, Intake, rejected_row
+from chainlens.core.contract import EVENT_COLUMNS, Client, Intake
+from chainlens.core.refusals import BeaconError, rejected_row
 from chainlens.core.settings import Settings, Site
 from collector.enrich import client_from_ua
 from collector.spool import SpoolFull, SpoolWriter
@@ -55,12 +56,15 @@ async def read_body(request: web.Request, *, max_body: int, max_decompressed: in
     """The request body, decompressed, within the size caps (413 past them) and the time limit (408)."""
     media = content_type(request)
     if media not in JSON_TYPES:
-        raise BeaconError(415, f"unsupported Content-Type {media[:100]!r}: send text/plain or application/json")
+        raise BeaconError(415, f"unsupported Content-Type {media[:100]!r}: send text/plain or application/json",
+                          code="unsupported_type", detail=media[:100])
     encoding = header(request, "Content-Encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
-        raise BeaconError(415, f"unsupported Content-Encoding {encoding[:100]!r}: send gzip or none")
+        raise BeaconError(415, f"unsupported Content-Encoding {encoding[:100]!r}: send gzip or none",
+                          code="unsupported_encoding", detail=encoding[:100])
     if request.content_length is not None and request.content_length > max_body:
-        raise BeaconError(413, f"body of {request.content_length} bytes is over the {max_body}-byte limit")
+        raise BeaconError(413, f"body of {request.content_length} bytes is over the {max_body}-byte limit",
+                          code="too_large")
     # aiohttp's server may inflate gzip bodies as they stream in (its auto_decompress),
     # so the stream is capped at the decompressed limit and inflated here only when
     # it still starts with the gzip magic bytes; JSON never does.
@@ -75,25 +79,26 @@ async def read_body(request: web.Request, *, max_body: int, max_decompressed: in
                 size += len(chunk)
                 if size > cap:  # stop reading at the cap, whatever the sender claims
                     raise BeaconError(413, f"body decompresses past the {cap}-byte limit" if gzipped
-                                      else f"body is over the {cap}-byte limit")
+                                      else f"body is over the {cap}-byte limit", code="too_large")
                 chunks.append(chunk)
     except TimeoutError:
-        raise BeaconError(408, f"body not received within {timeout_s:g} s") from None
+        raise BeaconError(408, f"body not received within {timeout_s:g} s", code="timeout") from None
     except (RequestPayloadError, HttpProcessingError) as exc:
-        raise BeaconError(400, "body is not valid gzip" if gzipped else f"body could not be read: {exc}") from None
+        raise BeaconError(400, "body is not valid gzip" if gzipped else f"body could not be read: {exc}",
+                          code="bad_body") from None
     body = b"".join(chunks)
     if gzipped and not body:  # nothing sent, or a stream cut before its first block was inflated upstream
-        raise BeaconError(400, "body is not valid gzip: no data")
+        raise BeaconError(400, "body is not valid gzip: no data", code="bad_body")
     if gzipped and body[:2] == b"\x1f\x8b":
         inflater = zlib.decompressobj(wbits=31)
         try:
             body = inflater.decompress(body, max_decompressed + 1)
         except zlib.error:
-            raise BeaconError(400, "body is not valid gzip") from None
+            raise BeaconError(400, "body is not valid gzip", code="bad_body") from None
         if not inflater.eof and len(body) <= max_decompressed:
-            raise BeaconError(400, "body is not valid gzip: the stream is cut short")
+            raise BeaconError(400, "body is not valid gzip: the stream is cut short", code="bad_body")
         if len(body) > max_decompressed:
-            raise BeaconError(413, f"body decompresses past the {max_decompressed}-byte limit")
+            raise BeaconError(413, f"body decompresses past the {max_decompressed}-byte limit", code="too_large")
     return body
 
 
@@ -101,14 +106,16 @@ def check_origin(request: web.Request, site: Site) -> None:
     origin = header(request, "Origin")
     # No Origin: a server-side sender or a tool; browsers always send one on POST.
     if origin and origin != "null" and origin not in site.origins:
-        raise BeaconError(403, f"origin {origin[:200]!r} is not allowed for site {site.id!r}")
+        raise BeaconError(403, f"origin {origin[:200]!r} is not allowed for site {site.id!r}",
+                          code="origin_refused", field="origin", detail=origin)
 
 
 def check_secret(request: web.Request, site: Site) -> None:
     auth = header(request, "Authorization")
     token = auth[7:] if auth.startswith("Bearer ") else ""
     if not site.secret or not hmac.compare_digest(token.encode(), site.secret.encode()):
-        raise BeaconError(401, "Authorization: a valid 'Bearer <site secret>' is required for /s2s")
+        raise BeaconError(401, "Authorization: a valid 'Bearer <site secret>' is required for /s2s",
+                          code="unauthorized", field="Authorization")
 
 
 @dataclass
@@ -136,7 +143,7 @@ def parse(body: bytes, *, max_events: int) -> Parsed:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BeaconError(400, f"body is not valid JSON: {exc.msg} at byte {exc.pos}") from None
+        raise BeaconError(400, f"body is not valid JSON: {exc.msg} at byte {exc.pos}", code="bad_body") from None
     return Parsed(*contract.parse_envelope(parsed, max_events=max_events), typed=False)
 
 
@@ -161,7 +168,7 @@ def intake(parsed: Parsed, *, site: Site, client: Client, received_ms: int, sour
         try:  # as received, for the reasons and the kept payloads
             events = orjson.loads(parsed.body)["events"]
         except orjson.JSONDecodeError as exc:  # the typed decoder let through what JSON does not allow
-            raise BeaconError(400, f"body is not valid JSON: {exc.msg} at byte {exc.pos}") from None
+            raise BeaconError(400, f"body is not valid JSON: {exc.msg} at byte {exc.pos}", code="bad_body") from None
     return contract.build_rows(events, site=site, client=client, received_ms=received_ms,
                                sent_at=parsed.sent_at, source=source)
 
@@ -182,7 +189,8 @@ async def accept(
         site_hint = parsed.site_id
         site = settings.site(parsed.site_id)
         if site is None:
-            raise BeaconError(404, f"unknown site {parsed.site_id[:64]!r}")
+            raise BeaconError(404, f"unknown site {parsed.site_id[:64]!r}", code="unknown_site", field="site",
+                              detail=parsed.site_id[:64])
         check_sender(request, site, source)
         user_agent = header(request, "User-Agent")
         # The back office is no browser (and no bot): its reports are about orders, not visits.
@@ -190,10 +198,10 @@ async def accept(
         result = intake(parsed, site=site, client=sender, received_ms=received_ms, source=source)
     except BeaconError as exc:
         metrics.REJECTED.labels(f"request_{exc.status}").inc()
-        REFUSALS.note(site_hint if isinstance(site_hint, str) else "", f"{exc.status}: {exc.message}")
+        REFUSALS.note(site_hint if isinstance(site_hint, str) else "", exc.code, f"{exc.status}: {exc.message}")
         await _keep_rejected_request(spool, exc, received_ms=received_ms, site=site_hint or _site_of(body),
                                      source=source, body=body)
-        return error_response(exc.status, exc.message)
+        return _json(exc.body(), status=exc.status)
     if (site.cookieless or parsed.nostore) and visitors is not None and result.rows and source == "e":
         # The snippet stored nothing (a cookieless site, or a browser that refuses storage):
         # one visitor key per day stands in for its identifiers.
@@ -216,9 +224,8 @@ class RefusalLog:
         self.every_s = every_s
         self.seen: dict[tuple[str, str], list[float]] = {}  # key → [last logged at, refusals since]
 
-    def note(self, site: str, reason: str) -> None:
-        kind = reason.split("'", 1)[0][:80]  # without the values: one line per kind of mistake
-        key = (site[:64], kind)
+    def note(self, site: str, code: str, reason: str) -> None:
+        key = (site[:64], code)
         now = time.monotonic()
         entry = self.seen.get(key)
         if entry is None:
@@ -227,7 +234,8 @@ class RefusalLog:
             entry = self.seen[key] = [now - self.every_s, 0]
         entry[1] += 1
         if now - entry[0] >= self.every_s:
-            log.warning("beacons refused", extra={"site": site[:64], "reason": reason[:300], "count": entry[1],
+            log.warning("beacons refused", extra={"site": site[:64], "code": code, "reason": reason[:300],
+                                                  "count": entry[1],
                                                   "fix": "see `chainlens status` for the fix"})
             entry[0], entry[1] = now, 0
 
@@ -239,8 +247,8 @@ def answer(site_id: str, result: Intake) -> web.Response:
     if result.rows:
         metrics.count(metrics.accepted_counter(site_id), len(result.rows))
     for err in result.errors + result.dropped:  # the field, without props' own keys: a bounded label set
-        metrics.REJECTED.labels(err["error"].split(":", 1)[0].split(".", 1)[0]).inc()
-        REFUSALS.note(site_id, err["error"])
+        metrics.REJECTED.labels(err["field"].split(".", 1)[0]).inc()
+        REFUSALS.note(site_id, err["code"], err["error"])
     if not result.errors and not result.dropped:
         return web.Response(body=_all_accepted(len(result.rows)), status=202, headers=_JSON)
     body: dict[str, Any] = {"accepted": len(result.rows), "rejected": len(result.errors), "errors": result.errors}
@@ -271,19 +279,20 @@ async def _keep_rejected_request(
     spool: SpoolWriter, exc: BeaconError, *, received_ms: int, site: Any, source: str, body: bytes
 ) -> None:
     row = rejected_row(received_ms=received_ms, site_id=str(site)[:64] if isinstance(site, str) else "",
-                       source=source, reason=f"{exc.status}: {exc.message}", payload=body[:65536])
+                       source=source, reason=f"{exc.status}: {exc.message}", payload=body[:65536], code=exc.code,
+                       field=exc.field, detail=exc.detail)
     try:
         await spool.append(received_ms, (), [row])
     except SpoolFull:
         pass  # the request is answered with its own 4xx; a full spool cannot keep more
 
 
-def error_response(status: int, message: str, **headers: str) -> web.Response:
-    return _json({"error": message}, status=status, headers=headers)
+def error_response(status: int, message: str, *, code: str, **headers: str) -> web.Response:
+    return _json({"error": message, "code": code}, status=status, headers=headers)
 
 
 def overloaded(message: str) -> web.Response:
-    return error_response(503, f"{message}; retry later", **{"Retry-After": "5"})
+    return error_response(503, f"{message}; retry later", code="overloaded", **{"Retry-After": "5"})
 
 
 def _json(obj: Any, *, status: int, headers: dict[str, str] | None = None) -> web.Response:

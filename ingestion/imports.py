@@ -14,7 +14,8 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from chainlens.core.contract import Client as Sender
-from chainlens.core.contract import build_rows, rejected_row
+from chainlens.core.contract import build_rows
+from chainlens.core.refusals import rejected_row
 from chainlens.core.settings import Site
 from chainlens.core.spoolfile import rows_body
 from ingestion import store
@@ -39,14 +40,14 @@ def import_lines(client: Client, lines: Iterable[bytes], *, site: Site, first_li
             numbers.append(number)
         except orjson.JSONDecodeError as exc:
             reason = f"not valid JSON: {exc.msg}"
-            errors.append({"line": number, "error": reason})
+            errors.append({"line": number, "error": reason, "code": "bad_body"})
             bad_json.append(rejected_row(received_ms=received_ms, site_id=site.id, source="import",
-                                         reason=f"line {number}: {reason}", payload=line))
+                                         reason=f"line {number}: {reason}", payload=line, code="bad_body"))
     # Imported events come from the store's own systems: no user agent, not bots.
     result = build_rows(events, site=site, client=Sender(device="desktop"), received_ms=received_ms, sent_at=None,
                         source="import", age_limit=False)
     for kept in (result.errors, result.dropped):
-        errors.extend({"line": numbers[e["index"]], "error": e["error"]} for e in kept)
+        errors.extend({"line": numbers[e["index"]], "error": e["error"], "code": e["code"]} for e in kept)
     errors.sort(key=lambda e: e["line"])
     for row, index in zip(result.rejected, result.rejected_index, strict=True):  # name the line in the reason
         row[3] = f"line {numbers[index]}: {row[3]}"

@@ -5,7 +5,6 @@ refused and how to fix it (`chainlens status`, the dashboard's live panel; docs/
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -36,41 +35,44 @@ FROM (
 
 REFUSED = """
 SELECT
-    replaceRegexpAll(reason, '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '…') AS reason,
+    code, field, detail,
+    any(replaceRegexpAll(reason, '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '…')) AS reason,
     count() AS n,
     max(received_at) AS last_at
 FROM events_rejected
 WHERE site_id = {site:String} AND received_at >= now64(3) - INTERVAL 30 MINUTE
-GROUP BY reason
+GROUP BY code, field, detail
 ORDER BY n DESC
 LIMIT 20
 """
 
-# Refusals in words an operator can act on; the first pattern that matches gives the fix.
-FIXES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"origin '(?P<origin>[^']*)' is not allowed for site '(?P<site>[^']*)'"),
-     "origin {origin} is not in sites.origins of site {site}: add it to {source}, then run `chainlens reload`"),
-    (re.compile(r"unknown site '(?P<site>[^']*)'"),
-     "the tag names site {site}, which {source} does not configure: fix the tag or add the site"),
-    (re.compile(r"Authorization"),
-     "server-side senders must send `Authorization: Bearer <the site's secret>` to /s2s"),
-    (re.compile(r"unsupported Content-(Type|Encoding)"),
-     "a custom sender posts another format: send JSON as text/plain or application/json, gzip or plain"),
-    (re.compile(r"over the|past the|at most \d+"),
-     "batches are too large: the snippet splits them by itself; custom senders must send smaller ones"),
-    (re.compile(r"not valid (JSON|gzip|UTF)"),
-     "something posts bodies that are not the snippet's JSON: check custom integrations and proxies"),
-    (re.compile(r"^(?:\d+: )?(?P<field>[a-z_.]+): "),
-     "the tag sends a bad `{field}`: see docs/snippet.md for the fields and their types"),
-]
+# Refusals in words an operator can act on, by code (chainlens/core/refusals.py). Each text may
+# name the refusal's {field} and {detail}, the {site} and the settings file ({source}).
+FIXES: dict[str, str] = {
+    "origin_refused": "origin {detail} is not in sites.origins of site {site}: add it to {source}, "
+                      "then run `chainlens reload`",
+    "unknown_site": "the tag names site {detail}, which {source} does not configure: fix the tag or add the site",
+    "unauthorized": "server-side senders must send `Authorization: Bearer <the site's secret>` to /s2s",
+    "unsupported_type": "a custom sender posts another format: send JSON as text/plain or application/json",
+    "unsupported_encoding": "a custom sender compresses another way: send gzip or plain",
+    "too_large": "batches are too large: the snippet splits them by itself; custom senders must send smaller ones",
+    "timeout": "clients send bodies too slowly (a slow network or a client that stalls): nothing to change "
+               "unless it persists",
+    "bad_event": "something sends events that are not JSON objects: check custom integrations",
+    "bad_body": "something posts bodies that are not the snippet's JSON: check custom integrations and proxies",
+    "bad_envelope": "something posts JSON that is not a beacon ({field}): see docs/snippet.md for the format",
+    "missing": "the tag sends events without `{field}`: see docs/snippet.md for the fields and their types",
+    "invalid": "the tag sends a bad `{field}`: see docs/snippet.md for the fields and their types",
+    "unknown_step": "the tag names a step that is not in the chain of site {site}: fix the tag or the chain",
+    "too_old": "events arrive long after they happened: a page queue replayed late, or a wrong client clock",
+    "in_future": "events are dated in the future: a client clock far ahead, or a custom sender's ts",
+    "dropped": "the tag sends a `{field}` that cannot be read: it is left out of the stored events",
+}
 
 
-def fix_for(reason: str, *, source: str) -> str:
-    for pattern, text in FIXES:
-        match = pattern.search(reason)
-        if match:
-            return text.format(source=source, **match.groupdict())
-    return ""
+def fix_for(code: str, *, field: str = "", detail: str = "", site: str = "", source: str) -> str:
+    text = FIXES.get(code, "")
+    return text.format(field=field, detail=detail, site=site, source=source)
 
 
 def live_state(client: Client, settings: Settings, site: Site) -> dict[str, Any]:
@@ -80,9 +82,9 @@ def live_state(client: Client, settings: Settings, site: Site) -> dict[str, Any]
     sessions, first_last, last_last = client.query(OPEN, parameters=params).result_rows[0]
     timeout = dt.timedelta(seconds=settings.rollup.session_timeout_s)
     refused = [
-        {"reason": reason, "count": n, "last_at": _iso(last_at),
-         "fix": fix_for(reason, source=settings.source)}
-        for reason, n, last_at in client.query(REFUSED, parameters=params).result_rows
+        {"code": code, "field": field, "reason": reason, "count": n, "last_at": _iso(last_at),
+         "fix": fix_for(code, field=field, detail=detail, site=site.id, source=settings.source)}
+        for code, field, detail, reason, n, last_at in client.query(REFUSED, parameters=params).result_rows
     ]
     last = arriving["last_event_at"]
     return {
@@ -117,7 +119,9 @@ def live_text(state: dict[str, Any]) -> str:
     if not state["refused_30m"]:
         lines.append("  refused in 30 min: nothing")
     for r in state["refused_30m"]:
-        lines.append(f"  REFUSED {r['count']:,}× (last {r['last_at']}): {r['reason']}")
+        # A dropped field is no refusal: its event was stored, without that field.
+        what = "LEFT OUT" if r["code"] == "dropped" else "REFUSED"
+        lines.append(f"  {what} {r['count']:,}× (last {r['last_at']}): {r['reason']}")
         if r["fix"]:
             lines.append(f"    fix: {r['fix']}")
     return "\n".join(lines)

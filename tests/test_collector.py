@@ -14,6 +14,7 @@ import pytest
 
 from chainlens.wiring import single_process_app
 from collector.app import SERVER_OPTIONS
+from ingestion.live import live_state, live_text
 from ingestion.runner import StoreRunner
 from tests.conftest import BROWSER_UA, MOBILE_UA, ORIGIN, beacon, event, wait_for
 
@@ -29,7 +30,7 @@ async def client(aiohttp_client: Any, settings: Any) -> Any:
     async def rows(query: str, **params: Any) -> list[tuple]:
         return await runner.call(lambda c: c.query(query, parameters=params).result_rows)
 
-    cli.rows = rows
+    cli.rows, cli.runner = rows, runner
     return cli
 
 
@@ -98,7 +99,9 @@ async def test_mixed_batch_keeps_valid_and_rejects_invalid_with_reasons(client: 
         "ts: in the future",
     ]
     assert [e["index"] for e in body["errors"]] == list(range(1, 8))
+    assert [e["code"] for e in body["errors"]][-3:] == ["invalid", "too_old", "in_future"]
     await landed(client, "SELECT count() FROM events_rejected", [(7,)])
+    assert ("unknown_step", "step") in await client.rows("SELECT code, field FROM events_rejected")
     reasons = await client.rows("SELECT reason, source FROM events_rejected ORDER BY reason")
     assert ("id: not a UUID", "e") in reasons
     assert await client.rows("SELECT name FROM events") == [("payment_declined",)]
@@ -116,6 +119,8 @@ async def test_tags_as_platforms_push_them_keep_the_purchase(client: Any) -> Non
     assert sorted(d["error"].split(";")[0] for d in body["dropped"]) == [
         "currency: longer than 8 characters", "props.nested: not a string, number or boolean",
         "value: not a number"]
+    assert {(d["code"], d["field"]) for d in body["dropped"]} == {
+        ("dropped", "currency"), ("dropped", "props.nested"), ("dropped", "value")}
     await landed(client, "SELECT count() FROM events", [(2,)])
     rows = await client.rows("SELECT step, value, order_id, user_id, currency, props FROM events ORDER BY step")
     assert rows == [("cart", None, "", "", "", {"ok": "yes"}),
@@ -124,6 +129,12 @@ async def test_tags_as_platforms_push_them_keep_the_purchase(client: Any) -> Non
     assert kept == [(3,)]
     (payload,) = (await client.rows("SELECT payload FROM events_rejected WHERE reason LIKE 'value:%'"))[0]
     assert orjson.loads(payload) == {"event_id": junk["id"], "field": "value", "value": "abc"}
+
+
+# The stable code each refusal carries (chainlens/core/refusals.py), by a part of its message.
+CODES = [("body must be", "bad_envelope"), ("events: missing", "bad_envelope"), ("unknown site", "unknown_site"),
+         ("origin", "origin_refused"), ("Content-Type", "unsupported_type"),
+         ("Content-Encoding", "unsupported_encoding")]
 
 
 @pytest.mark.parametrize(("body", "headers", "status", "message"), [
@@ -152,11 +163,14 @@ async def test_unreadable_requests_get_a_4xx_naming_the_problem_and_are_kept(
 ) -> None:
     resp = await client.post("/e", data=body, headers={**HEADERS, **headers})
     assert resp.status == status
-    assert message in (await resp.json())["error"]
+    answer = await resp.json()
+    code = next((c for part, c in CODES if part in message), {413: "too_large"}.get(status, "bad_body"))
+    assert message in answer["error"] and answer["code"] == code
     rows = await landed(client, "SELECT count() FROM events_rejected", [(1,)])
     assert rows == [(1,)]
-    (reason,) = (await client.rows("SELECT reason FROM events_rejected"))[0]
-    assert reason.startswith(f"{status}: ") and message in reason
+    (reason, stored_code, detail) = (await client.rows("SELECT reason, code, detail FROM events_rejected"))[0]
+    assert reason.startswith(f"{status}: ") and message in reason and stored_code == code
+    assert detail == {"origin_refused": "https://evil.example", "unknown_site": "elsewhere"}.get(code, detail)
     assert await client.rows("SELECT count() FROM events") == [(0,)]
 
 
@@ -369,3 +383,16 @@ async def test_ecommerce_items_keep_their_count_ids_names_and_fast_track_fields(
                                          [f"sku-{i}", f"Item {i}"] for i in range(9)]).decode(),
                                      "in_stock": "true", "ship_days": "2"})])
     assert rows[0][0] == "select"  # view_item is the product view: Fast Track counts it
+
+
+async def test_status_gives_each_refusal_its_fix_by_code(client: Any, settings: Any) -> None:
+    await client.post("/e", data=beacon(event(step="cart")), headers={**HEADERS, "Origin": "https://www.shop.example"})
+    await client.post("/e", data=beacon(event(step="cart", value="abc")), headers=HEADERS)
+    await landed(client, "SELECT count() FROM events_rejected", [(2,)])
+    state = await client.runner.call(lambda c: live_state(c, settings, settings.site("demo")))
+    by_code = {r["code"]: r for r in state["refused_30m"]}
+    assert by_code["origin_refused"]["fix"].startswith(
+        "origin https://www.shop.example is not in sites.origins of site demo: add it to ")
+    assert by_code["dropped"]["field"] == "value"
+    text = live_text(state)
+    assert "LEFT OUT 1× " in text and "REFUSED 1× " in text and "value: not a number" in text

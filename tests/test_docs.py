@@ -102,3 +102,13 @@ def test_the_cookbook_shows_each_figure_as_its_file_has_it() -> None:
     text = (ROOT / "docs" / "queries.md").read_text()
     assert figures.GENERATED in text
     assert text[text.index(figures.GENERATED):] == figures.markdown(), "run `make docs`"
+
+
+def test_every_refusal_code_is_documented_and_has_a_fix() -> None:
+    from chainlens.core.refusals import CODES
+    from ingestion.live import FIXES
+
+    text = (ROOT / "docs" / "snippet.md").read_text()
+    documented = set(re.findall(r"^\| `(\w+)` \| ", text[text.index("## Refusals"):], re.M))
+    assert documented == set(CODES)
+    assert set(FIXES) == set(CODES), "each refusal code has its fix in words"

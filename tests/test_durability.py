@@ -16,7 +16,8 @@ import orjson
 import psutil
 import pytest
 
-from chainlens.core.contract import Client, rejected_row, validate_event
+from chainlens.core.contract import Client, validate_event
+from chainlens.core.refusals import rejected_row
 from chainlens.core.settings import from_mapping
 from chainlens.core.spoolfile import EVENTS, REJECTED, encode_rows
 from ingestion.loader import Loader
@@ -314,7 +315,7 @@ async def test_spools_with_the_same_segment_names_and_ranges_both_land(settings:
     runner = StoreRunner(settings.store.dsn)
     site, now = settings.site("demo"), int(time.time() * 1000)
     refused = [rejected_row(received_ms=now, site_id="demo", source="e", reason="400: body is not valid JSON",
-                            payload=b"{not json")]
+                            payload=b"{not json", code="bad_body")]
     ids = []
     for node in ("a", "b"):
         events = [event(step="cart") for _ in range(5)]

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chainlens.core import contract
-from chainlens.core.contract import Client, EventError, validate_event
+from chainlens.core.contract import Client, validate_event
+from chainlens.core.refusals import EventError
 from chainlens.core.settings import from_mapping
 from tests.conftest import make_config
 

@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl
 import msgspec
 import orjson
 
+from chainlens.core.refusals import BeaconError, EventError, rejected_row
 from chainlens.core.settings import TRACKING_VIEWED, TRIGGERS, Site
 
 EVENT_TYPES = ("identify", "obstacle", "page", "step", "track")
@@ -43,7 +44,6 @@ EVENT_COLUMNS = (
     "type", "step", "name", "ts", "client_ts", "received_at", "url", "referrer",
     "props", "value", "currency", "order_id", "device", "browser", "os", "is_bot",
 )
-REJECTED_COLUMNS = ("received_at", "site_id", "source", "reason", "payload")
 
 MAX_ID = 128
 MAX_NAME = 64
@@ -57,22 +57,6 @@ MAX_AGE_MS = 7 * 24 * 3600 * 1000
 FUTURE_TOLERANCE_MS = 5_000
 # Props that carry money: a numeric string there is stored as the number it means.
 MONEY_PROPS = frozenset({"value", "price", "tax", "shipping", "amount", "cost"})
-
-
-class BeaconError(Exception):
-    """The whole request cannot be read; `status` is the 4xx it is answered with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-class EventError(Exception):
-    """One event is invalid; it is kept in `events_rejected` with this reason."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +263,7 @@ def utf8_text(body: bytes) -> bytes:
         return body.decode(codec).encode("utf-8")
     except UnicodeError:
         raise BeaconError(400, f"body is not valid {codec.upper().removesuffix('-LE').removesuffix('-BE')} "
-                               "text") from None
+                               "text", code="bad_body") from None
 
 
 def read_event(raw: Any, dropped: list[tuple[str, str, Any]], *, server: bool = False) -> Any:
@@ -290,18 +274,19 @@ def read_event(raw: Any, dropped: list[tuple[str, str, Any]], *, server: bool = 
     reports about an order needs no session: its events are keyed `order:<order_id>`.
     """
     if not isinstance(raw, dict):
-        raise EventError("event", "not a JSON object")
+        raise EventError("event", "not a JSON object", code="bad_event")
     if server and raw.get("sid") in (None, ""):
         order = raw.get("order_id")
         if order in (None, ""):
-            raise EventError("order_id", "missing: a back-office event names its order (or its session in sid)")
+            raise EventError("order_id", "missing: a back-office event names its order (or its session in sid)",
+                             code="missing")
         raw = {**raw, "sid": ORDER_SESSION + _as_text(order)[:MAX_ID - len(ORDER_SESSION)]}
     values: dict[str, Any] = {}
     for name, f in FIELDS.items():
         value = raw.get(name)
         if value is None or value == "":
             if f.required:
-                raise EventError(name, "missing")
+                raise EventError(name, "missing", code="missing")
             continue
         try:
             values[name] = f.kind.read(value, dropped) if type(f.kind) is Props else f.kind.read(value)
@@ -318,19 +303,20 @@ def read_event(raw: Any, dropped: list[tuple[str, str, Any]], *, server: bool = 
 def parse_envelope(body: Any, *, max_events: int) -> tuple[str, int | None, list[Any], bool]:
     """Check the envelope `{"site", "sent_at", "events", "nostore"}` of parsed JSON; return its parts."""
     if not isinstance(body, dict):
-        raise BeaconError(400, "body must be a JSON object with 'site' and 'events'")
+        raise BeaconError(400, "body must be a JSON object with 'site' and 'events'", code="bad_envelope")
     site = body.get("site")
     if not isinstance(site, str) or not site:
-        raise BeaconError(400, "site: missing or not a string")
+        raise BeaconError(400, "site: missing or not a string", code="bad_envelope", field="site")
     events = body.get("events")
     if not isinstance(events, list):
-        raise BeaconError(400, "events: missing or not an array")
+        raise BeaconError(400, "events: missing or not an array", code="bad_envelope", field="events")
     if len(events) > max_events:
-        raise BeaconError(413, f"events: {len(events)} events in one request, at most {max_events}")
+        raise BeaconError(413, f"events: {len(events)} events in one request, at most {max_events}",
+                          code="too_large", field="events")
     raw_sent_at = body.get("sent_at")
     sent_at = None if raw_sent_at is None else number_from(raw_sent_at)
     if raw_sent_at is not None and sent_at is None:
-        raise BeaconError(400, "sent_at: not a number of milliseconds")
+        raise BeaconError(400, "sent_at: not a number of milliseconds", code="bad_envelope", field="sent_at")
     return site, None if sent_at is None else int(sent_at), events, body.get("nostore") is True
 
 
@@ -340,8 +326,8 @@ class Intake:
 
     rows: list[list[Any]] = field(default_factory=list)
     rejected: list[list[Any]] = field(default_factory=list)  # events_rejected rows: events and dropped fields
-    errors: list[dict[str, Any]] = field(default_factory=list)  # per rejected event: {index, error}
-    dropped: list[dict[str, Any]] = field(default_factory=list)  # per dropped field: {index, error}
+    errors: list[dict[str, Any]] = field(default_factory=list)  # per rejected event: {index, error, code, field}
+    dropped: list[dict[str, Any]] = field(default_factory=list)  # per dropped field: {index, error, code, field}
     rejected_index: list[int] = field(default_factory=list)  # the event index of each `rejected` row
 
 
@@ -361,7 +347,7 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
     client_ts = int(e.ts)
     ts = client_ts + shift
     if ts > received_ms + FUTURE_TOLERANCE_MS:
-        raise EventError("ts", "in the future")
+        raise EventError("ts", "in the future", code="in_future")
     kind, step, name = e.type, e.step or "", e.name or ""
     # Step rules run here, not in the browser (docs/snippet.md, "Step rules"): an ecommerce
     # event the site maps is that step; an event on a page a URL rule matches is on that step.
@@ -372,12 +358,14 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
         step = site.step_for_url(scrub_url(url, True))
     needed = NEEDS.get(kind)
     if needed and not (step if needed == "step" else name):
-        raise EventError(needed, "missing")
+        raise EventError(needed, "missing", code="missing")
     if step and step not in site.chain_steps and step not in site.after_steps:
-        raise EventError("step", f"{step!r} is not a step of site {site.id!r}'s chain or after_purchase")
+        raise EventError("step", f"{step!r} is not a step of site {site.id!r}'s chain or after_purchase",
+                         code="unknown_step")
     about_order = step in site.after_steps or (kind == "track" and name == FEEDBACK)
     if age_limit and ts < received_ms - (LATE_AGE_MS if server and about_order else MAX_AGE_MS):
-        raise EventError("ts", "older than 400 days" if server and about_order else "older than 7 days")
+        raise EventError("ts", "older than 400 days" if server and about_order else "older than 7 days",
+                         code="too_old")
     props = stored_props(e.props)
     order_id = e.order_id or (props.get("order_id") or props.get("transaction_id", ""))[:MAX_ID]
     if about_order:
@@ -427,7 +415,8 @@ def after_purchase_props(props: dict[str, str], *, site: Site, step: str, order_
         props["score"] = str(int(score))
         return
     if not order_id and step != TRACKING_VIEWED:  # a tracking page may not know it: linked by visitor
-        raise EventError("order_id", f"missing: a {step!r} event is linked to its purchase by order id")
+        raise EventError("order_id", f"missing: a {step!r} event is linked to its purchase by order id",
+                         code="missing")
     if "promised_by" in props:
         promised = instant(props["promised_by"], site.timezone)
         if promised is None:
@@ -535,24 +524,20 @@ def build_rows(events: list[Any], *, site: Site, client: Client, received_ms: in
             out.rows.append(event_row(e, site=site, client=client, received_ms=received_ms, shift=shift,
                                       age_limit=age_limit, server=server))
         except EventError as exc:
-            out.errors.append({"index": index, "error": str(exc)})
+            out.errors.append({"index": index, "error": str(exc), "code": exc.code, "field": exc.field})
             out.rejected.append(rejected_row(received_ms=received_ms, site_id=site.id, source=source,
-                                             reason=str(exc), payload=_dumps(raw)))
+                                             reason=str(exc), payload=_dumps(raw), code=exc.code, field=exc.field))
             out.rejected_index.append(index)
             continue
         for name, problem, value in dropped:
             reason = f"{name}: {problem}; event {e.id.lower()} stored without it"
-            out.dropped.append({"index": index, "error": reason})
+            out.dropped.append({"index": index, "error": reason, "code": "dropped", "field": name})
             out.rejected.append(rejected_row(
                 received_ms=received_ms, site_id=site.id, source=source, reason=reason,
-                payload=_dumps({"event_id": e.id.lower(), "field": name, "value": value})))
+                payload=_dumps({"event_id": e.id.lower(), "field": name, "value": value}), code="dropped",
+                field=name))
             out.rejected_index.append(index)
     return out
-
-
-def rejected_row(*, received_ms: int, site_id: str, source: str, reason: str, payload: bytes | str) -> list[Any]:
-    text = payload.decode("utf-8", "backslashreplace") if isinstance(payload, bytes) else payload
-    return [received_ms / 1000, site_id, source, reason, text[:65536]]
 
 
 def _dumps(value: Any) -> bytes:

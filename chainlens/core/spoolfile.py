@@ -5,17 +5,18 @@ holding numbered segment files. A segment is a sequence of frames:
 
     u32 little-endian payload length | u32 CRC-32 of the payload | payload
 
-A payload is the rows of one group commit for one table: a kind byte (`E` events,
-`R` rejected), the earliest receive time among them (u64 ms), the row count
-(u32), then the rows as ClickHouse `JSONCompactEachRow` lines, so the loader
-joins payloads and inserts them as they are, without touching a row. A commit
-holds every request of its event-loop turn, so a frame carries tens of requests
-under load and the loader's work per frame is shared by all their rows. A
-writer only ever appends to its newest segment and starts a new one when it
-restarts, so every segment but the newest of each writer is sealed, and so is
-every segment already on disk when the loader starts (before any writer): a
-bad frame in a sealed segment is a tail torn by a crash and is skipped; in an
-open one it may be a frame still being written, so the reader waits.
+A payload is the rows of one group commit for one table: a kind byte (`E`
+events, `J` rejected; `R`, rejected rows without their code, from older
+versions), the earliest receive time among them (u64 ms), the row count (u32),
+then the rows as ClickHouse `JSONCompactEachRow` lines, so the loader joins
+payloads and inserts them as they are, without touching a row. A commit holds
+every request of its event-loop turn, so a frame carries tens of requests under
+load and the loader's work per frame is shared by all their rows. A writer only
+ever appends to its newest segment and starts a new one when it restarts, so
+every segment but the newest of each writer is sealed, and so is every segment
+already on disk when the loader starts (before any writer): a bad frame in a
+sealed segment is a tail torn by a crash and is skipped; in an open one it may
+be a frame still being written, so the reader waits.
 
 Each spool has an identity (`identity`, a random id written once, when the
 directory is first used) that goes into every deduplication token, so two
@@ -42,7 +43,10 @@ import orjson
 
 HEADER = struct.Struct("<II")
 PAYLOAD = struct.Struct("<cQI")
-EVENTS, REJECTED = b"E", b"R"
+EVENTS, REJECTED = b"E", b"J"
+# Rejected rows written before they carried a code, field and detail (REJECTED_COLUMNS' first
+# five): a spool left by an older version still loads, the three columns empty.
+REJECTED_UNCODED = b"R"
 MAX_FRAME = 64 << 20
 SUFFIX = ".seg"
 CHECKPOINT = "checkpoint.json"
@@ -72,7 +76,11 @@ def encode_rows(kind: bytes, received_ms: int, rows: Sequence[list[Any]]) -> byt
 def decode_rows(payload: bytes) -> tuple[bytes, int, int, bytes]:
     """(kind, received_ms, row count, JSONCompactEachRow body)."""
     kind, received_ms, count = PAYLOAD.unpack_from(payload)
-    return kind, received_ms, count, payload[PAYLOAD.size:]
+    body = payload[PAYLOAD.size:]
+    if kind == REJECTED_UNCODED:
+        kind, body = REJECTED, b"\n".join(orjson.dumps([*orjson.loads(line), "", "", ""])
+                                          for line in body.split(b"\n") if line)
+    return kind, received_ms, count, body
 
 
 @dataclass

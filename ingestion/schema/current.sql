@@ -371,7 +371,10 @@ CREATE TABLE events_rejected
     `site_id` LowCardinality(String),
     `source` LowCardinality(String),
     `reason` String,
-    `payload` String CODEC(ZSTD(3))
+    `payload` String CODEC(ZSTD(3)),
+    `code` LowCardinality(String) DEFAULT '',
+    `field` String DEFAULT '',
+    `detail` String DEFAULT ''
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(received_at)

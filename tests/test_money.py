@@ -1,0 +1,48 @@
+"""Money strings as shops push them (chainlens/core/money.py), and what an unreadable one costs."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chainlens.core import money
+
+# input → (stored value, currency taken from it); None: not read, recorded as a drop.
+FORMATS = [
+    ("59.90", 59.9, ""), ("59,90", 59.9, ""), ("59,9", 59.9, ""), ("1299", 1299.0, ""),
+    ("1,299.00", 1299.0, ""), ("1.299,00", 1299.0, ""), ("1 299,00", 1299.0, ""), ("1'299.00", 1299.0, ""),
+    ("1\u00a0299,00\u00a0€", 1299.0, "EUR"), ("1\u202f299,00 €", 1299.0, "EUR"), ("1299,00", 1299.0, ""),
+    ("€ 59,90", 59.9, "EUR"), ("€59.90", 59.9, "EUR"), ("59.90 EUR", 59.9, "EUR"), ("EUR 1.299,00", 1299.0, "EUR"),
+    ("$1,299.50", 1299.5, ""), ("US$ 1,299.50", 1299.5, "USD"), ("£1,299.50", 1299.5, "GBP"),
+    ("R$ 1.299,90", 1299.9, "BRL"), ("CHF 1'299.00", 1299.0, "CHF"), ("1.299.000,50", 1299000.5, ""),
+    ("1,299,000", 1299000.0, ""), ("-12,50 €", -12.5, "EUR"), ("1 299", 1299.0, ""), ("0.5", 0.5, ""),
+    ("1,299", None, ""), ("1.299", None, ""), ("abc", None, ""), ("12 34", None, ""), ("1,2,3", None, ""),
+    ("99.", None, ""), ("€", None, ""), ("1,299.5.0", None, ""), ("59.90 EUR USD", None, ""),
+    ("EUR 59.90 EUR", None, ""),
+]
+
+
+@pytest.mark.parametrize(("text", "value", "currency"), FORMATS, ids=[f[0] for f in FORMATS])
+def test_money_as_it_is_written(text: str, value: float | None, currency: str) -> None:
+    got = money.read(text)
+    assert got.value == value
+    assert (got.problem == "") == (value is not None)
+    if value is not None:
+        assert got.currency == currency
+
+
+STYLES = [  # (thousands separator, decimal mark) as locales write them
+    (",", "."), (".", ","), (" ", ","), ("\u00a0", ","), ("'", "."), ("", "."), ("", ",")]
+
+
+@given(cents=st.integers(min_value=0, max_value=10**11), style=st.sampled_from(STYLES),
+       mark=st.sampled_from(["", "€ ", "EUR ", " EUR", " €", "$"]))
+def test_every_locale_style_reads_back_its_amount(cents: int, style: tuple[str, str], mark: str) -> None:
+    group, decimal = style
+    whole = f"{cents // 100:,}".replace(",", group)
+    text = f"{whole}{decimal}{cents % 100:02d}"
+    text = mark + text if not mark.startswith(" ") else text + mark
+    got = money.read(text)
+    assert got.value == pytest.approx(cents / 100, abs=1e-9), text
+    assert got.currency == ("EUR" if "E" in mark or "€" in mark else "")
