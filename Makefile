@@ -24,6 +24,10 @@ demo: $(STAMP)
 test: $(STAMP) chromium lint
 	$(BIN)/pytest
 
+# The fast loop: lint, then the tests that start no `chainlens serve` process and no browser.
+check: $(STAMP) lint
+	$(BIN)/pytest -q -m "not slow and not browser" -p no:cacheprovider
+
 lint: $(STAMP) lint-js
 	$(BIN)/ruff check chainlens collector ingestion sdk_js tests $(wildcard bench)
 	$(BIN)/mypy chainlens collector ingestion sdk_js

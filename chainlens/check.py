@@ -17,7 +17,7 @@ from typing import Any
 
 from chainlens.core.settings import Settings, Site
 from chainlens.reach import CommandError, admin_call, live_states, running_service
-from sdk_js.render import render
+from sdk_js.render import read_switches, render, switches
 
 USER_AGENT = "Mozilla/5.0 (compatible; chainlens-check)"
 
@@ -73,16 +73,36 @@ def check_page(settings: Settings, site: Site, url: str) -> Report:
             report.good(f"the tag loads {want_src}")
         else:
             report.bad(f"the tag loads {src}, but the collector is at {want_src} (collector.public_url)")
-        served = (link and _served_integrity(link, site.id)) or render(
-            site, public_url=settings.collector.url()).integrity
+        try:
+            given = read_switches(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(src).query)))
+        except ValueError as exc:
+            given = None
+            report.bad(f"the tag's URL is not one `chainlens snippet` prints: {exc}")
+        current = switches(site)
+        if given is None:  # a tag from before the switches were in its URL: it follows the settings
+            served = (link and _served_integrity(link, site.id)) or render(
+                site, public_url=settings.collector.url()).integrity
+        else:
+            served = render(site, public_url=settings.collector.url(), given=given).integrity
+        if given is not None and given != current:
+            changed = ", ".join(f"{k} {given[k]} → {current[k]}" for k in current if given[k] != current[k])
+            report.lines.append(f"note  the page carries an earlier tag ({changed}): it keeps working as it was; "
+                                f"paste what `chainlens snippet {site.id}` prints now for the new settings")
         if tag.get("integrity") == served:
-            report.good("its SRI hash matches the script the collector serves")
+            report.good("its SRI hash matches the script the collector serves for it")
         elif not tag.get("integrity"):
             report.good("it has no SRI hash (browsers load the script unchecked)")
         else:
             report.bad(f"its SRI hash {tag['integrity'][:20]}… is not the served script's {served[:20]}…: browsers "
                        f"refuse the script; paste the tag `chainlens snippet {site.id}` prints now")
+    origin = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(url))
+    if origin not in site.origins:
+        report.bad(f"the page's origin {origin} is not in sites.origins of site {site.id}: the collector refuses "
+                   f"every beacon from it (403); add it to {settings.source}, then run `chainlens reload`")
     (state,) = live_states(settings, [site], link=link)
+    own = sum(r["count"] for r in state["refused_30m"] if r["code"] == "origin_refused" and r["detail"] == origin)
+    if own:
+        report.bad(f"{own} beacons from {origin} refused in the last 30 minutes")
     if state["events_30m"]:
         report.good(f"{state['events_30m']} events from site {site.id} in the last 30 minutes "
                     f"(last at {state['last_event_at']})")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import signal
 import sys
 import time
+import tomllib
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,7 +45,7 @@ from ingestion.imports import CHUNK_LINES, import_lines
 from ingestion.live import live_text
 from ingestion.runner import StoreRunner
 from ingestion.schedule import run_pass
-from sdk_js.render import shopify_pixel, snippet_tag
+from sdk_js.render import read_switches, shopify_pixel, snippet_tag
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_mod.load(args.config)
     except ConfigError as exc:
         print(f"chainlens: config error: {exc}", file=sys.stderr)
+        if args.command == "status":  # the running collector still answers, on its last good settings
+            return _status_despite(exc, args)
         return 2
     try:
         return int(args.func(settings, args) or 0)
@@ -64,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `chainlens sql … | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="PrettyCompact", help="a ClickHouse output format (JSONEachRow, TSVWithNames…)")
     p.add_argument("--site", help="fills {site:String}, {tz:String}, {chain:Array(String)}… (docs/queries.md; "
                                   "default: the first site)")
+    p.add_argument("--write", action="store_true",
+                   help="allow statements that change the store (read-only without it; see docs/architecture.md)")
     p = command("import", cmd_import, "load a JSON-lines file of events (collector validation, no age limit)")
     p.add_argument("file")
     p.add_argument("--site", required=True)
@@ -146,6 +155,37 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _status_despite(error: ConfigError, args: argparse.Namespace) -> int:
+    """`status` when the settings file does not load: what the collector that runs on its spool
+    (as far as the file can be read) says, with the sites it names. Exit 2 either way."""
+    raw: dict[str, Any] = {}
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        raw = tomllib.loads(Path(error.source).read_text())
+    def text(table: str, key: str) -> str | None:
+        part = raw.get(table)
+        value = part.get(key) if isinstance(part, dict) else None
+        return value if isinstance(value, str) else None
+
+    spool, dsn = text("collector", "spool_dir"), text("store", "dsn")
+    fallback = settings_mod.from_mapping({"collector": {"spool_dir": spool} if spool else {},
+                                          "store": {"dsn": dsn} if dsn else {}})
+    ids = [s["id"] for s in raw.get("sites", []) if isinstance(s, dict) and isinstance(s.get("id"), str)]
+    try:
+        link = running_service(fallback)
+        if link is None:
+            return 2
+        print(f"(the running collector's live state, on the settings it last read; {error.source} does not load)")
+        for site_id in [args.site] if args.site else ids or ["demo"]:
+            try:
+                print(live_text(orjson.loads(admin_call(
+                    link, "/admin/live?" + urllib.parse.urlencode({"site": site_id}), None))))
+            except CommandError as exc:
+                print(f"site {site_id}: {exc}")
+    except CommandError as exc:
+        print(f"chainlens status: {exc}", file=sys.stderr)
+    return 2
+
+
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     site = settings.site(args.site)
     if site is None:
@@ -162,16 +202,41 @@ def cmd_reload(settings: Settings, args: argparse.Namespace) -> int:
         raise CommandError(f"no chainlens serve runs on {settings.collector.spool_dir}: nothing to reload", 2)
     link = running_service(settings)
     assert link is not None
-    before = orjson.loads(admin_call(link, "/admin/status", None))["config_reloads"]
+    before = orjson.loads(admin_call(link, "/admin/status", None))["config_reload_attempts"]
+    tags = _served_switches(link, settings)
     os.kill(pid, signal.SIGHUP)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         state = orjson.loads(admin_call(link, "/admin/status", None))
-        if state["config_reloads"] > before:
+        if state["config_reload_attempts"] > before:
+            if state["config_error"]:
+                raise CommandError(f"chainlens serve (pid {pid}) kept its previous settings: {state['config_error']}")
             print(f"chainlens serve (pid {pid}) runs with {settings.source} as it is now")
+            for site_id, now in _served_switches(link, settings).items():
+                was = tags.get(site_id)
+                if was and was != now:
+                    changed = ", ".join(f"{k} {was[k]} → {now[k]}" for k in now if was[k] != now[k])
+                    print(f"site {site_id}: the script's settings changed ({changed}): pages keep working with "
+                          f"the tag they carry, as before; paste what `chainlens snippet {site_id}` prints for "
+                          f"the new behaviour (`chainlens check {site_id} URL` tells a page's tag)")
             return 0
         time.sleep(0.1)
     raise CommandError(f"chainlens serve (pid {pid}) did not confirm the reload within 15 s; see its log")
+
+
+def _served_switches(link: dict[str, Any], settings: Settings) -> dict[str, dict[str, int]]:
+    """Per site, the switches in the tag the running service prints (sdk_js/render.py)."""
+    out = {}
+    for site in settings.sites:
+        try:
+            tag = admin_call(link, "/admin/snippet?" + urllib.parse.urlencode({"site": site.id}), None).decode()
+        except CommandError:  # a site the running service does not have (yet)
+            continue
+        src = tag.split('src="', 1)[1].split('"', 1)[0]
+        given = read_switches(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(src).query)))
+        if given is not None:
+            out[site.id] = given
+    return out
 
 
 def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
@@ -179,7 +244,7 @@ def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
     if args.site and site is None:
         raise CommandError(f"unknown site {args.site!r}", 2)
     params = site_parameters(site, args.query) if site else None
-    sys.stdout.buffer.write(run_query(settings, args.query, fmt=args.format, parameters=params))
+    sys.stdout.buffer.write(run_query(settings, args.query, fmt=args.format, parameters=params, write=args.write))
     sys.stdout.flush()
     return 0
 

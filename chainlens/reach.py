@@ -22,6 +22,7 @@ import orjson
 from chainlens.core.owner import admin_file, held_by
 from chainlens.core.settings import Settings, Site, embedded_path, is_embedded
 from ingestion import figures, store
+from ingestion.admin import read_only_problem
 from ingestion.live import live_state
 
 
@@ -31,11 +32,16 @@ class CommandError(Exception):
         self.code = code
 
 
-def run_query(settings: Settings, query: str, *, fmt: str, parameters: dict[str, Any] | None = None) -> bytes:
-    """A query's output in a ClickHouse format, through the running service or directly."""
+def run_query(settings: Settings, query: str, *, fmt: str, parameters: dict[str, Any] | None = None,
+              write: bool = False) -> bytes:
+    """A query's output in a ClickHouse format, through the running service or directly; read-only
+    unless `write`, either way."""
+    problem = "" if write else read_only_problem(query)
+    if problem:
+        raise CommandError(problem)
     link = running_service(settings)
     if link:
-        body = {"query": query, "format": fmt, "parameters": parameters}
+        body = {"query": query, "format": fmt, "parameters": parameters, "write": write}
         return admin_call(link, "/admin/sql", orjson.dumps(body))
     with direct_store(settings, create=False) as client:
         try:

@@ -32,8 +32,8 @@ from collector.ratelimit import RateLimiter
 from collector.spool import SpoolWriter
 from collector.storeview import NoStore, StoreView
 from collector.visitor import VisitorKeys
+from sdk_js.render import read_switches, render_risk
 from sdk_js.render import render as render_snippet
-from sdk_js.render import render_risk
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,14 @@ async def sdk_script(request: web.Request) -> web.Response:
     site = settings.site(request.match_info["site"])
     if site is None:
         return beacon.error_response(404, f"unknown site {request.match_info['site']!r}", code="unknown_site")
-    render = render_risk if request.path.endswith("/risk.js") else render_snippet
-    script = render(site, public_url=settings.collector.url())
+    if request.path.endswith("/risk.js"):
+        script = render_risk(site, public_url=settings.collector.url())
+    else:  # the switches its tag names, so a settings change never breaks a page's SRI hash
+        try:
+            given = read_switches(request.query)
+        except ValueError as exc:
+            return beacon.error_response(400, str(exc), code="bad_envelope")
+        script = render_snippet(site, public_url=settings.collector.url(), given=given)
     headers = {
         "ETag": script.etag,
         "Cache-Control": "public, max-age=300",

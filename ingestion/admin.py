@@ -2,7 +2,8 @@
 
 `chainlens sql`, `import` and `rollup` use it while `serve` holds an embedded
 directory; they open the store themselves when no service runs. `sql` is
-read-only here: one SELECT-like statement at a time.
+read-only, here as offline, unless asked with `--write`: one SELECT-like
+statement at a time.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def read_only_problem(query: str) -> str:
     """
     words = re.sub(r"--[^\n]*|/\*.*?\*/", " ", query, flags=re.S).split()
     if not words or words[0].lower() not in READ_ONLY:
-        return "the running collector accepts read-only queries only (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)"
+        return ("chainlens sql runs read-only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) unless --write: "
+                "writes by hand can leave the tables inconsistent (docs/architecture.md, \"Writing by hand\")")
     if ";" in query.strip().rstrip(";") or re.search(r"\binto\s+outfile\b", query, re.I):
         return "one read-only statement at a time, without INTO OUTFILE"
     return ""
@@ -74,7 +76,7 @@ async def sql(request: web.Request) -> web.Response:
     authorize(request)
     body = orjson.loads(await request.read())
     query, fmt, params = body["query"], body.get("format", "PrettyCompact"), body.get("parameters")
-    problem = read_only_problem(query)
+    problem = "" if body.get("write") is True else read_only_problem(query)
     if problem:
         return _json({"error": problem}, status=400)
     try:

@@ -82,7 +82,7 @@ def live_state(client: Client, settings: Settings, site: Site) -> dict[str, Any]
     sessions, first_last, last_last = client.query(OPEN, parameters=params).result_rows[0]
     timeout = dt.timedelta(seconds=settings.rollup.session_timeout_s)
     refused = [
-        {"code": code, "field": field, "reason": reason, "count": n, "last_at": _iso(last_at),
+        {"code": code, "field": field, "detail": detail, "reason": reason, "count": n, "last_at": _iso(last_at),
          "fix": fix_for(code, field=field, detail=detail, site=site.id, source=settings.source)}
         for code, field, detail, reason, n, last_at in client.query(REFUSED, parameters=params).result_rows
     ]

@@ -137,8 +137,13 @@ def _after_purchase_days(
             SELECT toDate(ts, {{tz:String}}) AS day FROM events
             WHERE site_id = {{site:String}} AND type = 'track' AND name = 'feedback' AND {answers_touched})
         WHERE day BETWEEN {{first:Date}} AND {{until:Date}}""", parameters=params).result_rows
-    order_days = {r[0] for r in orders} | (set() if since or until else set(session_days))
-    return sorted(order_days), sorted(r[0] for r in answers)
+    # A session rebuilt now may have been open at the last pass: its orders and answers were built
+    # then without it (no device, segment or obstacles to link). Its answers fall on its start day
+    # or the next (sessions last less than a day).
+    rebuilt = set() if since or until else set(session_days)
+    order_days = {r[0] for r in orders} | rebuilt
+    answer_days = {r[0] for r in answers} | rebuilt | {d + dt.timedelta(days=1) for d in rebuilt}
+    return sorted(order_days), sorted(d for d in answer_days if d <= params["until"])
 
 
 def _days_to_recompute(

@@ -51,7 +51,7 @@ class StoreService:
         self.settings, self.runner, self.token = settings, runner, token
         self.loader: Loader | None = None
         self.rollup_lock = asyncio.Lock()
-        self.reloads, self.reload_error = 0, ""
+        self.reloads, self.reload_attempts, self.reload_error = 0, 0, ""
 
     def attach(self, app: web.Application) -> None:
         app[SERVICE] = self
@@ -75,6 +75,7 @@ class StoreService:
     def reload(self) -> None:
         """SIGHUP: read the settings file again (chainlens/core/settings.py, `reload`)."""
         self.settings, _, self.reload_error = reread(self.settings, log)
+        self.reload_attempts += 1
         if not self.reload_error:
             self.reloads += 1
 
@@ -104,7 +105,8 @@ class StoreService:
             "last_insert_s": loader.last_insert_s if loader else 0.0,
             "skipped_bytes": loader.skipped_bytes if loader else 0,
             "config_reloads": self.reloads,
-            "config_error": self.reload_error,
+            "config_reload_attempts": self.reload_attempts,
+            "config_error": self.reload_error,  # the last SIGHUP's, when the file did not read
         }
 
     async def status(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Sequence
 from importlib import resources
+from typing import Any
 from urllib.parse import urlparse
 
 import clickhouse_connect
@@ -82,9 +83,21 @@ def ensure_schema(client: Client) -> int:
         log.info("schema migrated", extra={"version": version, "file": name})
         current = version
     restore_missing(client)
-    for table in tables.NAMES:  # each rollup table's staging copy (ingestion/rollup.py swaps days from it)
-        client.command(f"CREATE TABLE IF NOT EXISTS {table}_staging AS {table}")
+    match_staging(client)
     return current
+
+
+def match_staging(client: Client) -> None:
+    """Give each rollup table a staging copy of the same shape (ingestion/rollup.py builds days in
+    it, then swaps them in). A copy holds nothing between passes: one that differs from its table
+    (a migration added a column) is made anew, so migrations change only the tables themselves."""
+    shapes: dict[str, Any] = {table: shape for table, shape in client.query(
+        "SELECT table, arraySort(groupArray((position, name, type))) FROM system.columns "
+        "WHERE database = currentDatabase() GROUP BY table").result_rows}
+    for table in tables.NAMES:
+        if shapes.get(f"{table}_staging") != shapes[table]:
+            client.command(f"DROP TABLE IF EXISTS {table}_staging")
+            client.command(f"CREATE TABLE {table}_staging AS {table}")
 
 
 SNAPSHOT = "current.sql"  # ingestion/schema/current.sql: every table as a fresh store has it

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,13 @@ class Table:
     name: str
     phase: Phase  # which days a pass rebuilds it for, in this order within a phase
     section: str  # where it is defined: 'docs/FILE.md, "Heading"'
+    # The groups it stores: each names the columns broken out; the table's other `dims` hold
+    # 'all' in that group's rows. () for a table without totals (one row per session, order…).
+    rows: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(d for group in self.rows for d in group))
 
     @property
     def source(self) -> str:
@@ -49,20 +57,32 @@ class Table:
         return text
 
 
+def every(*dims: str) -> tuple[tuple[str, ...], ...]:
+    """Every combination of `dims`, from all of them broken out to the site total."""
+    return tuple(c for n in range(len(dims), -1, -1) for c in itertools.combinations(dims, n))
+
+
+CUTS = every("device", "visitor", "segment")  # chainlens_cuts: the eight groups of a session
+
 TABLES: tuple[Table, ...] = (
     Table("chain_sessions", "sessions", 'docs/metrics.md, "Sessions"'),
-    Table("chain_daily", "sessions", 'docs/metrics.md, "Sessions"'),
-    Table("checkout_abandonment_daily", "sessions", 'docs/metrics.md, "Abandonment"'),
-    Table("step_timing_daily", "sessions", 'docs/metrics.md, "Step timing"'),
-    Table("obstacle_impact_daily", "sessions", 'docs/metrics.md, "Obstacle impact"'),
+    Table("chain_daily", "sessions", 'docs/metrics.md, "Sessions"', CUTS),
+    Table("checkout_abandonment_daily", "sessions", 'docs/metrics.md, "Abandonment"', CUTS),
+    Table("step_timing_daily", "sessions", 'docs/metrics.md, "Step timing"', CUTS),
+    Table("obstacle_impact_daily", "sessions", 'docs/metrics.md, "Obstacle impact"', every("segment")),
     Table("fast_track_daily", "sessions", 'docs/metrics.md, "Fast Track In Stock"'),
-    Table("checkout_hourly", "sessions", 'docs/metrics.md, "Early warning"'),
-    Table("landing_engagement_daily", "sessions", 'docs/metrics.md, "Landing engagement"'),
-    Table("campaign_daily", "sessions", 'docs/metrics.md, "Campaigns"'),
-    Table("intervention_daily", "sessions", 'docs/interventions.md, "`intervention_daily`"'),
+    Table("checkout_hourly", "sessions", 'docs/metrics.md, "Early warning"', every("device")),
+    Table("landing_engagement_daily", "sessions", 'docs/metrics.md, "Landing engagement"', (
+        ("landing_path", "source", "device", "segment"), ("landing_path", "source"), ("landing_path", "device"),
+        ("landing_path", "segment"), ("landing_path",), ("source",), ("device",), ("segment",), ())),
+    Table("campaign_daily", "sessions", 'docs/metrics.md, "Campaigns"', (
+        ("source", "medium", "campaign", "device"), ("source", "medium", "campaign"), ("source", "device"),
+        ("source",), ("device",), ())),
+    Table("intervention_daily", "sessions", 'docs/interventions.md, "`intervention_daily`"',
+          every("trigger", "device")),
     Table("chain_orders", "orders", 'docs/metrics.md, "After the purchase"'),
-    Table("fulfillment_daily", "orders", 'docs/metrics.md, "After the purchase"'),
-    Table("satisfaction_daily", "answers", 'docs/metrics.md, "Satisfaction"'),
+    Table("fulfillment_daily", "orders", 'docs/metrics.md, "After the purchase"', every("device", "segment")),
+    Table("satisfaction_daily", "answers", 'docs/metrics.md, "Satisfaction"', every("asked_at", "device", "segment")),
 )
 NAMES = tuple(t.name for t in TABLES)
 
@@ -141,3 +161,9 @@ PARAMETERS: dict[str, Callable[[Pass], Any]] = {
 def parameters(table: Table, work: Pass) -> dict[str, Any]:
     """The parameters `table`'s SQL names, and only those."""
     return {name: PARAMETERS[name](work) for name in table.parameters}
+
+
+def rows_text(table: Table) -> str:
+    """The groups a table stores, as its docs section says them (tests/test_docs.py checks it)."""
+    groups = ["the site total" if not g else " × ".join(f"`{d}`" for d in g) for g in table.rows]
+    return f"`{table.name}` rows, each with `all` in the other columns: {'; '.join(groups)}."

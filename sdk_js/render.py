@@ -13,6 +13,8 @@ import base64
 import functools
 import gzip
 import hashlib
+import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
@@ -34,15 +36,40 @@ class Script:
     integrity: str
 
 
-def site_config(site: Site, *, public_url: str) -> dict[str, object]:
-    """What the script needs: where to send, and the site's privacy switches. Step rules stay on
-    the server, so changing them leaves the script and its SRI hash as they are."""
+def switches(site: Site) -> dict[str, int]:
+    """The settings the script itself applies (docs/snippet.md, "The tag"), as its tag's URL
+    carries them: the served script follows the tag, so a page's SRI hash holds whatever the
+    settings become, and a new tag is what brings a change to the pages."""
+    return {"consent": int(site.require_consent), "cookieless": int(site.cookieless),
+            "session_min": site.session_minutes}
+
+
+def read_switches(query: Mapping[str, str]) -> dict[str, int] | None:
+    """The switches a tag's URL names (None: a tag from before they were in it), or ValueError."""
+    if not any(name in query for name in SWITCHES):
+        return None
+    try:
+        got = {name: int(query[name]) for name in SWITCHES}
+    except (KeyError, ValueError):
+        raise ValueError(f"the script's URL needs {', '.join(SWITCHES)} as whole numbers") from None
+    if got["consent"] not in (0, 1) or got["cookieless"] not in (0, 1) or not 1 <= got["session_min"] <= 1440:
+        raise ValueError("consent and cookieless are 0 or 1, session_min 1 to 1440")
+    return got
+
+
+SWITCHES = ("consent", "cookieless", "session_min")
+
+
+def site_config(site: Site, *, public_url: str, given: Mapping[str, int] | None = None) -> dict[str, object]:
+    """What the script needs: where to send, and the switches (the site's, or those its tag names).
+    Step rules stay on the server, so changing them leaves the script and its SRI hash as they are."""
+    values = switches(site) if given is None else given
     return {
         "site": site.id,
         "url": public_url.rstrip("/"),
-        "cookieless": site.cookieless,
-        "consent": site.require_consent,
-        "session_min": site.session_minutes,
+        "cookieless": bool(values["cookieless"]),
+        "consent": bool(values["consent"]),
+        "session_min": values["session_min"],
     }
 
 
@@ -75,9 +102,13 @@ def _script(body: bytes) -> Script:
     )
 
 
-def render(site: Site, *, public_url: str) -> Script:
-    config = orjson.dumps(site_config(site, public_url=public_url), option=orjson.OPT_SORT_KEYS)
+def render(site: Site, *, public_url: str, given: Mapping[str, int] | None = None) -> Script:
+    config = orjson.dumps(site_config(site, public_url=public_url, given=given), option=orjson.OPT_SORT_KEYS)
     return _render(site.id, config)
+
+
+def script_url(site: Site, *, public_url: str) -> str:
+    return f"{public_url.rstrip('/')}/sdk/{site.id}.js?{urllib.parse.urlencode(switches(site))}"
 
 
 @functools.cache
@@ -120,7 +151,7 @@ def snippet_tag(site: Site, *, public_url: str) -> str:
     """What a store pastes into its pages: the script tag with its SRI hash, and the queue stub;
     with [sites.intervene], the risk script's tag for the pages of those steps."""
     script = render(site, public_url=public_url)
-    src = f"{public_url.rstrip('/')}/sdk/{site.id}.js"
+    src = script_url(site, public_url=public_url)  # "&" needs no escaping here: no character reference follows
     tag = (f'<script defer src="{src}" integrity="{script.integrity}" crossorigin="anonymous"></script>\n'
            f"<script>{STUB}</script>")
     if site.intervene.steps:

@@ -118,7 +118,7 @@ async def test_tags_as_platforms_push_them_keep_the_purchase(client: Any) -> Non
     assert resp.status == 202 and body["accepted"] == 2 and body["rejected"] == 0 and body["errors"] == []
     assert sorted(d["error"].split(";")[0] for d in body["dropped"]) == [
         "currency: longer than 8 characters", "props.nested: not a string, number or boolean",
-        "value: not a number"]
+        "value: 'abc' is not an amount"]
     assert {(d["code"], d["field"]) for d in body["dropped"]} == {
         ("dropped", "currency"), ("dropped", "props.nested"), ("dropped", "value")}
     await landed(client, "SELECT count() FROM events", [(2,)])
@@ -395,4 +395,26 @@ async def test_status_gives_each_refusal_its_fix_by_code(client: Any, settings: 
         "origin https://www.shop.example is not in sites.origins of site demo: add it to ")
     assert by_code["dropped"]["field"] == "value"
     text = live_text(state)
-    assert "LEFT OUT 1× " in text and "REFUSED 1× " in text and "value: not a number" in text
+    assert "LEFT OUT 1× " in text and "REFUSED 1× " in text and "value: 'abc' is not an amount" in text
+
+
+async def test_money_as_shops_format_it_is_read_or_named(client: Any) -> None:
+    """A purchase's value pushed for display ("1,299.00", "€ 59,90") is read; one that reads two ways
+    ("1,299") is not guessed: the order is stored without it and the drop is answered and kept."""
+    sent = {"1,299.00": (1299.0, "USD"), "1.299,00": (1299.0, "USD"), "€ 59,90": (59.9, "EUR"),
+            "59.90 EUR": (59.9, "EUR"), "1,299": (None, "USD"), "abc": (None, "USD")}
+    events = [event("step", step="purchase", sid=f"s-{i}", props={"value": text, "order_id": f"o-{i}",
+                                                                    **({} if "EUR" in text or "€" in text
+                                                                       else {"currency": "USD"})})
+              for i, text in enumerate(sent)]
+    resp = await client.post("/e", data=beacon(*events), headers=HEADERS)
+    body = await resp.json()
+    assert resp.status == 202 and body["accepted"] == len(sent)
+    assert sorted((d["index"], d["field"], d["code"]) for d in body["dropped"]) == [
+        (4, "props.value", "dropped"), (5, "props.value", "dropped")]
+    assert "ambiguous" in body["dropped"][0]["error"]
+    await landed(client, "SELECT count() FROM events", [(len(sent),)])
+    stored = await client.rows("SELECT order_id, value, currency FROM events ORDER BY order_id")
+    assert stored == [(f"o-{i}", value, currency) for i, (value, currency) in enumerate(sent.values())]
+    kept = [("props.value", "dropped")] * 2
+    assert await landed(client, "SELECT field, code FROM events_rejected ORDER BY field", kept) == kept

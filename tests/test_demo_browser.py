@@ -429,14 +429,17 @@ def test_the_moment_of_risk_calls_the_handler_in_the_treatment_arm_only_and_once
 def test_the_lift_of_acting_on_the_dashboard(demo: dict[str, Any]) -> None:
     """Last in this module: it adds a day of shoppers to whom the store offers free shipping at risk."""
     srv, tmp = demo["srv"], demo["tmp"]
-    now = int(time.time() * 1000)
+    # A whole UTC day four days ago (the demo site's time zone), so the day read below holds them
+    # all at any hour the suite runs.
+    day_start = dt.datetime.combine(dt.datetime.now(dt.UTC).date() - dt.timedelta(days=4), dt.time(), dt.UTC)
+    start_ms = int(day_start.timestamp() * 1000)
     model = ShopperModel(seed=9, origin=demo["shop"].url, act=True)
-    lines = [orjson.dumps(e) for s in model.sessions(start_ms=now - 4 * 86_400_000, end_ms=now - 3 * 86_400_000,
+    lines = [orjson.dumps(e) for s in model.sessions(start_ms=start_ms, end_ms=start_ms + 86_400_000 - 3_600_000,
                                                      count=1500) for e in s.events]
     (tmp / "acting.jsonl").write_bytes(b"\n".join(lines))
     srv.cli("import", str(tmp / "acting.jsonl"), "--site", "demo")
     srv.cli("rollup")
-    day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=4)).date().isoformat()
+    day = day_start.date().isoformat()
     page = demo["browser"].new_context().new_page()
     page.goto(f"{srv.url}/dashboard?site=demo&from={day}&to={day}")
     rows = {(r["trigger"], r["arm"]): r for r in srv.sql(

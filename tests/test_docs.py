@@ -57,10 +57,20 @@ def test_every_cited_section_exists() -> None:
     assert not missing, "citations of sections that do not exist:\n" + "\n".join(sorted(set(missing)))
 
 
-def test_every_table_names_a_section_that_exists() -> None:
+def section_text(doc: str, section: str) -> str:
+    text = (ROOT / doc).read_text()
+    start = re.search(rf"^(#+) {re.escape(section)}$", text, re.M)
+    assert start, f"{doc}: no section {section!r}"
+    end = re.compile(rf"^#{{1,{len(start.group(1))}}} ", re.M).search(text, start.end())
+    return text[start.end():end.start() if end else len(text)]
+
+
+def test_every_table_names_a_section_that_exists_and_lists_its_rows_there() -> None:
     for table in tables.TABLES:
         doc, section = CITATION.fullmatch(table.section).groups()  # type: ignore[union-attr]
         assert section in headings(doc), table.name
+        if table.rows:  # exactly the groups it stores (tests/test_queries.py checks them against the data)
+            assert tables.rows_text(table) in " ".join(section_text(doc, section).split()), table.name
 
 
 def setting_keys(cls: type, prefix: str) -> list[str]:

@@ -89,6 +89,14 @@ def wait_gone(pids: list[int], seconds: float) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    """Poll `check` until it holds; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(0.1)
+
+
 class Load:
     """Four clients posting 10-event beacons; the ids of every acknowledged event."""
 
@@ -128,10 +136,10 @@ def test_kill_9_of_any_part_under_load_loses_no_acknowledged_event(serve_factory
                and b"--multiprocessing-fork" in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert len(workers) == 2
     load = Load(srv.url)
-    time.sleep(2)
+    wait_until(lambda: len(load.acked) >= 200, 30, "the load acknowledged before the kill")
     victim = {"group": -srv.proc.pid, "supervisor": srv.proc.pid, "store": store_pid, "worker": workers[0]}[target]
     os.kill(victim, signal.SIGKILL) if victim > 0 else os.killpg(-victim, signal.SIGKILL)
-    time.sleep(2)
+    time.sleep(2)  # not a wait: the load goes on for two seconds with the part gone
     if target in ("group", "supervisor"):
         acked = load.end()
         srv.proc.wait(10)
@@ -144,7 +152,8 @@ def test_kill_9_of_any_part_under_load_loses_no_acknowledged_event(serve_factory
         while not (get(srv.url + "/readyz")[0] == 200 and len(tree(srv.proc.pid)) == len(old)):
             assert time.monotonic() < deadline, f"{target} not restarted: {srv.log.read_text()[-2000:]}"
             time.sleep(0.2)
-        time.sleep(1)
+        before = len(load.acked)
+        wait_until(lambda: len(load.acked) >= before + 100, 30, "the load acknowledged after the restart")
         acked = load.end()
     assert len(acked) > 200, f"the load should have been acknowledged many times: {load.answers}"
     assert not any(status >= 500 and status != 503 for status in load.answers), load.answers
@@ -185,8 +194,7 @@ def test_store_outage_keeps_accepting_then_the_backlog_lands(serve_factory: Any,
     events = [event(step="cart", sid=f"o{i}") for i in range(30)]
     for i in range(0, 30, 10):
         assert post(srv.url, beacon(*events[i:i + 10]))[0] == 202
-    time.sleep(1.5)
-    assert "insert failed; retrying" in srv.log.read_text()
+    wait_until(lambda: "insert failed; retrying" in srv.log.read_text(), 20, "the loader's retry in the log")
     metrics = get(srv.url + "/metrics")[1].decode()
     assert "chainlens_store_up 0.0" in metrics
     assert srv.stop() == 0  # stops with the backlog kept in the spool

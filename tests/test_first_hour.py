@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ from tests.conftest import make_config, write_toml
 
 
 def chainlens(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd)}  # no CHAINLENS_* from the caller
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd),  # no CHAINLENS_* from the caller
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
     return subprocess.run([sys.executable, "-m", "chainlens.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -72,3 +74,20 @@ async def test_a_dashboard_whose_store_is_gone_says_so(aiohttp_client: Any, sett
     finally:
         db.with_name("moved-away").rename(db)
     assert (await client.get("/readyz")).status == 200
+
+
+def test_sql_cannot_hurt_without_write_and_a_dropped_table_comes_back(tmp_path: Path) -> None:
+    path = write_toml(tmp_path / "shop.toml", make_config(tmp_path))
+    assert chainlens(tmp_path, "rollup", "-c", str(path)).returncode == 2  # no store yet: nothing made
+    (tmp_path / "none.jsonl").write_text("")
+    assert chainlens(tmp_path, "import", "none.jsonl", "--site", "demo", "-c", str(path)).returncode == 0
+    for statement in ("DROP TABLE chain_daily", "INSERT INTO alerts SELECT * FROM alerts",
+                      "CREATE TABLE x (a UInt8) ENGINE = Memory", "SELECT 1; DROP TABLE events"):
+        refused = chainlens(tmp_path, "sql", statement, "-c", str(path))
+        assert refused.returncode == 1 and "read-only" in refused.stderr + refused.stdout, statement
+    assert chainlens(tmp_path, "sql", "EXISTS TABLE chain_daily", "--format", "TSV", "-c", str(path)).stdout == "1\n"
+    dropped = chainlens(tmp_path, "sql", "DROP TABLE chain_daily", "--write", "-c", str(path))
+    assert dropped.returncode == 0, dropped.stderr
+    rolled = chainlens(tmp_path, "rollup", "-c", str(path))
+    assert rolled.returncode == 0, rolled.stderr
+    assert chainlens(tmp_path, "sql", "EXISTS TABLE chain_daily", "--format", "TSV", "-c", str(path)).stdout == "1\n"

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+from typing import Any
+
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from chainlens.core import money
+from ingestion.figures import parameters, rows
+from ingestion.imports import import_lines
+from ingestion.rollup import rollup
+from tests.conftest import event
 
 # input → (stored value, currency taken from it); None: not read, recorded as a drop.
 FORMATS = [
@@ -46,3 +55,23 @@ def test_every_locale_style_reads_back_its_amount(cents: int, style: tuple[str, 
     got = money.read(text)
     assert got.value == pytest.approx(cents / 100, abs=1e-9), text
     assert got.currency == ("EUR" if "E" in mark or "€" in mark else "")
+
+
+def test_an_order_whose_value_cannot_be_read_is_counted_apart(db: Any, settings: Any) -> None:
+    """Through `chainlens import`'s reader: the order counts, its revenue is unknown, and the
+    headline figure says so beside the revenue it does know."""
+    site = settings.site("demo")
+    start = int(time.time() * 1000) - 2 * 86_400_000
+    lines = []
+    for i, value in enumerate(["1,299.00", "€ 59,90", "1,299"]):
+        for n, step in enumerate(["cart", "purchase"]):
+            lines.append(orjson.dumps(event(step=step, sid=f"s-{i}", ts=start + i * 60_000 + n * 1000,
+                                            props={"value": value, "order_id": f"o-{i}"} if n else {})))
+    answer = import_lines(db, lines, site=site)
+    assert answer["accepted"] == 6 and [e["code"] for e in answer["errors"]] == ["dropped"]
+    rollup(db, settings, now=dt.datetime.now(dt.UTC))
+    day = dt.datetime.fromtimestamp(start / 1000, dt.UTC).date()
+    week = parameters(site, start=day - dt.timedelta(days=1), end=day + dt.timedelta(days=1))
+    (headline,) = rows(db, "headline", week)
+    assert headline["orders"] == 3 and headline["orders_value_unknown"] == 1
+    assert headline["revenue"] == 1358.9 and headline["currency"] == "EUR"

@@ -15,7 +15,7 @@ import pytest
 from chainlens.core.settings import DEMO_CHAIN, from_mapping
 from chainlens.reach import site_parameters
 from chainlens.shoppers import ShopperModel, aftercare
-from ingestion import store
+from ingestion import store, tables
 from ingestion.alerts import evaluate
 from ingestion.imports import import_lines
 from ingestion.rollup import rollup
@@ -79,3 +79,12 @@ def test_cookbook_query_runs(filled: Any, query: str, site_id: str) -> None:
     quiet = ("events_rejected", "FROM alerts", "- 1", "indexOf({chain")
     if not any(mark in query for mark in quiet):
         assert result.result_rows, f"the generated week should answer this question for site {site_id}"
+
+
+@pytest.mark.parametrize("table", [t for t in tables.TABLES if t.rows], ids=lambda t: t.name)
+def test_each_table_stores_exactly_the_groups_its_entry_declares(filled: Any, table: tables.Table) -> None:
+    client, _ = filled
+    broken_out = ", ".join(f"{d} != 'all'" for d in table.dims)
+    stored = {tuple(d for d, out in zip(table.dims, row, strict=True) if out)
+              for row in client.query(f"SELECT DISTINCT {broken_out} FROM {table.name}").result_rows}
+    assert stored == set(table.rows)

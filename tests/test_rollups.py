@@ -532,3 +532,52 @@ def test_after_the_purchase_matches_the_definitions(
     _same({(r["day"], r["asked_at"], r["device"], r["segment"], r["link"]):
            (r["responses"], r["promoters"], r["passives"], r["detractors"], r["nps"], r["nps_low"], r["nps_high"])
            for r in table(db, "satisfaction_daily")}, ref.satisfaction(as_events, want, ss, tz=tz))
+
+
+def test_answers_given_while_their_session_is_open_are_linked_by_a_later_pass(db: Any, tmp_path: Path) -> None:
+    """Scheduled passes only: the first runs while the sessions are open (their answers arrive then),
+    a later one after they close. The tables then equal a recompute from scratch."""
+    reset(db)
+    settings = site_settings(tmp_path)
+    base = NOW_MS - 2 * H  # the sessions start two hours before NOW and run until a few minutes before it
+    shoppers = []
+    for i in range(6):
+        sid = f"A{i}"
+        shoppers += [ev(sid, 0, "page", "cart", base=base, device="mobile" if i % 2 else "desktop"),
+                     *([ev(sid, 1, "obstacle", "cart", "shipping_cost_shown", base=base)] if i < 3 else []),
+                     ev(sid, 2, "step", "purchase", base=base, value=10.0 + i, order_id=f"o-{i}"),
+                     ev(sid, 3, "track", name="feedback", base=base, props={"score": 2 * i, "asked_at": "checkout"}),
+                     ev(sid, 110, "page", "discover", base=base)]  # still browsing at NOW - 10 min
+    open_at = dt.datetime.fromtimestamp((base + 115 * M) / 1000, dt.UTC)
+    load(db, settings, shoppers, received_ms=int(open_at.timestamp() * 1000))
+    first = rollup(db, settings, now=open_at)  # every session still open
+    assert first[0].sessions == 0 and table(db, "satisfaction_daily", "link = 'met_obstacle'") == []
+    later = open_at + dt.timedelta(hours=1)  # nothing new arrived; the sessions have closed
+    rollup(db, settings, now=later)
+    scheduled = {t: sorted(map(repr, table(db, t))) for t in ("satisfaction_daily", "chain_orders")}
+    links = {r["link"]: r["responses"] for r in table(db, "satisfaction_daily",
+                                                      "asked_at = 'all' AND device = 'all' AND segment = 'all'")}
+    assert links == {"all": 6, "met_obstacle": 3, "no_obstacle": 3}
+    rollup(db, settings, now=later, since=(NOW - dt.timedelta(days=2)).date())
+    assert {t: sorted(map(repr, table(db, t))) for t in scheduled} == scheduled
+
+
+def test_a_session_of_after_purchase_pages_only_is_a_session(db: Any, tmp_path: Path) -> None:
+    """A buyer opens the order's tracking page from the confirmation e-mail, days later, and answers
+    the survey there: a session of its own, with its device, its page view and its answer."""
+    reset(db)
+    settings = site_settings(tmp_path)
+    base = NOW_MS - 30 * H
+    load(db, settings, [
+        ev("B", 0, "page", "cart", base=base), ev("B", 2, "step", "purchase", base=base, value=20.0, order_id="o-1"),
+        ev("T", 600, "page", "tracking_viewed", base=base, device="mobile", url="https://shop.example/orders/o-1"),
+        ev("T", 601, "track", name="feedback", base=base, device="mobile", props={"score": 9, "asked_at": "tracking"}),
+    ])
+    rollup(db, settings, now=NOW)
+    sessions = {r["session_id"]: r for r in table(db, "chain_sessions")}
+    assert set(sessions) == {"B", "T"}
+    t = sessions["T"]
+    assert (t["device"], t["pages"], t["furthest_index"], t["purchased"], t["landing_path"]) == (
+        "mobile", 1, 0, False, "/orders/o-1")
+    answers = table(db, "satisfaction_daily", "asked_at = 'all' AND link = 'all' AND segment = 'all'")
+    assert {(r["device"], r["responses"]) for r in answers} == {("all", 1), ("mobile", 1)}

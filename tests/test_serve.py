@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import signal
 import subprocess
@@ -122,6 +124,34 @@ def test_serve_gives_up_when_its_port_is_taken(serve_factory: Any, tmp_path: Pat
     assert "port in use" in result.stderr
 
 
+def test_a_reload_that_changes_the_script_keeps_every_pasted_tag_working(serve_factory: Any, tmp_path: Path) -> None:
+    config = make_config(tmp_path, collector={"workers": 1})
+    srv = serve_factory(config)
+    old_tag = srv.cli("snippet", "demo").stdout
+    src, integrity = (old_tag.split(f'{k}="', 1)[1].split('"', 1)[0] for k in ("src", "integrity"))
+    config["sites"][0]["session_minutes"] = 45
+    write_toml(srv.path, config)
+    said = srv.cli("reload").stdout
+    assert "site demo: the script's settings changed (session_min 30 → 45)" in said
+    assert "pages keep working with the tag they carry" in said
+    new_tag = srv.cli("snippet", "demo").stdout
+    assert new_tag != old_tag and "session_min=45" in new_tag
+    for tag_src, tag_integrity in ((src, integrity), (new_tag.split('src="', 1)[1].split('"', 1)[0],
+                                                      new_tag.split('integrity="', 1)[1].split('"', 1)[0])):
+        body = urllib.request.urlopen(tag_src, timeout=10).read()  # what a browser checks against the tag
+        assert "sha384-" + base64.b64encode(hashlib.sha384(body).digest()).decode() == tag_integrity
+    # A file that does not load: the reload says so, /readyz shows it, status still shows the live state.
+    srv.path.write_text(srv.path.read_text().replace("[collector]", "[collector]\nprot = 1", 1))
+    failed = srv.cli("reload", check=False)
+    assert failed.returncode == 1 and "kept its previous settings" in failed.stderr and "prot" in failed.stderr
+    ready = orjson.loads(urllib.request.urlopen(srv.url + "/readyz", timeout=10).read())
+    assert "collector.prot: unknown key" in ready["config_error"]
+    status = srv.cli("status", check=False)
+    assert status.returncode == 2 and "config error" in status.stderr
+    assert "the running collector's live state" in status.stdout and "site demo:" in status.stdout
+    assert srv.stop() == 0
+
+
 def test_changing_step_urls_keeps_the_tag_and_remaps_new_page_views(serve_factory: Any, tmp_path: Path) -> None:
     config = make_config(tmp_path, collector={"workers": 1}, sites=[site_config(step_urls={"cart": ["/cart"]})])
     srv = serve_factory(config)
@@ -153,12 +183,17 @@ def test_one_owner_per_spool_and_store(serve_factory: Any, tmp_path: Path) -> No
     other = make_config(tmp_path / "other", collector={"workers": 1})
     other["store"] = srv.config["store"]
     other_path = write_toml(tmp_path / "other.toml", other)
-    for path in (srv.path, other_path):
+    # Another spool and store on the same port: without the port's lock it would take part of the traffic.
+    elsewhere = make_config(tmp_path / "elsewhere", collector={"workers": 1, "port": srv.config["collector"]["port"]})
+    elsewhere_path = write_toml(tmp_path / "elsewhere.toml", elsewhere)
+    for path in (srv.path, other_path, elsewhere_path):
         second = subprocess.run([sys.executable, "-m", "chainlens.cli", "serve", "-c", str(path)],
                                 cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert second.returncode == 2, second.stderr
         (line,) = second.stderr.strip().splitlines()  # one line, naming the running instance
         assert f"(pid {srv.proc.pid})" in line
+        if path == elsewhere_path:
+            assert f"listens on port {srv.config['collector']['port']}" in line
     assert srv.sql("SELECT 1 AS one") == [{"one": 1}]  # the first one serves on
     assert srv.stop() == 0
 
@@ -227,8 +262,9 @@ def test_a_reload_fixes_a_wrong_origin_without_a_restart(serve_factory: Any, tmp
 
 
 def test_check_finds_the_tag_its_hash_and_the_data(serve_factory: Any, tmp_path: Path) -> None:
-    srv = serve_factory(make_config(tmp_path, collector={"workers": 1}))
-    pages = Pages()
+    pages, elsewhere = Pages(), Pages()
+    srv = serve_factory(make_config(tmp_path, collector={"workers": 1},
+                                    sites=[site_config(origins=[ORIGIN, pages.origin])]))
     tag = srv.cli("snippet", "demo").stdout
     stale = tag.replace('integrity="sha384-', 'integrity="sha384-AAAA', 1)
     pages.routes["/good"] = (f"<html><head>{tag}</head><body>shop</body></html>", {})
@@ -249,7 +285,18 @@ def test_check_finds_the_tag_its_hash_and_the_data(serve_factory: Any, tmp_path:
         assert stale_check.returncode == 1 and "browsers refuse the script" in stale_check.stdout
         bare = srv.cli("check", "demo", pages.origin + "/bare", check=False)
         assert bare.returncode == 1 and "FAIL  no <script" in bare.stdout
+        # A page on an origin the site refuses fails, whatever the other pages send.
+        elsewhere.routes["/good"] = pages.routes["/good"]
+        assert post(srv.url, beacon(event(step="cart")), {"Origin": elsewhere.origin})[0] == 403
+        deadline = time.monotonic() + 20
+        while f"FAIL  1 beacons from {elsewhere.origin} refused" not in (
+                refused := srv.cli("check", "demo", elsewhere.origin + "/good", check=False)).stdout:
+            assert time.monotonic() < deadline, refused.stdout
+            time.sleep(0.3)
+        assert refused.returncode == 1
+        assert f"FAIL  the page's origin {elsewhere.origin} is not in sites.origins" in refused.stdout
     finally:
-        pages.server.shutdown()
-        pages.server.server_close()
+        for server in (pages, elsewhere):
+            server.server.shutdown()
+            server.server.server_close()
     assert srv.stop() == 0

@@ -68,3 +68,15 @@ def test_bad_config_exits_2_naming_file_key_and_reason(tmp_path: Path, toml: str
     result = run_cli("sql", "SELECT 1", "-c", str(path), cwd=tmp_path)
     assert result.returncode == 2
     assert f"{path}: {key}: " in result.stderr and reason in result.stderr
+
+
+def test_list_pages_are_browsing_and_searches_are_searches() -> None:
+    site = S.from_mapping({"sites": [{"id": "a"}]}).sites[0]
+    steps = site.event_steps
+    assert steps["view_item_list"] == steps["collection_viewed"] == "discover"
+    assert steps["view_search_results"] == steps["search"] == steps["search_submitted"] == "search"
+    short = S.from_mapping({"sites": [{"id": "b", "chain": ["browse", "product", "cart", "pay", "done"],
+                                     "checkout_from": "cart", "fast_track": {"step": "product"}}]}).sites[0]
+    assert short.event_steps["view_item_list"] == "browse" and "search" not in short.event_steps
+    remapped = S.from_mapping({"sites": [{"id": "c", "events": {"view_item_list": "search"}}]}).sites[0]
+    assert remapped.event_steps["view_item_list"] == "search"

@@ -32,7 +32,8 @@ def test_snippet_tag_has_the_sri_hash_of_what_is_served(settings: Any) -> None:
     tag = snippet_tag(site, public_url="http://127.0.0.1:8787")
     digest = base64.b64encode(hashlib.sha384(render(site, public_url="http://127.0.0.1:8787").body).digest())
     assert f'integrity="sha384-{digest.decode()}"' in tag
-    assert '<script defer src="http://127.0.0.1:8787/sdk/demo.js"' in tag and 'crossorigin="anonymous"' in tag
+    src = "http://127.0.0.1:8787/sdk/demo.js?consent=0&cookieless=0&session_min=30"  # the switches it was made with
+    assert f'<script defer src="{src}"' in tag and 'crossorigin="anonymous"' in tag
     assert STUB in tag
 
 
@@ -70,6 +71,13 @@ async def test_collector_serves_the_script_with_etag_gzip_and_cors(aiohttp_clien
     assert again.status == 304
     missing = await client.get("/sdk/nope.js")
     assert missing.status == 404 and "unknown site" in (await missing.json())["error"]
+    # A tag names the switches it was made with: that script is served whatever the settings say now.
+    site = settings.sites[0]
+    earlier = await client.get("/sdk/demo.js?consent=1&cookieless=0&session_min=45")
+    made = render(site, public_url=settings.collector.url(), given={"consent": 1, "cookieless": 0, "session_min": 45})
+    assert await earlier.read() == made.body and made.body != body
+    bad = await client.get("/sdk/demo.js?consent=2&cookieless=0&session_min=45")
+    assert bad.status == 400 and (await bad.json())["code"] == "bad_envelope"
 
 
 def test_snippet_command_prints_the_tag(tmp_path: Any) -> None:
@@ -80,7 +88,7 @@ def test_snippet_command_prints_the_tag(tmp_path: Any) -> None:
     path = write_toml(tmp_path / "c.toml", make_config(tmp_path, collector={"public_url": "https://c.example"}))
     out = subprocess.run([sys.executable, "-m", "chainlens.cli", "snippet", "demo", "-c", str(path)],
                          capture_output=True, text=True, check=True).stdout
-    assert 'src="https://c.example/sdk/demo.js"' in out and "chainlens.q" in out
+    assert 'src="https://c.example/sdk/demo.js?' in out and "chainlens.q" in out
     bad = subprocess.run([sys.executable, "-m", "chainlens.cli", "snippet", "nope", "-c", str(path)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown site 'nope'" in bad.stderr

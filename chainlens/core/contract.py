@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl
 import msgspec
 import orjson
 
+from chainlens.core import money
 from chainlens.core.refusals import BeaconError, EventError, rejected_row
 from chainlens.core.settings import TRACKING_VIEWED, TRIGGERS, Site
 
@@ -152,6 +153,33 @@ class Number:
 
 
 @dataclass(frozen=True)
+class Money:
+    """An amount: a number, or a string as shops format money (chainlens/core/money.py)."""
+
+    strict: Any = None
+
+    def read(self, value: Any) -> float | int:
+        amount = money_from(value)
+        if amount.value is None:
+            raise ValueError(amount.problem)
+        return amount.value
+
+
+def money_from(value: Any) -> money.Amount:
+    """An amount from a number or a money string; the problem when it cannot be read for sure."""
+    if is_number(value):
+        return money.Amount(value)
+    if type(value) is not str:
+        return money.Amount(None, problem="not a number")
+    amount = money.read(value)
+    if amount.value is None and not amount.ambiguous:
+        number = number_from(value)  # what a number parser takes and the reader does not: ".5", "1e3"
+        if number is not None:
+            return money.Amount(number)
+    return amount
+
+
+@dataclass(frozen=True)
 class Props:
     strict: Any = None
 
@@ -211,7 +239,7 @@ FIELDS: dict[str, Field] = {
     "url": Field(_text(MAX_URL)),
     "ref": Field(_text(MAX_URL)),
     "props": Field(Props(Annotated[dict[_Name, _PropValue], msgspec.Meta(max_length=MAX_PROPS)])),
-    "value": Field(Number(strict=int | float)),
+    "value": Field(Money(strict=int | float)),
     "currency": Field(_text(8)),
     "order_id": Field(_text(MAX_ID, ids=True)),
     "nc": Field(Number(-1, MAX_CLICKS, integer=True, what="not a click count",
@@ -294,6 +322,10 @@ def read_event(raw: Any, dropped: list[tuple[str, str, Any]], *, server: bool = 
             if f.required:
                 raise EventError(name, str(exc)) from None
             dropped.append((name, str(exc), value))
+    if type(raw.get("value")) is str and "value" in values and "currency" not in values:
+        currency = money_from(raw["value"]).currency  # "59.90 EUR": the currency it names
+        if currency:
+            values["currency"] = currency
     return Event(**values)
 
 
@@ -338,10 +370,11 @@ def clock_shift(received_ms: int, sent_at: int | None) -> int:
     return received_ms - sent_at
 
 
-def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: int, age_limit: bool = True,
-              server: bool = False) -> list[Any]:
-    """The `events` row of one read event (EVENT_COLUMNS order), or EventError. `server`: sent by
-    the store's back office (/s2s), whose reports about an order may come months later."""
+def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: int, dropped: list[tuple[str, str, Any]],
+              age_limit: bool = True, server: bool = False) -> list[Any]:
+    """The `events` row of one read event (EVENT_COLUMNS order), or EventError; what it leaves out
+    goes to `dropped`. `server`: sent by the store's back office (/s2s), whose reports about an
+    order may come months later."""
     if not is_number(e.ts) or e.ts <= 0:
         raise EventError("ts", "missing or not milliseconds since the epoch")
     client_ts = int(e.ts)
@@ -366,7 +399,7 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
     if age_limit and ts < received_ms - (LATE_AGE_MS if server and about_order else MAX_AGE_MS):
         raise EventError("ts", "older than 400 days" if server and about_order else "older than 7 days",
                          code="too_old")
-    props = stored_props(e.props)
+    props = stored_props(e.props, dropped)
     order_id = e.order_id or (props.get("order_id") or props.get("transaction_id", ""))[:MAX_ID]
     if about_order:
         after_purchase_props(props, site=site, step=step, order_id=order_id, feedback=name == FEEDBACK)
@@ -382,7 +415,7 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
     if value is not None and not is_number(value):
         raise EventError("value", "not a number")
     if value is None and "value" in props:
-        value = number_from(props["value"])
+        value = number_from(props["value"])  # None when unreadable: named in `dropped` above
     return [
         site.id, e.id.lower(), e.sid, e.aid or "", e.uid or "", e.sn,
         kind, step, name, ts / 1000, client_ts / 1000, received_ms / 1000,
@@ -471,8 +504,10 @@ def _as_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def stored_props(props: dict[str, Any] | None) -> dict[str, str]:
-    """Props as stored (Map(String, String)): numbers in canonical text, money strings as numbers."""
+def stored_props(props: dict[str, Any] | None, dropped: list[tuple[str, str, Any]]) -> dict[str, str]:
+    """Props as stored (Map(String, String)): numbers in canonical text, money strings as numbers
+    (a currency they name fills `currency` when the props have none). A money string that cannot be
+    read for sure is kept as sent and named in `dropped`: the event's value is then unknown."""
     if not props:
         return {}
     out: dict[str, str] = {}
@@ -482,9 +517,15 @@ def stored_props(props: dict[str, Any] | None) -> dict[str, str]:
             continue
         if item is True or item is False:
             out[key] = "true" if item else "false"
+        elif type(item) is str and key in MONEY_PROPS:
+            amount = money_from(item)
+            out[key] = item if amount.value is None else canonical(amount.value)
+            if amount.value is None:
+                dropped.append((f"props.{key}", amount.problem, item))
+            elif amount.currency and not props.get("currency"):
+                out["currency"] = amount.currency
         elif type(item) is str:
-            number = number_from(item) if key in MONEY_PROPS else None
-            out[key] = item if number is None else canonical(number)
+            out[key] = item
         else:
             out[key] = canonical(item)
     if type(items) is list:
@@ -497,18 +538,20 @@ def validate_event(raw: Any, *, site: Site, client: Client, received_ms: int, se
     """One parsed event to its row (optional fields that cannot be read are left out), or EventError."""
     e = read_event(raw, [], server=server)
     return event_row(e, site=site, client=client, received_ms=received_ms, shift=clock_shift(received_ms, sent_at),
-                     age_limit=age_limit, server=server)
+                     dropped=[], age_limit=age_limit, server=server)
 
 
 def fast_rows(events: list[Any], *, site: Site, client: Client, received_ms: int, sent_at: int | None,
               age_limit: bool = True, server: bool = False) -> list[list[Any]] | None:
     """Rows of decoded, typed events when every one passes the cross-field check, else None."""
     shift = clock_shift(received_ms, sent_at)
+    dropped: list[tuple[str, str, Any]] = []
     try:
-        return [event_row(e, site=site, client=client, received_ms=received_ms, shift=shift, age_limit=age_limit,
-                          server=server) for e in events]
+        rows = [event_row(e, site=site, client=client, received_ms=received_ms, shift=shift, dropped=dropped,
+                          age_limit=age_limit, server=server) for e in events]
     except EventError:
         return None
+    return None if dropped else rows  # the reader that names each problem takes it from here
 
 
 def build_rows(events: list[Any], *, site: Site, client: Client, received_ms: int, sent_at: int | None,
@@ -522,7 +565,7 @@ def build_rows(events: list[Any], *, site: Site, client: Client, received_ms: in
         try:
             e = read_event(raw, dropped, server=server)
             out.rows.append(event_row(e, site=site, client=client, received_ms=received_ms, shift=shift,
-                                      age_limit=age_limit, server=server))
+                                      dropped=dropped, age_limit=age_limit, server=server))
         except EventError as exc:
             out.errors.append({"index": index, "error": str(exc), "code": exc.code, "field": exc.field})
             out.rejected.append(rejected_row(received_ms=received_ms, site_id=site.id, source=source,

@@ -31,6 +31,7 @@ class Amount:
     value: float | None  # None: not readable for sure
     currency: str = ""  # from an ISO code or an unambiguous symbol, else ""
     problem: str = ""  # why `value` is None
+    ambiguous: bool = False  # a number that reads two ways ("1,299"): never guessed
 
 
 def read(text: str) -> Amount:
@@ -45,7 +46,7 @@ def read(text: str) -> Amount:
     currency = mark if re.fullmatch(r"[A-Z]{3}", mark) else SYMBOLS.get(mark, "")
     number, problem = _number(match["number"].strip())
     if number is None:
-        return Amount(None, currency, f"{text[:40]!r}: {problem}")
+        return Amount(None, currency, f"{text[:40]!r}: {problem}", ambiguous=problem.startswith("ambiguous"))
     return Amount(-number if match["sign"] else number, currency)
 
 

@@ -20,12 +20,14 @@ import fcntl
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from chainlens.core.settings import Settings, embedded_path, is_embedded
 
 ADMIN_FILE = "admin.json"
 LOCK_FILE = "serve.lock"
+PORT_LOCK_PREFIX = "chainlens-port-"
 PR_SET_PDEATHSIG = 1
 
 
@@ -34,7 +36,9 @@ class Owned(Exception):
 
     def __init__(self, path: Path, pid: int | None) -> None:
         who = f"pid {pid}" if pid else "a process that did not write its pid"
-        super().__init__(f"another chainlens serve ({who}) owns {path.parent}")
+        port = path.name.removeprefix(PORT_LOCK_PREFIX).removesuffix(".lock")
+        what = f"listens on port {port}" if path.name.startswith(PORT_LOCK_PREFIX) else f"owns {path.parent}"
+        super().__init__(f"another chainlens serve ({who}) {what}")
         self.path, self.pid = path, pid
 
 
@@ -43,11 +47,15 @@ def admin_file(settings: Settings) -> Path:
 
 
 def lock_paths(settings: Settings) -> list[Path]:
-    """The spool's lock, and the embedded store's (beside its directory) when there is one."""
+    """The spool's lock, the embedded store's (beside its directory) when there is one, and the
+    port's: the accept workers share their port (SO_REUSEPORT), so without it a second serve of
+    the same user could bind it too and take part of the traffic."""
     paths = [Path(settings.collector.spool_dir).resolve() / LOCK_FILE]
     if is_embedded(settings.store.dsn):
         db = embedded_path(settings.store.dsn)
         paths.append(db.parent / f".{db.name}.{LOCK_FILE}")
+    # By port, whatever the address: 0.0.0.0 and 127.0.0.1 on one port would split the traffic too.
+    paths.append(Path(tempfile.gettempdir()) / f"{PORT_LOCK_PREFIX}{settings.collector.port}.lock")
     return paths
 
 

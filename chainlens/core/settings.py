@@ -31,11 +31,14 @@ DEMO_CHAIN = (
 )
 
 
+LIST_VIEWS = ("view_item_list", "collection_viewed")  # GA4's and Shopify's list pages
 # The ecommerce events a store's tags already send, by the step they mean (docs/snippet.md):
 # GA4's recommended events and Shopify's standard customer events. A site's chain keeps the
 # ones whose step it has; `[sites.events]` adds or overrides.
 DEFAULT_EVENTS: dict[str, tuple[str, ...]] = {
-    "search": ("view_item_list", "view_search_results", "search", "search_submitted", "collection_viewed"),
+    # A category or collection page is browsing, not a search (it would feed the researcher segment).
+    "discover": LIST_VIEWS,
+    "search": ("view_search_results", "search", "search_submitted"),
     "select": ("view_item", "select_item", "product_viewed"),
     "cart": ("add_to_cart", "view_cart", "product_added_to_cart", "cart_viewed"),
     "checkout.info": ("begin_checkout", "checkout_started", "checkout_contact_info_submitted"),
@@ -280,6 +283,9 @@ class Site:
             out.setdefault(name, self.checkout_from)
         for name in ("begin_checkout", "checkout_started"):
             out.setdefault(name, after_cart)
+        if self.product_step in chain and chain.index(self.product_step) > 0:
+            for name in LIST_VIEWS:  # a chain without `discover`: its first step, the browsing one
+                out.setdefault(name, chain[0])
         out["purchase"] = out["checkout_completed"] = last
         out.update({name: name for name in self.after_steps})  # a track event named `shipped` is that step
         out.update(self.events)

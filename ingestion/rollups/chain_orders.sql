@@ -27,10 +27,11 @@ FROM
         argMinIf(currency, ts, step = {last:String} AND currency != '') AS currency,
         minIfOrNull(ts, step = {shipped:String}) AS shipped_at,
         minIfOrNull(ts, step = {delivered:String}) AS delivered_at,
-        -- the latest promise given (a new date after a delay replaces the first)
-        parseDateTime64BestEffortOrNull(argMaxIf(props['promised_by'], (received_at, ts), props['promised_by'] != ''), 3,
+        -- the latest promise given, by the reports' own times (they may arrive in any order): a new
+        -- date after a delay replaces the first
+        parseDateTime64BestEffortOrNull(argMaxIf(props['promised_by'], (ts, received_at), props['promised_by'] != ''), 3,
                                         'UTC') AS promised_by,
-        argMaxIf(props['carrier'], (received_at, ts), props['carrier'] != '') AS carrier,
+        argMaxIf(props['carrier'], (ts, received_at), props['carrier'] != '') AS carrier,
         countIf(step = {tracking:String}) > 0 AS tracked,
         countIf(step = {returned:String}) > 0 AS returned,
         if(returned, if(argMaxIf(props['reason'], ts, step = {returned:String}) = '', '(not given)',

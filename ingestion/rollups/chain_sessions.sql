@@ -14,7 +14,7 @@ INSERT INTO chain_sessions_staging (site_id, day, session_id, anon_id, started_a
     steps, entered, furthest_index, furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds,
     detail_views, fast_track_views, events, transitions, ms_before_abandon, revenue, currency, source,
     medium, campaign, term, content, click_id, referrer_host, landing_path, pages, product_views, searches,
-    cart_value, first_interaction_ms, clicks_to_goal, earlier_cart, segment)
+    cart_value, first_interaction_ms, clicks_to_goal, earlier_cart, segment, orders_value_unknown)
 SELECT
     site_id, day, session_id, anon_id, started_at, ended_at, device, visitor, steps, entered, furthest_index,
     furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds, detail_views, fast_track_views, events,
@@ -28,7 +28,8 @@ SELECT
             AND product_views <= {decisive_views:UInt32} AND searches = 0, 'decisive',
         product_views >= {researcher_views:UInt32} OR searches >= {researcher_searches:UInt32}, 'researcher',
         earlier_cart, 'returning_to_finish',
-        'browser') AS segment
+        'browser') AS segment,
+    orders_value_unknown
 FROM
 (
     SELECT
@@ -36,7 +37,7 @@ FROM
         furthest_index, furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds, detail_views,
         fast_track_views, events, transitions, ms_before_abandon, revenue, currency, source, medium, campaign,
         term, content, click_id, referrer_host, landing_path, pages, product_views, searches, cart_value,
-        first_interaction_ms, clicks_to_goal,
+        first_interaction_ms, clicks_to_goal, orders_value_unknown,
         -- docs/metrics.md "Behavior segments": an earlier session of the visitor reached the cart
         -- step without a purchase, in these days (a window over a narrow pass: the session, its
         -- visitor, start and whether it left a cart) or the returning_days before them
@@ -84,7 +85,9 @@ FROM
             if(abandoned_at = '', NULL, toFloat64(toUnixTimestamp64Milli(ended_at)
                 - toUnixTimestamp64Milli(entered[indexOf(steps, abandoned_at)]))) AS ms_before_abandon,
             -- docs/metrics.md "Orders and revenue"
-            arraySum(arrayMap(o -> o.2, orders)) AS revenue, currency,
+            -- summed in one order, to the cent, so a second pass gives the same bits
+            round(arraySum(arrayMap(o -> o.2, arraySort(orders))), 2) AS revenue, currency,
+            orders_value_unknown,
             -- docs/metrics.md "Campaigns": the landing's UTM source, else what its ad click id
             -- says, else the referrer's host, else direct
             multiIf(landing['utm_source'] != '', landing['utm_source'],
@@ -130,6 +133,10 @@ FROM
                 groupUniqArrayIf((if(order_id = '', toString(event_id), order_id), assumeNotNull(value)),
                                  step = chain[length(chain)] AND value IS NOT NULL) AS orders,
                 argMaxIf(currency, ts, step = chain[length(chain)] AND currency != '') AS currency,
+                -- orders (by id) on the last step that none of their events gave a readable value
+                toUInt32(uniqExactIf(order_id, step = chain[length(chain)] AND order_id != '')
+                    - uniqExactIf(order_id, step = chain[length(chain)] AND order_id != '' AND value IS NOT NULL))
+                    AS orders_value_unknown,
                 -- the store's own pages are not a source (a session that began after a pause)
                 if(domainWithoutWWW(argMin(referrer, ts)) = domainWithoutWWW(argMin(url, ts)), '',
                    domainWithoutWWW(argMin(referrer, ts))) AS referrer_host,
@@ -154,8 +161,9 @@ FROM
                     AS clicks_at_goal
             FROM events
             WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
-                -- what happens after the purchase is the order's (chain_orders), not a session's
-                AND NOT has({after:Array(String)}, step) AND NOT startsWith(session_id, 'order:')
+                -- the back office's reports are the order's (chain_orders); a shopper's own pages after
+                -- the purchase (the order's tracking) are a session like any other, reaching no chain step
+                AND NOT startsWith(session_id, 'order:')
             GROUP BY site_id, session_id
             HAVING day IN {days:Array(Date)} AND ended_at < {closed_before:DateTime64(3)}
         )

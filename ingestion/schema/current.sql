@@ -204,7 +204,8 @@ CREATE TABLE chain_sessions
     `cart_value` Float64 DEFAULT 0,
     `first_interaction_ms` Nullable(Float64),
     `clicks_to_goal` Nullable(UInt32),
-    `earlier_cart` Bool DEFAULT false
+    `earlier_cart` Bool DEFAULT false,
+    `orders_value_unknown` UInt32 DEFAULT 0
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
@@ -254,7 +255,8 @@ CREATE TABLE chain_sessions_staging
     `cart_value` Float64 DEFAULT 0,
     `first_interaction_ms` Nullable(Float64),
     `clicks_to_goal` Nullable(UInt32),
-    `earlier_cart` Bool DEFAULT false
+    `earlier_cart` Bool DEFAULT false,
+    `orders_value_unknown` UInt32 DEFAULT 0
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
