@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chainlens.core.settings import from_mapping  # noqa: E402
+from chainlens.core.loading import from_mapping  # noqa: E402
 from ingestion import store  # noqa: E402
 from ingestion.alerts import evaluate  # noqa: E402
 

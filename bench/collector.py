@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
 
-from chainlens.core.settings import dump_toml  # noqa: E402
+from chainlens.core.toml_writer import dump_toml  # noqa: E402
 
 LUA = r"""
 local n = 0

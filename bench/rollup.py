@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chainlens.core.settings import from_mapping  # noqa: E402
+from chainlens.core.loading import from_mapping  # noqa: E402
 from chainlens.reach import site_parameters  # noqa: E402
 from ingestion import store  # noqa: E402
 from ingestion.rollup import rollup  # noqa: E402

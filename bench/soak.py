@@ -43,7 +43,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chainlens.core.settings import dump_toml  # noqa: E402
+from chainlens.core.toml_writer import dump_toml  # noqa: E402
 
 ORIGIN = "http://127.0.0.1:8000"
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"

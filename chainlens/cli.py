@@ -25,7 +25,7 @@ import orjson
 from tqdm import tqdm
 
 from chainlens.check import check_page
-from chainlens.core import settings as settings_mod
+from chainlens.core import loading
 from chainlens.core.owner import held_by
 from chainlens.core.settings import ConfigError, Settings
 from chainlens.demo import run_demo
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = settings_mod.load(args.config)
+        settings = loading.load(args.config)
     except ConfigError as exc:
         print(f"chainlens: config error: {exc}", file=sys.stderr)
         if args.command == "status":  # the running collector still answers, on its last good settings
@@ -167,7 +167,7 @@ def _status_despite(error: ConfigError, args: argparse.Namespace) -> int:
         return value if isinstance(value, str) else None
 
     spool, dsn = text("collector", "spool_dir"), text("store", "dsn")
-    fallback = settings_mod.from_mapping({"collector": {"spool_dir": spool} if spool else {},
+    fallback = loading.from_mapping({"collector": {"spool_dir": spool} if spool else {},
                                           "store": {"dsn": dsn} if dsn else {}})
     ids = [s["id"] for s in raw.get("sites", []) if isinstance(s, dict) and isinstance(s.get("id"), str)]
     try:

@@ -24,8 +24,10 @@ from typing import Any
 import aiohttp
 import orjson
 
+from chainlens.core.loading import from_mapping
 from chainlens.core.owner import held_by
-from chainlens.core.settings import DEMO_CHAIN, Settings, Site, dump_toml, from_mapping
+from chainlens.core.settings import DEMO_CHAIN, Settings, Site
+from chainlens.core.toml_writer import dump_toml
 from chainlens.reach import run_query
 from chainlens.shoppers import Session, ShopperModel, aftercare
 from chainlens.storefront import StoreServer

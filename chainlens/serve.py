@@ -24,9 +24,10 @@ from pathlib import Path
 import orjson
 
 from chainlens.core import metrics
+from chainlens.core.loading import reread
 from chainlens.core.logs import setup_logging
 from chainlens.core.owner import Owned, Ownership, admin_file, lock_paths
-from chainlens.core.settings import Settings, reread
+from chainlens.core.settings import Settings
 from collector.worker import run_worker
 from ingestion.service import run_store_process
 

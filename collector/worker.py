@@ -14,9 +14,10 @@ import signal
 
 from aiohttp import web
 
+from chainlens.core.loading import reread
 from chainlens.core.logs import setup_logging
 from chainlens.core.owner import admin_file, die_with_parent
-from chainlens.core.settings import Settings, reread
+from chainlens.core.settings import Settings
 from collector.app import SERVER_OPTIONS, apply, create_app
 from collector.keys import CONFIG
 from collector.storeview import AdminClient

@@ -25,9 +25,10 @@ import psutil
 from aiohttp import web
 
 from chainlens.core import metrics
+from chainlens.core.loading import reread
 from chainlens.core.logs import setup_logging
 from chainlens.core.owner import admin_file, die_with_parent
-from chainlens.core.settings import Settings, Site, embedded_path, is_embedded, reread
+from chainlens.core.settings import Settings, Site, embedded_path, is_embedded
 from chainlens.core.spoolfile import atomic_write
 from ingestion import admin, schedule
 from ingestion.keys import SERVICE

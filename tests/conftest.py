@@ -16,7 +16,9 @@ from typing import Any
 import orjson
 import pytest
 
-from chainlens.core.settings import Settings, dump_toml, from_mapping
+from chainlens.core.loading import from_mapping
+from chainlens.core.settings import Settings
+from chainlens.core.toml_writer import dump_toml
 from ingestion import store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from chainlens.core.settings import from_mapping
+from chainlens.core.loading import from_mapping
 from chainlens.demo import demo_config, demo_sessions
 from chainlens.shoppers import ShopperModel
 from ingestion import store
@@ -54,6 +54,7 @@ def test_z_score_matches_the_two_proportion_formula() -> None:
     assert z_score(30, 100, 20, 200) == pytest.approx(expected)
 
 
+@pytest.mark.slow  # days of simulated hourly traffic: `make test`, not the fast loop
 @pytest.mark.parametrize("hour", [1, 7, 13, 19])
 def test_a_jump_is_caught_within_hours_at_any_hour_of_the_day(tmp_path: Path, hour: int) -> None:
     now = at(hour)
@@ -71,6 +72,7 @@ def test_a_jump_is_caught_within_hours_at_any_hour_of_the_day(tmp_path: Path, ho
     client.close()
 
 
+@pytest.mark.slow
 def test_steady_traffic_raises_no_alert(tmp_path: Path) -> None:
     now = at(10)
     settings, client = filled_store(tmp_path, now=now, jump_hours=None, seed=12)
@@ -150,6 +152,7 @@ async def test_the_webhook_receives_the_payload_with_retries(aiohttp_server: Any
     client.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hour", [2, 8, 14, 20])
 def test_the_demo_prints_its_shipping_alert_whatever_the_hour(tmp_path: Path, hour: int) -> None:
     """`make demo` at 02:20, 08:20, 14:20 and 20:20: its own traffic, rollup and check, clock injected."""

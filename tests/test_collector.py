@@ -326,7 +326,7 @@ async def test_health_and_readiness(client: Any) -> None:
 
 
 async def test_rate_limit_answers_429_with_retry_after(aiohttp_client: Any, tmp_path: Any) -> None:
-    from chainlens.core.settings import from_mapping
+    from chainlens.core.loading import from_mapping
     from tests.conftest import make_config
     settings = from_mapping(make_config(tmp_path, collector={"rate_limit_rps": 2.0}))
     client = await aiohttp_client(single_process_app(settings),
@@ -346,7 +346,7 @@ async def test_oversized_headers_get_a_4xx_not_a_crash(client: Any) -> None:
 
 
 async def test_cookieless_sites_get_a_daily_salted_visitor_key(aiohttp_client: Any, tmp_path: Any) -> None:
-    from chainlens.core.settings import from_mapping
+    from chainlens.core.loading import from_mapping
     from tests.conftest import make_config, site_config
     settings = from_mapping(make_config(tmp_path, sites=[site_config(cookieless=True)]))
     runner = StoreRunner(settings.store.dsn)

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from chainlens.core.settings import from_mapping
+from chainlens.core.loading import from_mapping
 from chainlens.demo import demo_config
 from chainlens.shoppers import ShopperModel, aftercare, arm_share
 from chainlens.storefront import StoreServer

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from chainlens.core.settings import ConfigError, Settings, Site, from_mapping
+from chainlens.core.loading import from_mapping
+from chainlens.core.settings import ConfigError, Settings, Site
 from ingestion import figures, tables
 
 ROOT = Path(__file__).resolve().parent.parent

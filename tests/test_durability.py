@@ -17,8 +17,8 @@ import psutil
 import pytest
 
 from chainlens.core.contract import Client, validate_event
+from chainlens.core.loading import from_mapping
 from chainlens.core.refusals import rejected_row
-from chainlens.core.settings import from_mapping
 from chainlens.core.spoolfile import EVENTS, REJECTED, encode_rows
 from ingestion.loader import Loader
 from ingestion.runner import StoreRunner

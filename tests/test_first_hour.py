@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from chainlens.core.loading import from_mapping
 from chainlens.core.owner import Ownership, lock_paths
-from chainlens.core.settings import embedded_path, from_mapping
+from chainlens.core.settings import embedded_path
 from chainlens.demo import DEMO_DIR, demo_config
 from chainlens.wiring import single_process_app
 from collector.app import SERVER_OPTIONS

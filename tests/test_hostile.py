@@ -24,7 +24,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chainlens.core.settings import from_mapping
+from chainlens.core.loading import from_mapping
 from chainlens.wiring import single_process_app
 from collector.app import SERVER_OPTIONS
 from ingestion.runner import StoreRunner

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chainlens.core.contract import Client, validate_event
-from chainlens.core.settings import from_mapping
+from chainlens.core.loading import from_mapping
 from chainlens.core.spoolfile import rows_body
 from chainlens.shoppers import arm_share
 from ingestion import store

@@ -6,7 +6,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from chainlens.core.settings import Settings, from_mapping
+from chainlens.core.loading import from_mapping
+from chainlens.core.settings import Settings
 from ingestion import lease, schedule, store
 from ingestion.runner import StoreRunner
 from tests.conftest import make_config

@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from chainlens.core.settings import DEMO_CHAIN, from_mapping
+from chainlens.core.loading import from_mapping
+from chainlens.core.settings import DEMO_CHAIN
 from chainlens.reach import site_parameters
 from chainlens.shoppers import ShopperModel, aftercare
 from ingestion import store, tables

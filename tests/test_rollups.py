@@ -14,7 +14,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from chainlens.core.contract import Client, validate_event
-from chainlens.core.settings import ConfigError, Settings, from_mapping
+from chainlens.core.loading import from_mapping
+from chainlens.core.settings import ConfigError, Settings
 from chainlens.core.spoolfile import rows_body
 from ingestion import store
 from ingestion.rollup import rollup
@@ -242,6 +243,7 @@ def _same(got: dict[tuple, tuple], want: dict[tuple, tuple]) -> None:
         assert all(_close(g, w) for g, w in zip(got[key], values, strict=True)), (key, got[key], values)
 
 
+@pytest.mark.slow  # the property runs: `make test`, not the fast loop
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                     HealthCheck.too_slow])
 @given(events=event_sets(), tz=st.sampled_from(["UTC", "Asia/Kolkata", "America/Los_Angeles"]))
@@ -495,6 +497,7 @@ def order_sets(draw: Any) -> tuple[list[ref.Ev], list[dict[str, Any]]]:
     return browser, office
 
 
+@pytest.mark.slow
 @hsettings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                     HealthCheck.too_slow])
 @given(sets=order_sets(), tz=st.sampled_from(["UTC", "Asia/Kolkata"]))

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
+from chainlens.core.loading import from_mapping
 from chainlens.core.owner import Ownership, lock_paths
-from chainlens.core.settings import from_mapping
 from tests.conftest import BROWSER_UA, ORIGIN, beacon, event, make_config, site_config, write_toml
 from tests.test_snippet_browser import Pages
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chainlens.core import settings as S
+from chainlens.core import loading as S
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,7 @@ import gzip
 import hashlib
 from typing import Any
 
-from chainlens.core.settings import from_mapping
+from chainlens.core.loading import from_mapping
 from collector.app import SERVER_OPTIONS, create_app
 from sdk_js.render import STUB, render, snippet_tag
 from tests.conftest import make_config, site_config

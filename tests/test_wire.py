@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from chainlens.core import contract
 from chainlens.core.contract import Client, validate_event
+from chainlens.core.loading import from_mapping
 from chainlens.core.refusals import EventError
-from chainlens.core.settings import from_mapping
 from tests.conftest import make_config
 
 SITE = from_mapping(make_config(__import__("pathlib").Path("/nonexistent"))).sites[0]
