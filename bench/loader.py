@@ -31,8 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chainlens.core.contract import Client, validate_event  # noqa: E402
+from chainlens.core.fields import Client  # noqa: E402
 from chainlens.core.loading import from_mapping  # noqa: E402
+from chainlens.core.rows import validate_event  # noqa: E402
 from chainlens.core.spoolfile import EVENTS, encode_payload, rows_body  # noqa: E402
 from ingestion import loader as loader_module  # noqa: E402
 from ingestion.loader import Loader  # noqa: E402

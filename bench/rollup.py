@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chainlens.core.loading import from_mapping  # noqa: E402
-from chainlens.reach import site_parameters  # noqa: E402
+from chainlens.store_access import site_parameters  # noqa: E402
 from ingestion import store  # noqa: E402
 from ingestion.rollup import rollup  # noqa: E402
 from ingestion.tables import NAMES as TABLES  # noqa: E402

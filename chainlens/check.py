@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chainlens.core.settings import Settings, Site
-from chainlens.reach import CommandError, admin_call, live_states, running_service
+from chainlens.store_access import CommandError, admin_call, live_states, running_service
 from sdk_js.render import read_switches, render, switches
 
 USER_AGENT = "Mozilla/5.0 (compatible; chainlens-check)"

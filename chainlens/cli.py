@@ -28,8 +28,9 @@ from chainlens.check import check_page
 from chainlens.core import loading
 from chainlens.core.owner import held_by
 from chainlens.core.settings import ConfigError, Settings
-from chainlens.demo import run_demo
-from chainlens.reach import (
+from chainlens.demo.run import run_demo
+from chainlens.serve import serve
+from chainlens.store_access import (
     CommandError,
     admin_call,
     direct_store,
@@ -39,7 +40,6 @@ from chainlens.reach import (
     running_service,
     site_parameters,
 )
-from chainlens.serve import serve
 from ingestion.alerts import list_alerts_query
 from ingestion.imports import CHUNK_LINES, import_lines
 from ingestion.live import live_text

@@ -27,9 +27,9 @@ from chainlens.core.settings import Settings
 from collector import beacon
 from collector.cors import allowed_origins, cors_headers, preflight
 from collector.dashboard import dashboard
-from collector.keys import CONFIG, DRAINING, HINTS, LIMITER, SPOOL, STORE, VISITORS, Config
 from collector.ratelimit import RateLimiter
 from collector.spool import SpoolWriter
+from collector.state import CONFIG, DRAINING, HINTS, LIMITER, SPOOL, STORE, VISITORS, Config
 from collector.storeview import NoStore, StoreView
 from collector.visitor import VisitorKeys
 from sdk_js.render import read_switches, render_risk

@@ -22,9 +22,10 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from chainlens.core import contract, metrics
-from chainlens.core.contract import EVENT_COLUMNS, Client, Intake
+from chainlens.core import decoding, metrics
+from chainlens.core.fields import SERVER_SOURCES, Client
 from chainlens.core.refusals import BeaconError, rejected_row
+from chainlens.core.rows import Intake, build_rows, fast_rows
 from chainlens.core.settings import Settings, Site
 from collector.enrich import client_from_ua
 from collector.spool import SpoolFull, SpoolWriter
@@ -33,7 +34,6 @@ from collector.visitor import VisitorKeys
 log = logging.getLogger(__name__)
 
 JSON_TYPES = ("text/plain", "application/json", "")
-SESSION, ANON = EVENT_COLUMNS.index("session_id"), EVENT_COLUMNS.index("anon_id")
 
 
 def header(request: web.Request, name: str, default: str = "") -> str:
@@ -132,11 +132,11 @@ class Parsed:
 
 def parse(body: bytes, *, max_events: int) -> Parsed:
     """The envelope, typed in C when the whole body is as declared, else parsed leniently (BeaconError)."""
-    envelope = contract.decode(body)
+    envelope = decoding.decode(body)
     if envelope is None:
-        text = contract.utf8_text(body)
+        text = decoding.utf8_text(body)
         if text is not body:  # re-encoded (a byte order mark, UTF-16/32): decode the UTF-8 text
-            body, envelope = text, contract.decode(text)
+            body, envelope = text, decoding.decode(text)
     if envelope is not None and len(envelope.events) <= max_events:
         sent_at = None if envelope.sent_at is None else int(envelope.sent_at)
         return Parsed(envelope.site, sent_at, envelope.events, envelope.nostore, typed=True, body=body)
@@ -144,7 +144,7 @@ def parse(body: bytes, *, max_events: int) -> Parsed:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BeaconError(400, f"body is not valid JSON: {exc.msg} at byte {exc.pos}", code="bad_body") from None
-    return Parsed(*contract.parse_envelope(parsed, max_events=max_events), typed=False)
+    return Parsed(*decoding.parse_envelope(parsed, max_events=max_events), typed=False)
 
 
 SERVER_SENDER = Client(device="", browser="", os="", is_bot=False)
@@ -161,15 +161,15 @@ def intake(parsed: Parsed, *, site: Site, client: Client, received_ms: int, sour
     """Rows from the fast path when every event passes, else from the per-event reader that names problems."""
     events = parsed.events
     if parsed.typed:
-        rows = contract.fast_rows(events, site=site, client=client, received_ms=received_ms, sent_at=parsed.sent_at,
-                                  server=source in contract.SERVER_SOURCES)
+        rows = fast_rows(events, site=site, client=client, received_ms=received_ms, sent_at=parsed.sent_at,
+                                  server=source in SERVER_SOURCES)
         if rows is not None:
             return Intake(rows=rows)
         try:  # as received, for the reasons and the kept payloads
             events = orjson.loads(parsed.body)["events"]
         except orjson.JSONDecodeError as exc:  # the typed decoder let through what JSON does not allow
             raise BeaconError(400, f"body is not valid JSON: {exc.msg} at byte {exc.pos}", code="bad_body") from None
-    return contract.build_rows(events, site=site, client=client, received_ms=received_ms,
+    return build_rows(events, site=site, client=client, received_ms=received_ms,
                                sent_at=parsed.sent_at, source=source)
 
 
@@ -194,7 +194,7 @@ async def accept(
         check_sender(request, site, source)
         user_agent = header(request, "User-Agent")
         # The back office is no browser (and no bot): its reports are about orders, not visits.
-        sender = SERVER_SENDER if source in contract.SERVER_SOURCES else client_from_ua(user_agent)
+        sender = SERVER_SENDER if source in SERVER_SOURCES else client_from_ua(user_agent)
         result = intake(parsed, site=site, client=sender, received_ms=received_ms, source=source)
     except BeaconError as exc:
         metrics.REJECTED.labels(f"request_{exc.status}").inc()
@@ -207,7 +207,7 @@ async def accept(
         # one visitor key per day stands in for its identifiers.
         key = visitors.key(site=site.id, address=address, user_agent=user_agent)
         for row in result.rows:
-            row[SESSION] = row[ANON] = key
+            row.session_id = row.anon_id = key
     try:
         await spool.append(received_ms, result.rows, result.rejected)
     except SpoolFull as exc:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from chainlens.core.settings import Settings
 from collector.beacon import header
-from collector.keys import CONFIG
+from collector.state import CONFIG
 
 
 def allowed_origins(settings: Settings) -> frozenset[str]:

@@ -19,7 +19,7 @@ from aiohttp import web
 from markupsafe import Markup, escape
 
 from chainlens.core.settings import Settings
-from collector.keys import CONFIG, STORE
+from collector.state import CONFIG, STORE
 
 BAR_H, GAP, LABEL_W, WIDTH = 22, 6, 260, 760
 

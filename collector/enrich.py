@@ -13,7 +13,7 @@ from functools import lru_cache
 from crawlerdetect import CrawlerDetect
 from ua_parser import parse
 
-from chainlens.core.contract import Client
+from chainlens.core.fields import Client
 
 _crawlers = CrawlerDetect()
 _TABLETS = ("iPad", "Tablet", "Kindle", "Nexus 7", "Nexus 9", "SM-T", "Tab")

@@ -96,7 +96,7 @@ class SpoolWriter:
             metrics.SPOOL_BYTES.set(self._scanned_bytes)
         return self._scanned_bytes + self._since_scan
 
-    async def append(self, received_ms: int, rows: Sequence[list[Any]], rejected: Sequence[list[Any]] = ()) -> None:
+    async def append(self, received_ms: int, rows: Sequence[Any], rejected: Sequence[Any] = ()) -> None:
         """Spool a request's rows and return once they are on disk; SpoolFull when they cannot be."""
         events = rows_body(rows) if rows else b""
         refused = rows_body(rejected) if rejected else b""

@@ -19,7 +19,7 @@ from chainlens.core.logs import setup_logging
 from chainlens.core.owner import admin_file, die_with_parent
 from chainlens.core.settings import Settings
 from collector.app import SERVER_OPTIONS, apply, create_app
-from collector.keys import CONFIG
+from collector.state import CONFIG
 from collector.storeview import AdminClient
 
 log = logging.getLogger(__name__)

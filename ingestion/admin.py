@@ -8,20 +8,39 @@ statement at a time.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hmac
 import ipaddress
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
+from chainlens.core.settings import Settings
 from ingestion import schedule
 from ingestion.imports import import_lines
-from ingestion.keys import SERVICE
+from ingestion.runner import StoreRunner
 from sdk_js.render import shopify_pixel, snippet_tag
+
+
+class Service(Protocol):
+    """What the admin API asks of the store process's service (ingestion/service.py registers it)."""
+
+    settings: Settings
+    runner: StoreRunner
+    token: str
+    rollup_lock: asyncio.Lock
+
+    def state(self) -> dict[str, Any]: ...
+    async def live(self, site_id: str) -> dict[str, Any]: ...
+    async def idle_ms(self, site_id: str) -> dict[str, float]: ...
+    async def report(self, query: Mapping[str, str]) -> dict[str, Any]: ...
+
+
+SERVICE: web.AppKey[Service] = web.AppKey("store_service")
 
 READ_ONLY = ("select", "with", "show", "describe", "desc", "explain", "exists")
 

@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from chainlens.core.contract import Client as Sender
-from chainlens.core.contract import build_rows
-from chainlens.core.refusals import rejected_row
+from chainlens.core.fields import Client as Sender
+from chainlens.core.refusals import RejectedRow, rejected_row
+from chainlens.core.rows import build_rows
 from chainlens.core.settings import Site
 from chainlens.core.spoolfile import rows_body
 from ingestion import store
@@ -28,7 +28,7 @@ def import_lines(client: Client, lines: Iterable[bytes], *, site: Site, first_li
     received_ms = int(time.time() * 1000)
     events: list[Any] = []
     numbers: list[int] = []
-    bad_json: list[list[Any]] = []
+    bad_json: list[RejectedRow] = []
     errors: list[dict[str, Any]] = []
     digest = hashlib.sha256(site.id.encode())
     for number, line in enumerate(lines, start=first_line):
@@ -50,7 +50,7 @@ def import_lines(client: Client, lines: Iterable[bytes], *, site: Site, first_li
         errors.extend({"line": numbers[e["index"]], "error": e["error"], "code": e["code"]} for e in kept)
     errors.sort(key=lambda e: e["line"])
     for row, index in zip(result.rejected, result.rejected_index, strict=True):  # name the line in the reason
-        row[3] = f"line {numbers[index]}: {row[3]}"
+        row.reason = f"line {numbers[index]}: {row.reason}"
     # The same lines imported twice carry the same token: the second insert is a no-op.
     token = "import-" + digest.hexdigest()[:32]
     store.insert_events(client, rows_body(result.rows), token=token)

@@ -31,7 +31,6 @@ from chainlens.core.owner import admin_file, die_with_parent
 from chainlens.core.settings import Settings, Site, embedded_path, is_embedded
 from chainlens.core.spoolfile import atomic_write
 from ingestion import admin, schedule
-from ingestion.keys import SERVICE
 from ingestion.live import live_state
 from ingestion.loader import Loader
 from ingestion.report import idle_thresholds, report_range
@@ -55,7 +54,7 @@ class StoreService:
         self.reloads, self.reload_attempts, self.reload_error = 0, 0, ""
 
     def attach(self, app: web.Application) -> None:
-        app[SERVICE] = self
+        app[admin.SERVICE] = self
         app.cleanup_ctx.append(self._lifetime)
         admin.add_routes(app)
 
@@ -74,7 +73,7 @@ class StoreService:
         await self.runner.close()
 
     def reload(self) -> None:
-        """SIGHUP: read the settings file again (chainlens/core/settings.py, `reload`)."""
+        """SIGHUP: read the settings file again (chainlens/core/loading.py, `reload`)."""
         self.settings, _, self.reload_error = reread(self.settings, log)
         self.reload_attempts += 1
         if not self.reload_error:

@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from chainlens.core.contract import EVENT_COLUMNS
 from chainlens.core.refusals import REJECTED_COLUMNS
+from chainlens.core.rows import EVENT_COLUMNS
 from chainlens.core.settings import embedded_path, is_embedded
 from ingestion import tables
 

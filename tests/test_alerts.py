@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 
 from chainlens.core.loading import from_mapping
-from chainlens.demo import demo_config, demo_sessions
-from chainlens.shoppers import ShopperModel
+from chainlens.demo.run import demo_config, demo_sessions
+from chainlens.demo.shoppers import ShopperModel
 from ingestion import store
 from ingestion.alerts import deliver, evaluate, z_score
 from ingestion.imports import import_lines

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from chainlens.wiring import single_process_app
+from chainlens.one_process import single_process_app
 from collector.app import SERVER_OPTIONS
 from ingestion.live import live_state, live_text
 from ingestion.runner import StoreRunner

@@ -14,9 +14,9 @@ import orjson
 import pytest
 
 from chainlens.core.loading import from_mapping
-from chainlens.demo import demo_config
-from chainlens.shoppers import ShopperModel, aftercare, arm_share
-from chainlens.storefront import StoreServer
+from chainlens.demo.run import demo_config
+from chainlens.demo.shop import ShopServer
+from chainlens.demo.shoppers import ShopperModel, aftercare, arm_share
 from tests.conftest import BROWSER_UA as UA
 from tests.conftest import Serve, free_port, launch_chromium
 
@@ -34,7 +34,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     config["rollup"]["every_s"] = 0
     srv = Serve(tmp, config).start()
     site = from_mapping(config).sites[0]
-    shop = StoreServer(site, public_url=srv.url, port=int(config["sites"][0]["origins"][0].rsplit(":", 1)[1])).start()
+    shop = ShopServer(site, public_url=srv.url, port=int(config["sites"][0]["origins"][0].rsplit(":", 1)[1])).start()
     with sync_playwright() as p:
         browser = launch_chromium(p)
         yield {"srv": srv, "shop": shop, "browser": browser, "tmp": tmp}

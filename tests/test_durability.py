@@ -16,9 +16,10 @@ import orjson
 import psutil
 import pytest
 
-from chainlens.core.contract import Client, validate_event
+from chainlens.core.fields import Client
 from chainlens.core.loading import from_mapping
 from chainlens.core.refusals import rejected_row
+from chainlens.core.rows import validate_event
 from chainlens.core.spoolfile import EVENTS, REJECTED, encode_rows
 from ingestion.loader import Loader
 from ingestion.runner import StoreRunner

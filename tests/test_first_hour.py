@@ -13,8 +13,8 @@ import pytest
 from chainlens.core.loading import from_mapping
 from chainlens.core.owner import Ownership, lock_paths
 from chainlens.core.settings import embedded_path
-from chainlens.demo import DEMO_DIR, demo_config
-from chainlens.wiring import single_process_app
+from chainlens.demo.run import DEMO_DIR, demo_config
+from chainlens.one_process import single_process_app
 from collector.app import SERVER_OPTIONS
 from tests.conftest import make_config, write_toml
 

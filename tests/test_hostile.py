@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chainlens.core.loading import from_mapping
-from chainlens.wiring import single_process_app
+from chainlens.one_process import single_process_app
 from collector.app import SERVER_OPTIONS
 from ingestion.runner import StoreRunner
 from tests.conftest import BROWSER_UA, ORIGIN, beacon, event, free_port, make_config

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from chainlens.core.contract import Client, validate_event
+from chainlens.core.fields import Client
 from chainlens.core.loading import from_mapping
+from chainlens.core.rows import validate_event
 from chainlens.core.spoolfile import rows_body
-from chainlens.shoppers import arm_share
+from chainlens.demo.shoppers import arm_share
 from ingestion import store
 from ingestion.rollup import rollup
 from tests.conftest import make_config, site_config

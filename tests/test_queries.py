@@ -14,8 +14,8 @@ import pytest
 
 from chainlens.core.loading import from_mapping
 from chainlens.core.settings import DEMO_CHAIN
-from chainlens.reach import site_parameters
-from chainlens.shoppers import ShopperModel, aftercare
+from chainlens.demo.shoppers import ShopperModel, aftercare
+from chainlens.store_access import site_parameters
 from ingestion import store, tables
 from ingestion.alerts import evaluate
 from ingestion.imports import import_lines

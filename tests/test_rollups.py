@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from chainlens.core.contract import Client, validate_event
+from chainlens.core.fields import Client
 from chainlens.core.loading import from_mapping
+from chainlens.core.rows import validate_event
 from chainlens.core.settings import ConfigError, Settings
 from chainlens.core.spoolfile import rows_body
 from ingestion import store

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from chainlens.reach import site_parameters
-from chainlens.wiring import single_process_app
+from chainlens.one_process import single_process_app
+from chainlens.store_access import site_parameters
 from collector.app import SERVER_OPTIONS
 from collector.dashboard import money, pct
 from ingestion.figures import parameters, rows

@@ -1,4 +1,4 @@
-"""The fast path (typed decode) builds exactly the rows the tolerant reader does (chainlens/core/contract.py)."""
+"""The fast path (typed decode) builds exactly the rows the tolerant reader does (chainlens/core/rows.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chainlens.core import contract
-from chainlens.core.contract import Client, validate_event
+from chainlens.core import decoding, rows
+from chainlens.core.fields import Client
 from chainlens.core.loading import from_mapping
 from chainlens.core.refusals import EventError
+from chainlens.core.rows import validate_event
 from tests.conftest import make_config
 
 SITE = from_mapping(make_config(__import__("pathlib").Path("/nonexistent"))).sites[0]
@@ -65,11 +66,11 @@ def slow(raw: dict[str, Any], sent_at: int | None) -> list[Any] | None:
        sent_at=st.one_of(st.none(), st.integers(NOW - 10**7, NOW)))
 def test_fast_path_rows_equal_the_validator_rows(batch: list[dict[str, Any]], sent_at: int | None) -> None:
     body = orjson.dumps({"site": "demo", "sent_at": sent_at, "events": batch})
-    envelope = contract.decode(body)
+    envelope = decoding.decode(body)
     expected = [slow(raw, sent_at) for raw in orjson.loads(body)["events"]]
-    fast = None if envelope is None else contract.fast_rows(envelope.events, site=SITE, client=CLIENT, received_ms=NOW,
+    fast = None if envelope is None else rows.fast_rows(envelope.events, site=SITE, client=CLIENT, received_ms=NOW,
                                                     sent_at=sent_at)
-    intake = contract.build_rows(orjson.loads(body)["events"], site=SITE, client=CLIENT, received_ms=NOW,
+    intake = rows.build_rows(orjson.loads(body)["events"], site=SITE, client=CLIENT, received_ms=NOW,
                                  sent_at=sent_at, source="e")
     # Every event is either stored or rejected with a reason, and each refusal is kept.
     assert len(intake.rows) + len(intake.errors) == len(batch)
@@ -83,8 +84,8 @@ def test_a_typical_beacon_takes_the_fast_path() -> None:
     body = orjson.dumps({"site": "demo", "sent_at": NOW, "events": [
         {"id": "5B0E8F3A-7C1A-4BB4-9A55-111111111111", "type": "step", "ts": NOW, "sid": "s", "aid": "a",
          "step": "purchase", "url": "https://s.example/done?email=x", "props": {"value": "12.5", "ok": True}}]})
-    envelope = contract.decode(body)
+    envelope = decoding.decode(body)
     assert envelope is not None
-    got = contract.fast_rows(envelope.events, site=SITE, client=CLIENT, received_ms=NOW, sent_at=NOW)
+    got = rows.fast_rows(envelope.events, site=SITE, client=CLIENT, received_ms=NOW, sent_at=NOW)
     assert got == [slow(orjson.loads(body)["events"][0], NOW)]
-    assert got[0][1] == "5b0e8f3a-7c1a-4bb4-9a55-111111111111" and got[0][15] == 12.5
+    assert got[0].event_id == "5b0e8f3a-7c1a-4bb4-9a55-111111111111" and got[0].value == 12.5

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 # code -> what it means. A request refused whole (4xx) or one event refused (202 with errors),
 # or one field left out of an event that was stored (202 with `dropped`).
 CODES: dict[str, str] = {
@@ -54,11 +56,24 @@ class EventError(Exception):
         self.field, self.reason, self.code = field, reason, code
 
 
-REJECTED_COLUMNS = ("received_at", "site_id", "source", "reason", "payload", "code", "field", "detail")
+class RejectedRow(msgspec.Struct, array_like=True):
+    """One `events_rejected` row, its fields in the table's column order."""
+
+    received_at: float
+    site_id: str
+    source: str
+    reason: str
+    payload: str
+    code: str
+    field: str
+    detail: str
+
+
+REJECTED_COLUMNS: tuple[str, ...] = RejectedRow.__struct_fields__
 
 
 def rejected_row(*, received_ms: int, site_id: str, source: str, reason: str, payload: bytes | str,
-                 code: str, field: str = "", detail: str = "") -> list[Any]:
-    """An `events_rejected` row (REJECTED_COLUMNS): the payload as received, at most 64 KiB."""
+                 code: str, field: str = "", detail: str = "") -> RejectedRow:
+    """An `events_rejected` row: the payload as received, at most 64 KiB."""
     text = payload.decode("utf-8", "backslashreplace") if isinstance(payload, bytes) else payload
-    return [received_ms / 1000, site_id, source, reason, text[:65536], code, field[:128], detail[:200]]
+    return RejectedRow(received_ms / 1000, site_id, source, reason, text[:65536], code, field[:128], detail[:200])

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 HEADER = struct.Struct("<II")
@@ -57,9 +58,13 @@ def frame(payload: bytes) -> bytes:
     return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def rows_body(rows: Sequence[list[Any]]) -> bytes:
-    """Rows as `JSONCompactEachRow` lines, the form the store ingests."""
-    return b"\n".join([orjson.dumps(r) for r in rows])
+_encode = msgspec.json.Encoder().encode
+
+
+def rows_body(rows: Sequence[Any]) -> bytes:
+    """Rows (EventRow, RejectedRow: array-like structs) as `JSONCompactEachRow` lines, the form
+    the store ingests."""
+    return b"\n".join([_encode(r) for r in rows])
 
 
 def encode_payload(kind: bytes, received_ms: int, count: int, body: bytes | bytearray) -> bytes:

@@ -2,7 +2,7 @@
 
 Starts a real `chainlens serve` on a fresh embedded store under ./data/demo,
 sends seeded shopper traffic through its HTTP API as browsers would, waits for
-the load path to drain, and prints what a store manager wants to see.
+the load path to drain, and prints what a shop manager wants to see.
 """
 
 from __future__ import annotations
@@ -28,20 +28,20 @@ from chainlens.core.loading import from_mapping
 from chainlens.core.owner import held_by
 from chainlens.core.settings import DEMO_CHAIN, Settings, Site
 from chainlens.core.toml_writer import dump_toml
-from chainlens.reach import run_query
-from chainlens.shoppers import Session, ShopperModel, aftercare
-from chainlens.storefront import StoreServer
+from chainlens.demo.shop import ShopServer
+from chainlens.demo.shoppers import Session, ShopperModel, aftercare
+from chainlens.store_access import run_query
 from ingestion.figures import QUERIES, parameters
 
 DEMO_DIR = Path("data/demo")
-STORE_PORT = 8000
+SHOP_PORT = 8000
 DAYS = 7  # of history, as far back as the collector's 7-day age limit lets browsers' events in
 PER_DAY = 700
 CHANGE_DAYS = 1.5  # shipping costs jump for the last day and a half: the early warning should say so
 
 
-def demo_config(port: int, store_port: int) -> dict[str, Any]:
-    origin = f"http://127.0.0.1:{store_port}"
+def demo_config(port: int, shop_port: int) -> dict[str, Any]:
+    origin = f"http://127.0.0.1:{shop_port}"
     return {
         "store": {"dsn": f"chdb://./{DEMO_DIR}/store"},
         "collector": {"host": "127.0.0.1", "port": port, "spool_dir": f"./{DEMO_DIR}/spool",
@@ -49,12 +49,12 @@ def demo_config(port: int, store_port: int) -> dict[str, Any]:
         # Short enough that a person browsing the storefront sees their session within minutes.
         "rollup": {"session_timeout_s": 120, "every_s": 20},
         "sites": [{
-            "id": "demo", "origins": [origin, f"http://localhost:{store_port}"], "secret": "demo-secret",
+            "id": "demo", "origins": [origin, f"http://localhost:{shop_port}"], "secret": "demo-secret",
             "timezone": "UTC", "chain": list(DEMO_CHAIN), "checkout_from": "cart",
             "step_urls": {"discover": ["/"], "search": ["/search"], "select": ["/product/*"], "cart": ["/cart"],
                           "checkout.info": ["/checkout/info"], "checkout.shipping": ["/checkout/shipping"],
                           "checkout.payment": ["/checkout/payment"], "checkout.review": ["/checkout/review"]},
-            # A store's own behavior segment, checked before the built-in ones (docs/metrics.md).
+            # A shop's own behavior segment, checked before the built-in ones (docs/metrics.md).
             "segments": [{"name": "big_basket", "where": "cart_value >= 150"}],
             # A free-shipping offer at the moment of risk, with a holdout (docs/interventions.md).
             "intervene": {"steps": ["checkout.shipping", "checkout.payment"], "holdout": 0.2},
@@ -73,8 +73,8 @@ def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | 
         shutil.rmtree(DEMO_DIR)
     DEMO_DIR.mkdir(parents=True)
     port = _free_port(settings.collector.port)
-    store_port = _free_port(STORE_PORT)
-    config = demo_config(port, store_port)
+    shop_port = _free_port(SHOP_PORT)
+    config = demo_config(port, shop_port)
     path = DEMO_DIR / "chainlens.toml"
     path.write_text(dump_toml(config))
     url = f"http://127.0.0.1:{port}"
@@ -83,7 +83,7 @@ def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | 
         proc = subprocess.Popen([sys.executable, "-m", "chainlens.cli", "serve", "-c", str(path)],
                                 stdout=log, stderr=log)
     demo_settings = from_mapping(config, source=str(path))
-    shop = StoreServer(demo_settings.sites[0], public_url=url, port=store_port).start()
+    shop = ShopServer(demo_settings.sites[0], public_url=url, port=shop_port).start()
     try:
         _wait_healthy(url, proc)
         per_day = max(1, (sessions or DAYS * PER_DAY) // DAYS)
@@ -141,7 +141,7 @@ async def _send_traffic(url: str, config: dict[str, Any], *, per_day: int) -> tu
             await queue.put(None)
         await asyncio.gather(*workers)
         secret = config["sites"][0]["secret"]
-        for i in range(0, len(reports), 200):  # as a store's back office would: /s2s with the site secret
+        for i in range(0, len(reports), 200):  # as a shop's back office would: /s2s with the site secret
             body = orjson.dumps({"site": "demo", "events": reports[i:i + 200]})
             async with session.post(url + "/s2s", data=body, headers={
                     "Content-Type": "application/json", "Authorization": f"Bearer {secret}"}) as resp:

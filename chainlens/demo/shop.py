@@ -1,9 +1,9 @@
 """The demo storefront: a small shop whose pages carry the generated snippet.
 
 Product list → product pages → cart → checkout info → shipping → payment →
-optional review → confirmation, with the obstacles stores meet: an item out of
+optional review → confirmation, with the obstacles shops meet: an item out of
 stock, a forced account step, a shipping cost revealed late, a declined card.
-Pages tag steps the ways real stores do: URL rules, `data-chain-step`, GA4
+Pages tag steps the ways real shops do: URL rules, `data-chain-step`, GA4
 `dataLayer` pushes and the page API.
 """
 
@@ -20,7 +20,7 @@ from aiohttp import web
 from markupsafe import Markup, escape
 
 from chainlens.core.settings import Site
-from chainlens.shoppers import PRODUCTS
+from chainlens.demo.shoppers import PRODUCTS
 from sdk_js.render import snippet_tag
 
 OUT_OF_STOCK = {113}
@@ -30,8 +30,8 @@ TAG = web.AppKey("snippet_tag", Markup)
 
 @functools.cache
 def _template() -> jinja2.Template:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("chainlens", "templates"), autoescape=True)
-    return env.get_template("store.html")
+    env = jinja2.Environment(loader=jinja2.PackageLoader("chainlens.demo", "templates"), autoescape=True)
+    return env.get_template("shop.html")
 
 
 def page(request: web.Request, title: str, content: str, *, head: str = "", body_step: str = "") -> web.Response:
@@ -102,7 +102,7 @@ async def info(request: web.Request) -> web.Response:
                 "<script>chainlens('obstacle','account_required');</script>")
 
 
-# The store's handler for the moment of risk (docs/interventions.md): a free-shipping offer, and
+# The shop's handler for the moment of risk (docs/interventions.md): a free-shipping offer, and
 # what became of it. The risk script calls it in the treatment arm only, once per session.
 OFFER = """<script>
 chainlens('on', 'risk', function (info) {
@@ -160,7 +160,7 @@ async def done(request: web.Request) -> web.Response:
                 "</script>")
 
 
-def create_store_app(site: Site, *, public_url: str) -> web.Application:
+def create_shop_app(site: Site, *, public_url: str) -> web.Application:
     app = web.Application()
     app[TAG] = Markup(snippet_tag(site, public_url=public_url))
     app.router.add_get("/", index)
@@ -175,11 +175,11 @@ def create_store_app(site: Site, *, public_url: str) -> web.Application:
     return app
 
 
-class StoreServer:
+class ShopServer:
     """Runs the storefront on its own thread and event loop, beside the demo's work."""
 
     def __init__(self, site: Site, *, public_url: str, port: int) -> None:
-        self.app = create_store_app(site, public_url=public_url)
+        self.app = create_shop_app(site, public_url=public_url)
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self._loop = asyncio.new_event_loop()
@@ -196,7 +196,7 @@ class StoreServer:
         self._loop.run_forever()
         self._loop.close()
 
-    def start(self) -> StoreServer:
+    def start(self) -> ShopServer:
         self._thread.start()
         self._ready.wait(10)
         return self
