@@ -203,7 +203,7 @@ COMPONENTS = [
     ("body read", "collector/beacon.py", "read_body"),
     ("answer: 202 body, counters", "collector/beacon.py", "answer"),
     ("accept: the rest (UA, site, sender)", "collector/beacon.py", ""),
-    ("user agent parsing", "collector/enrich.py", ""),
+    ("user agent parsing", "chainlens/core/agents.py", ""),
     ("handler and route wrapper (request id, count, client address)", "collector/app.py", ""),
     ("aiohttp: response building and writing", "aiohttp/web_response.py", ""),
     ("aiohttp: request object and routing", "aiohttp/web_request.py", ""),

@@ -23,11 +23,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from chainlens.core import decoding, metrics
+from chainlens.core.agents import client_from_ua
 from chainlens.core.fields import SERVER_SOURCES, Client
 from chainlens.core.refusals import BeaconError, rejected_row
 from chainlens.core.rows import Intake, build_rows, fast_rows
 from chainlens.core.settings import Settings, Site
-from collector.enrich import client_from_ua
 from collector.spool import SpoolFull, SpoolWriter
 from collector.visitor import VisitorKeys
 
@@ -162,7 +162,7 @@ def intake(parsed: Parsed, *, site: Site, client: Client, received_ms: int, sour
     events = parsed.events
     if parsed.typed:
         rows = fast_rows(events, site=site, client=client, received_ms=received_ms, sent_at=parsed.sent_at,
-                                  server=source in SERVER_SOURCES)
+                                  source=source)
         if rows is not None:
             return Intake(rows=rows)
         try:  # as received, for the reasons and the kept payloads

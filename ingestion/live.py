@@ -18,7 +18,7 @@ SELECT
     countIf(received_at >= now64(3) - INTERVAL 30 MINUTE AND is_bot) AS bot_events_30m,
     max(received_at) AS last_event_at
 FROM events
-WHERE site_id = {site:String}
+WHERE site_id = {site:String} AND source != 'import'  -- imported history is not arriving now
 """
 
 # A session is open while its last event is younger than the session timeout; it becomes

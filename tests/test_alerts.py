@@ -32,7 +32,8 @@ def filled_store(tmp: Path, *, now: dt.datetime, jump_hours: float | None, seed:
     end = int(now.timestamp() * 1000)
     model = ShopperModel(seed=seed, change_at_ms=None if jump_hours is None else end - int(jump_hours * H))
     sessions = model.sessions(start_ms=end - 8 * DAY, end_ms=end, count=8 * 1500)
-    import_lines(client, [orjson.dumps(e) for s in sessions for e in s.events], site=settings.sites[0])
+    lines = [orjson.dumps({**e, "ua": s.user_agent}) for s in sessions for e in s.events]
+    import_lines(client, lines, site=settings.sites[0])
     rollup(client, settings, now=now)
     return settings, client
 
@@ -164,7 +165,8 @@ def test_the_demo_prints_its_shipping_alert_whatever_the_hour(tmp_path: Path, ho
     client = store.connect(settings.store.dsn)
     store.ensure_schema(client)
     sessions = demo_sessions(site.origins[0], now_ms=int(now.timestamp() * 1000))
-    import_lines(client, [orjson.dumps(e) for s in sessions for e in s.events], site=site)
+    import_lines(client, [orjson.dumps({**e, "ua": s.user_agent}) for s in sessions for e in s.events],
+                 site=site)
     rollup(client, settings, now=now)
     found = evaluate(client, site, now=now, timeout_s=settings.rollup.session_timeout_s)
     assert ("checkout.shipping", "all", "abandonment") in opened(found), [a.message for a in found]

@@ -14,6 +14,7 @@ import pytest
 
 from chainlens.one_process import single_process_app
 from collector.app import SERVER_OPTIONS
+from ingestion.imports import import_lines
 from ingestion.live import live_state, live_text
 from ingestion.runner import StoreRunner
 from tests.conftest import BROWSER_UA, MOBILE_UA, ORIGIN, beacon, event, wait_for
@@ -418,3 +419,15 @@ async def test_money_as_shops_format_it_is_read_or_named(client: Any) -> None:
     assert stored == [(f"o-{i}", value, currency) for i, (value, currency) in enumerate(sent.values())]
     kept = [("props.value", "dropped")] * 2
     assert await landed(client, "SELECT field, code FROM events_rejected ORDER BY field", kept) == kept
+
+
+async def test_the_live_counts_leave_imported_history_out(client: Any, settings: Any) -> None:
+    site = settings.site("demo")
+    old = int(time.time() * 1000) - 3 * 86_400_000
+    history = [orjson.dumps(event(step="cart", sid=f"h-{i}", ts=old)) for i in range(5)]
+    await client.runner.call(lambda c: import_lines(c, history, site=site))
+    assert (await client.post("/e", data=beacon(event(step="cart")), headers=HEADERS)).status == 202
+    await landed(client, "SELECT source, count() FROM events GROUP BY source ORDER BY source",
+                 [("e", 1), ("import", 5)])
+    state = await client.runner.call(lambda c: live_state(c, settings, site))
+    assert (state["events_5m"], state["events_30m"]) == (1, 1)

@@ -92,7 +92,7 @@ def history(demo: dict[str, Any]) -> None:
     model = ShopperModel(seed=5, origin=demo["shop"].url, change_at_ms=now - 86_400_000)
     sessions = list(model.sessions(start_ms=now - 5 * 86_400_000, end_ms=now - 3 * 3_600_000, count=3000))
     rng = random.Random(5)
-    lines = [orjson.dumps(e) for s in sessions for e in s.events]
+    lines = [orjson.dumps({**e, "ua": s.user_agent}) for s in sessions for e in s.events]
     lines += [orjson.dumps(e) for s in sessions for e in aftercare(s, rng, now_ms=now)]  # the back office's reports
     (tmp / "history.jsonl").write_bytes(b"\n".join(lines))
     srv.cli("import", str(tmp / "history.jsonl"), "--site", "demo")
@@ -434,8 +434,9 @@ def test_the_lift_of_acting_on_the_dashboard(demo: dict[str, Any]) -> None:
     day_start = dt.datetime.combine(dt.datetime.now(dt.UTC).date() - dt.timedelta(days=4), dt.time(), dt.UTC)
     start_ms = int(day_start.timestamp() * 1000)
     model = ShopperModel(seed=9, origin=demo["shop"].url, act=True)
-    lines = [orjson.dumps(e) for s in model.sessions(start_ms=start_ms, end_ms=start_ms + 86_400_000 - 3_600_000,
-                                                     count=1500) for e in s.events]
+    lines = [orjson.dumps({**e, "ua": s.user_agent})
+             for s in model.sessions(start_ms=start_ms, end_ms=start_ms + 86_400_000 - 3_600_000, count=1500)
+             for e in s.events]
     (tmp / "acting.jsonl").write_bytes(b"\n".join(lines))
     srv.cli("import", str(tmp / "acting.jsonl"), "--site", "demo")
     srv.cli("rollup")

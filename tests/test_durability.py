@@ -21,6 +21,7 @@ from chainlens.core.loading import from_mapping
 from chainlens.core.refusals import rejected_row
 from chainlens.core.rows import validate_event
 from chainlens.core.spoolfile import EVENTS, REJECTED, encode_rows
+from chainlens.core.toml_writer import dump_toml
 from ingestion.loader import Loader
 from ingestion.runner import StoreRunner
 from tests.conftest import BROWSER_UA, ORIGIN, beacon, event, free_port, make_config
@@ -200,7 +201,7 @@ def test_store_outage_keeps_accepting_then_the_backlog_lands(serve_factory: Any,
     assert "chainlens_store_up 0.0" in metrics
     assert srv.stop() == 0  # stops with the backlog kept in the spool
     srv.config["store"]["dsn"] = f"chdb://{tmp_path}/db"  # the store is back (same spool)
-    srv.path.write_text(__import__("chainlens.core.settings", fromlist=["dump_toml"]).dump_toml(srv.config))
+    srv.path.write_text(dump_toml(srv.config))
     srv.start()
     wait_drained(srv)
     assert count_ids(srv, [e["id"] for e in events]) == (30, 30)

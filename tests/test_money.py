@@ -75,3 +75,17 @@ def test_an_order_whose_value_cannot_be_read_is_counted_apart(db: Any, settings:
     (headline,) = rows(db, "headline", week)
     assert headline["orders"] == 3 and headline["orders_value_unknown"] == 1
     assert headline["revenue"] == 1358.9 and headline["currency"] == "EUR"
+
+
+def test_imported_events_take_their_device_from_ua_or_are_unknown(db: Any, settings: Any) -> None:
+    from tests.conftest import BROWSER_UA, MOBILE_UA
+
+    site = settings.site("demo")
+    ts = int(time.time() * 1000) - 86_400_000
+    lines = [orjson.dumps(event(step="cart", sid=f"u-{i}", ts=ts, **({"ua": ua} if ua else {})))
+             for i, ua in enumerate([MOBILE_UA, BROWSER_UA, "", "Googlebot/2.1 (+http://www.google.com/bot.html)"])]
+    assert import_lines(db, lines, site=site)["accepted"] == 4
+    got = dict(db.query("SELECT session_id, tuple(device, is_bot) FROM events WHERE session_id LIKE 'u-%'")
+               .result_rows)
+    assert got["u-0"] == ("mobile", False) and got["u-1"] == ("desktop", False)
+    assert got["u-2"] == ("unknown", False) and got["u-3"][1] is True

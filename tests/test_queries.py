@@ -54,7 +54,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         model = ShopperModel(seed=seed, change_at_ms=now - day, act=True)
         sessions = list(model.sessions(start_ms=now - 6 * day, end_ms=now - 3 * 3_600_000, count=1500))
         rng = random.Random(seed)
-        events = [e for s in sessions for e in s.events]
+        events = [{**e, "ua": s.user_agent} for s in sessions for e in s.events]  # as a shop's export has them
         events += [e for s in sessions for e in aftercare(s, rng, now_ms=now)]  # the back office's reports
         if site.id == "outlet":
             events = [{**e, "step": OUTLET_STEPS.get(e.get("step") or "", e.get("step"))} for e in events]

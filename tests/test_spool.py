@@ -110,3 +110,21 @@ async def test_the_byte_cap_answers_spool_full_before_writing(tmp_path: Path) ->
         await spool.append(1, [["y" * 200]])
     await spool.close()
     assert [rows for *_, rows in frames(tmp_path)] == [[["x" * 50]]]
+
+
+def test_rows_spooled_by_an_older_version_still_load() -> None:
+    """Frames of kind E (events without `source`) and R (rejected rows without code, field, detail)."""
+    from chainlens.core import spoolfile
+    from chainlens.core.refusals import REJECTED_COLUMNS
+    from chainlens.core.rows import EVENT_COLUMNS
+
+    old_event = orjson.dumps(list(range(len(EVENT_COLUMNS) - 1)))
+    old_rejected = orjson.dumps([1.5, "demo", "e", "400: body is not valid JSON", "{not"])
+    for kind, line, kind_now, width in ((spoolfile.EVENTS_UNSOURCED, old_event, spoolfile.EVENTS, len(EVENT_COLUMNS)),
+                                        (spoolfile.REJECTED_UNCODED, old_rejected, spoolfile.REJECTED,
+                                         len(REJECTED_COLUMNS))):
+        payload = spoolfile.PAYLOAD.pack(kind, 1000, 2) + line + b"\n" + line
+        got_kind, received_ms, count, body = spoolfile.decode_rows(payload)
+        rows = [orjson.loads(r) for r in body.split(b"\n")]
+        assert (got_kind, received_ms, count) == (kind_now, 1000, 2)
+        assert [len(r) for r in rows] == [width, width] and rows[0][-1] == ""

@@ -64,6 +64,7 @@ class EventRow(msgspec.Struct, array_like=True):
     browser: str
     os: str
     is_bot: bool
+    source: str  # how it came: `e` (a browser), `s2s` (the shop's back office), `import`
 
 
 EVENT_COLUMNS: tuple[str, ...] = EventRow.__struct_fields__
@@ -88,10 +89,11 @@ def clock_shift(received_ms: int, sent_at: int | None) -> int:
 
 
 def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: int, dropped: list[tuple[str, str, Any]],
-              age_limit: bool = True, server: bool = False) -> EventRow:
+              age_limit: bool = True, source: str = "e") -> EventRow:
     """The `events` row of one read event, or EventError; what it leaves out
-    goes to `dropped`. `server`: sent by the store's back office (/s2s), whose reports about an
-    order may come months later."""
+    goes to `dropped`. From the shop's back office (/s2s, import), reports about an order may
+    come months later."""
+    server = source in SERVER_SOURCES
     if not is_number(e.ts) or e.ts <= 0:
         raise EventError("ts", "missing or not milliseconds since the epoch")
     client_ts = int(e.ts)
@@ -137,7 +139,7 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
         scrub_url(url, site.scrub_query), scrub_url(e.ref or "", site.scrub_query),
         props, None if value is None else float(value),
         e.currency or props.get("currency", "")[:8], order_id,
-        client.device, client.browser, client.os, client.is_bot,
+        client.device, client.browser, client.os, client.is_bot, source,
     )
 
 
@@ -146,17 +148,17 @@ def validate_event(raw: Any, *, site: Site, client: Client, received_ms: int, se
     """One parsed event to its row (optional fields that cannot be read are left out), or EventError."""
     e = read_event(raw, [], server=server)
     return event_row(e, site=site, client=client, received_ms=received_ms, shift=clock_shift(received_ms, sent_at),
-                     dropped=[], age_limit=age_limit, server=server)
+                     dropped=[], age_limit=age_limit, source="s2s" if server else "e")
 
 
 def fast_rows(events: list[Any], *, site: Site, client: Client, received_ms: int, sent_at: int | None,
-              age_limit: bool = True, server: bool = False) -> list[EventRow] | None:
+              age_limit: bool = True, source: str = "e") -> list[EventRow] | None:
     """Rows of decoded, typed events when every one passes the cross-field check, else None."""
     shift = clock_shift(received_ms, sent_at)
     dropped: list[tuple[str, str, Any]] = []
     try:
         rows = [event_row(e, site=site, client=client, received_ms=received_ms, shift=shift, dropped=dropped,
-                          age_limit=age_limit, server=server) for e in events]
+                          age_limit=age_limit, source=source) for e in events]
     except EventError:
         return None
     return None if dropped else rows  # the reader that names each problem takes it from here
@@ -173,7 +175,7 @@ def build_rows(events: list[Any], *, site: Site, client: Client, received_ms: in
         try:
             e = read_event(raw, dropped, server=server)
             out.rows.append(event_row(e, site=site, client=client, received_ms=received_ms, shift=shift,
-                                      dropped=dropped, age_limit=age_limit, server=server))
+                                      dropped=dropped, age_limit=age_limit, source=source))
         except EventError as exc:
             out.errors.append({"index": index, "error": str(exc), "code": exc.code, "field": exc.field})
             out.rejected.append(rejected_row(received_ms=received_ms, site_id=site.id, source=source,

@@ -44,9 +44,10 @@ import orjson
 
 HEADER = struct.Struct("<II")
 PAYLOAD = struct.Struct("<cQI")
-EVENTS, REJECTED = b"E", b"J"
-# Rejected rows written before they carried a code, field and detail (REJECTED_COLUMNS' first
-# five): a spool left by an older version still loads, the three columns empty.
+EVENTS, REJECTED = b"F", b"J"
+# Rows written by older versions: events without their `source`, rejected rows without their
+# code, field and detail. A spool they left still loads, the missing columns empty.
+EVENTS_UNSOURCED = b"E"
 REJECTED_UNCODED = b"R"
 MAX_FRAME = 64 << 20
 SUFFIX = ".seg"
@@ -82,9 +83,10 @@ def decode_rows(payload: bytes) -> tuple[bytes, int, int, bytes]:
     """(kind, received_ms, row count, JSONCompactEachRow body)."""
     kind, received_ms, count = PAYLOAD.unpack_from(payload)
     body = payload[PAYLOAD.size:]
-    if kind == REJECTED_UNCODED:
-        kind, body = REJECTED, b"\n".join(orjson.dumps([*orjson.loads(line), "", "", ""])
-                                          for line in body.split(b"\n") if line)
+    if kind in (REJECTED_UNCODED, EVENTS_UNSOURCED):
+        missing = ["", "", ""] if kind == REJECTED_UNCODED else [""]
+        kind = REJECTED if kind == REJECTED_UNCODED else EVENTS
+        body = b"\n".join(orjson.dumps([*orjson.loads(line), *missing]) for line in body.split(b"\n") if line)
     return kind, received_ms, count, body
 
 

@@ -359,6 +359,7 @@ CREATE TABLE events
     `browser` LowCardinality(String),
     `os` LowCardinality(String),
     `is_bot` Bool,
+    `source` LowCardinality(String) DEFAULT '',
     INDEX ts_minmax ts TYPE minmax GRANULARITY 1,
     INDEX received_minmax received_at TYPE minmax GRANULARITY 1
 )
