@@ -127,14 +127,13 @@ class Supervisor:
         return False
 
     def _reload(self) -> None:
-        """SIGHUP: check the settings file; if it reads, every process runs with it (each reads
-        it itself) and children started later get it too. If not, nothing changes."""
+        """SIGHUP: every process reads the settings file itself; where it reads, they run with it
+        and children started later get it too. Where it does not, each keeps what it had, and the
+        store process keeps the error for /readyz and `chainlens reload`."""
         self.settings, kept, error = reread(self.settings, log)
-        if error:
-            return
         for proc in [*self.workers.values(), *([self.store] if self.store else [])]:
             _signal(proc, signal.SIGHUP)
-        if kept:
+        if kept and not error:
             print(f"chainlens serve: reloaded; these keep their running values until a restart: {', '.join(kept)}",
                   file=sys.stderr, flush=True)
 
