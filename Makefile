@@ -26,7 +26,7 @@ test: $(STAMP) chromium lint
 
 # The fast loop: lint, then the tests that start no `chainlens serve` process and no browser.
 check: $(STAMP) lint
-	$(BIN)/pytest -q -m "not slow and not browser" -p no:cacheprovider
+	$(BIN)/pytest -q -m "not slow and not browser" -p no:cacheprovider -n 2 --dist loadfile
 
 lint: $(STAMP) lint-js
 	$(BIN)/ruff check chainlens collector ingestion sdk_js tests $(wildcard bench)

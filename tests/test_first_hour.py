@@ -92,3 +92,15 @@ def test_sql_cannot_hurt_without_write_and_a_dropped_table_comes_back(tmp_path: 
     rolled = chainlens(tmp_path, "rollup", "-c", str(path))
     assert rolled.returncode == 0, rolled.stderr
     assert chainlens(tmp_path, "sql", "EXISTS TABLE chain_daily", "--format", "TSV", "-c", str(path)).stdout == "1\n"
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`chainlens sql … | head -1`: the pipe closes under the command, which ends quietly."""
+    path = write_toml(tmp_path / "shop.toml", make_config(tmp_path))
+    (tmp_path / "none.jsonl").write_text("")
+    assert chainlens(tmp_path, "import", "none.jsonl", "--site", "demo", "-c", str(path)).returncode == 0
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
+    piped = subprocess.run(f"{sys.executable} -m chainlens.cli sql 'SELECT number FROM numbers(200000)' "
+                           f"--format TSV -c {path} | head -1", shell=True, cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert piped.stdout == "0\n" and "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr

@@ -585,3 +585,16 @@ def test_a_session_of_after_purchase_pages_only_is_a_session(db: Any, tmp_path: 
         "mobile", 1, 0, False, "/orders/o-1")
     answers = table(db, "satisfaction_daily", "asked_at = 'all' AND link = 'all' AND segment = 'all'")
     assert {(r["device"], r["responses"]) for r in answers} == {("all", 1), ("mobile", 1)}
+
+
+def test_a_report_dated_before_its_purchase_is_kept_and_flagged(db: Any, tmp_path: Path) -> None:
+    reset(db)
+    settings = site_settings(tmp_path)
+    base = NOW_MS - 80 * H
+    load(db, settings, [ev("P", 0, "page", "cart", base=base),
+                        ev("P", 2, "step", "purchase", base=base, value=20.0, order_id="o-1")])
+    load_s2s(db, settings, [s2s("o-1", -5, "shipped"), s2s("o-1", 30, "delivered")])  # shipped "before" it
+    rollup(db, settings, now=NOW)
+    (order,) = table(db, "chain_orders")
+    assert order["dated_before_purchase"] is True and order["shipped_at"] is not None
+    assert order["hours_to_ship"] is None and order["hours_to_deliver"] == pytest.approx(30 - 2 / 60)

@@ -5,15 +5,20 @@
 -- segment, source and obstacles come from the purchase session in chain_sessions.
 INSERT INTO chain_orders_staging (site_id, day, order_id, session_id, purchased_at, device, segment, source, value,
     currency, met_obstacle, shipped_at, delivered_at, promised_by, carrier, hours_to_ship, hours_to_deliver, on_time,
-    tracking_viewed, returned, return_reason, score, asked_at)
+    tracking_viewed, returned, return_reason, score, asked_at, dated_before_purchase)
 SELECT
     o.site_id, o.day, o.order_id, o.session_id, o.purchased_at, o.device, s.segment, s.source, o.value, o.currency,
     s.met, o.shipped_at, o.delivered_at, o.promised_by, o.carrier,
-    (toUnixTimestamp64Milli(o.shipped_at) - toUnixTimestamp64Milli(o.purchased_at)) / 3600000 AS hours_to_ship,
-    (toUnixTimestamp64Milli(o.delivered_at) - toUnixTimestamp64Milli(o.purchased_at)) / 3600000 AS hours_to_deliver,
+    -- a report dated before its purchase (a back office's clock, a wrong date) is kept and flagged,
+    -- and gives no time to ship or deliver: a negative one would pull the medians down
+    if(o.shipped_at < o.purchased_at, NULL,
+       (toUnixTimestamp64Milli(o.shipped_at) - toUnixTimestamp64Milli(o.purchased_at)) / 3600000) AS hours_to_ship,
+    if(o.delivered_at < o.purchased_at, NULL,
+       (toUnixTimestamp64Milli(o.delivered_at) - toUnixTimestamp64Milli(o.purchased_at)) / 3600000) AS hours_to_deliver,
     if(o.delivered_at IS NULL OR o.promised_by IS NULL, NULL, o.delivered_at <= o.promised_by) AS on_time,
     o.tracked OR (t.anon_id != '' AND t.last_view > o.purchased_at) AS tracking_viewed,
-    o.returned, o.return_reason, o.score, o.asked_at
+    o.returned, o.return_reason, o.score, o.asked_at,
+    o.shipped_at < o.purchased_at OR o.delivered_at < o.purchased_at AS dated_before_purchase
 FROM
 (
     SELECT

@@ -123,7 +123,8 @@ CREATE TABLE chain_orders
     `returned` Bool,
     `return_reason` String,
     `score` Nullable(UInt8),
-    `asked_at` LowCardinality(String)
+    `asked_at` LowCardinality(String),
+    `dated_before_purchase` Bool DEFAULT false
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
@@ -154,7 +155,8 @@ CREATE TABLE chain_orders_staging
     `returned` Bool,
     `return_reason` String,
     `score` Nullable(UInt8),
-    `asked_at` LowCardinality(String)
+    `asked_at` LowCardinality(String),
+    `dated_before_purchase` Bool DEFAULT false
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
