@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="last day (YYYY-MM-DD) to recompute")
     p = command("status", cmd_status, "is data arriving: recent events, open sessions, refusals and their fix")
     p.add_argument("--site", help="one site (default: every site)")
-    p = command("check", cmd_check, "is a store page tagged right (tag, SRI hash), and does its data arrive?")
+    p = command("check", cmd_check, "is a shop's page tagged right (tag, SRI hash), and does its data arrive?")
     p.add_argument("site")
     p.add_argument("url", help="a page of the store, e.g. https://shop.example/")
     command("reload", cmd_reload, "make the running collector read its settings file again (as SIGHUP does)")

@@ -1,5 +1,5 @@
 /*
- * chainlens browser snippet: reports what happens on a store's pages as beacons.
+ * chainlens browser snippet: reports what happens on a shop's pages as beacons.
  *
  * This file is a function expression; sdk_js/render.py applies it to one JSON
  * config object per site (no template logic here):
@@ -7,7 +7,7 @@
  * It reports raw facts (page views with their URL, steps named by the page, GA4
  * ecommerce events by name); the collector applies the site's step rules, so this
  * script, and its SRI hash, do not change when they do (docs/snippet.md).
- * Nothing here may throw into the store's page: every entry point is guarded.
+ * Nothing here may throw into the shop's page: every entry point is guarded.
  * The minifier renames local names, so they say what they hold; only wire, storage and
  * property names are short (the served script must stay under 2 KB gzipped).
  */
@@ -38,7 +38,7 @@
   }
   function on(target, type, fn, capture) { target.addEventListener(type, guard(fn), capture); }
 
-  // Secure contexts only (https, localhost): where every store's checkout runs.
+  // Secure contexts only (https, localhost): where every shop's checkout runs.
   function uuid() { return crypto.randomUUID(); }
   function mayStore(any) { return storage && (any || (consent && !config.cookieless)); }
   function read(k, any) {

@@ -10,7 +10,7 @@
  * configured step: exit intent (the pointer leaves through the top of the window), idle longer
  * than the step's threshold, or a return after the page was hidden more than 5 s. The arm comes
  * from the session id (the same session, the same arm); both arms record the moment, only the
- * treatment arm calls the handler. Nothing here may throw into the store's page.
+ * treatment arm calls the handler. Nothing here may throw into the shop's page.
  */
 (function (cfg) {
   var w = window, d = document, nav = navigator;

@@ -2,7 +2,7 @@
 
 User agents are parsed by ua-parser (the maintained uap-core rules) and bots
 recognised by crawlerdetect's maintained crawler list; both are cached per UA
-string, since a store's traffic repeats a few hundred strings. The client
+string, since a shop's traffic repeats a few hundred strings. The client
 address is never stored: it only feeds the rate limiter.
 """
 

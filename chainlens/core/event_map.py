@@ -1,11 +1,11 @@
-"""The default event map: the ecommerce events a store's tags already send, by the chain step they
+"""The default event map: the ecommerce events a shop's tags already send, by the chain step they
 mean (docs/snippet.md, "What the snippet tags by itself"). A site keeps those whose step its chain
 has; `[sites.events]` adds or overrides (Site.event_steps)."""
 
 from __future__ import annotations
 
 LIST_VIEWS = ("view_item_list", "collection_viewed")  # GA4's and Shopify's list pages
-# The ecommerce events a store's tags already send, by the step they mean (docs/snippet.md):
+# The ecommerce events a shop's tags already send, by the step they mean (docs/snippet.md):
 # GA4's recommended events and Shopify's standard customer events. A site's chain keeps the
 # ones whose step it has; `[sites.events]` adds or overrides.
 DEFAULT_EVENTS: dict[str, tuple[str, ...]] = {

@@ -20,7 +20,7 @@ import msgspec
 from chainlens.core import money
 
 EVENT_TYPES = ("identify", "obstacle", "page", "step", "track")
-SERVER_SOURCES = ("s2s", "import")  # the store's back office: reports about orders, without a browser session
+SERVER_SOURCES = ("s2s", "import")  # the shop's back office: reports about orders, without a browser session
 ORDER_SESSION = "order:"  # the session id of a back-office event that names only its order
 NEEDS = {"step": "step", "obstacle": "name", "track": "name"}  # type → the field it cannot do without
 

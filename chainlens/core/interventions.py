@@ -1,5 +1,5 @@
 """The risk script's records (docs/interventions.md): the moment of risk in both arms, and what the
-store's offer became."""
+shop's offer became."""
 
 from __future__ import annotations
 

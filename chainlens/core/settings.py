@@ -144,7 +144,7 @@ class Segment:
 
 
 BUILTIN_SEGMENTS = ("decisive", "researcher", "returning_to_finish", "browser")
-# After the purchase (docs/metrics.md, "After the purchase"): what a store's back office reports by
+# After the purchase (docs/metrics.md, "After the purchase"): what a shop's back office reports by
 # order id; `tracking_viewed` (the shopper opened the order's tracking) is always one of them.
 AFTER_PURCHASE = ("shipped", "delivered", "returned")
 TRACKING_VIEWED = "tracking_viewed"

@@ -1,4 +1,4 @@
-"""A seeded model of shoppers walking a store's consumption chain, for the demo.
+"""A seeded model of shoppers walking a shop's consumption chain, for the demo.
 
 Each session walks discover → search → select → cart → checkout.info →
 checkout.shipping → checkout.payment → (checkout.review) → purchase and may
@@ -34,7 +34,7 @@ TABLET_UA = ("Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 USER_AGENTS = {"desktop": DESKTOP_UA, "mobile": MOBILE_UA, "tablet": TABLET_UA}
 
-# The demo store's catalogue: sku → (name, price); the storefront sells these, shoppers put them in carts.
+# The demo shop's catalogue: sku → (name, price); the storefront sells these, shoppers put them in carts.
 PRODUCTS = {sku: (name, price) for sku, name, price in [
     (101, "Trail runner shoes", 89.0), (102, "Rain shell jacket", 129.0), (103, "Merino socks", 14.5),
     (104, "Day pack 20 L", 59.9), (105, "Headlamp", 24.0), (113, "Limited edition tent", 349.0),
@@ -61,7 +61,7 @@ JOBS = {
     "researcher": (22, (5, 8), (1, 3), 1.2, 0.5, 0.3),
     "browser": (50, (1, 2), (0, 1), 1.0, 0.6, 1.0),
 }
-# The demo store's intervention (docs/interventions.md): its holdout share, and the chance its
+# The demo shop's intervention (docs/interventions.md): its holdout share, and the chance its
 # free-shipping offer keeps a shopper who met a shipping cost and was about to leave.
 HOLDOUT, RESCUE = 0.2, 0.2
 TRIGGERS = ("exit_intent", "idle", "return_after_hide")
@@ -233,7 +233,7 @@ class Walk:
 
     def cart(self) -> bool:
         self.enter("cart")
-        # What is in the cart, as a store's add_to_cart push carries it (GA4 items).
+        # What is in the cart, as a shop's add_to_cart push carries it (GA4 items).
         picks = self.rng.sample(sorted(PRODUCTS), self.rng.choice((1, 1, 2, 3)))
         self.cart_value = round(sum(PRODUCTS[sku][1] for sku in picks), 2)
         self.emit("step", "cart", items=[{"item_id": str(sku), "item_name": PRODUCTS[sku][0],
@@ -263,7 +263,7 @@ class Walk:
         return self.stays(p_ship, "checkout.shipping", (1.3 if cost else 1) * self.pace, decided=goes_on)
 
     def at_risk(self, step: str, goes_on: bool, *, helps: bool) -> bool:
-        """The demo store's free-shipping offer at the moment of risk (docs/interventions.md), as the
+        """The demo shop's free-shipping offer at the moment of risk (docs/interventions.md), as the
         risk script records it: both arms; the offer in the treatment arm only. It keeps a shopper
         who met the shipping cost and was leaving with probability RESCUE, and nobody else."""
         arm = "holdout" if arm_share(self.base["sid"]) < HOLDOUT else "treatment"
@@ -302,7 +302,7 @@ RETURN_REASONS = ("too small", "changed my mind", "arrived damaged", "not as pic
 
 
 def aftercare(session: Session, rng: random.Random, *, now_ms: int) -> list[dict[str, Any]]:
-    """What the store's back office reports about a session's order (shipped, delivered, tracked,
+    """What the shop's back office reports about a session's order (shipped, delivered, tracked,
     returned) and the buyer's survey answer, by order id, as far as it happened before `now_ms`.
     One order in five goes with a carrier that is late 40% of the time (a fifth of all
     deliveries overall); late deliveries and checkout obstacles lower the answer."""

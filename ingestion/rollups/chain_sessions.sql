@@ -137,7 +137,7 @@ FROM
                 toUInt32(uniqExactIf(order_id, step = chain[length(chain)] AND order_id != '')
                     - uniqExactIf(order_id, step = chain[length(chain)] AND order_id != '' AND value IS NOT NULL))
                     AS orders_value_unknown,
-                -- the store's own pages are not a source (a session that began after a pause)
+                -- the shop's own pages are not a source (a session that began after a pause)
                 if(domainWithoutWWW(argMin(referrer, ts)) = domainWithoutWWW(argMin(url, ts)), '',
                    domainWithoutWWW(argMin(referrer, ts))) AS referrer_host,
                 -- the landing: the session's first page view (its first event without one)
