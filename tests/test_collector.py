@@ -138,7 +138,7 @@ CODES = [("body must be", "bad_envelope"), ("events: missing", "bad_envelope"), 
          ("Content-Encoding", "unsupported_encoding")]
 
 
-@pytest.mark.parametrize(("body", "headers", "status", "message"), [
+UNREADABLE = [
     (b"{not json", {}, 400, "body is not valid JSON"),
     (b"[1, 2]", {}, 400, "body must be a JSON object"),
     (b'{"site": "demo"}', {}, 400, "events: missing or not an array"),
@@ -158,7 +158,11 @@ CODES = [("body must be", "bad_envelope"), ("events: missing", "bad_envelope"), 
     (beacon(event(step="cart")).replace(b'"ts":', b'"ts":1e99999,"x":'), {}, 400, "body is not valid JSON"),
     (beacon(event(step="cart")).replace(b'"cart"', b'"ca\x01rt"'), {}, 400, "body is not valid JSON"),
     (b"\xff\xfe\x00\xd8{\x00", {}, 400, "not valid UTF-16 text"),
-])
+]
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "message"), UNREADABLE,
+                         ids=[f"{i}-{case[2]}" for i, case in enumerate(UNREADABLE)])
 async def test_unreadable_requests_get_a_4xx_naming_the_problem_and_are_kept(
     client: Any, body: bytes, headers: dict[str, str], status: int, message: str
 ) -> None:
