@@ -17,7 +17,7 @@ from typing import Any
 
 from chainlens.core.settings import Settings, Site
 from chainlens.store_access import CommandError, admin_call, live_states, running_service
-from sdk_js.render import read_switches, render, switches
+from sdk_js.render import render, switches, switches_in
 
 USER_AGENT = "Mozilla/5.0 (compatible; chainlens-check)"
 
@@ -74,7 +74,7 @@ def check_page(settings: Settings, site: Site, url: str) -> Report:
         else:
             report.bad(f"the tag loads {src}, but the collector is at {want_src} (collector.public_url)")
         try:
-            given = read_switches(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(src).query)))
+            given = switches_in(src)
         except ValueError as exc:
             given = None
             report.bad(f"the tag's URL is not one `chainlens snippet` prints: {exc}")

@@ -45,7 +45,7 @@ from ingestion.imports import CHUNK_LINES, import_lines
 from ingestion.live import live_text
 from ingestion.runner import StoreRunner
 from ingestion.schedule import run_pass
-from sdk_js.render import read_switches, shopify_pixel, snippet_tag
+from sdk_js.render import shopify_pixel, snippet_tag, switches_in
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,7 +233,7 @@ def _served_switches(link: dict[str, Any], settings: Settings) -> dict[str, dict
         except CommandError:  # a site the running service does not have (yet)
             continue
         src = tag.split('src="', 1)[1].split('"', 1)[0]
-        given = read_switches(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(src).query)))
+        given = switches_in(src)
         if given is not None:
             out[site.id] = given
     return out

@@ -60,6 +60,11 @@ def read_switches(query: Mapping[str, str]) -> dict[str, int] | None:
 SWITCHES = ("consent", "cookieless", "session_min")
 
 
+def switches_in(src: str) -> dict[str, int] | None:
+    """The switches a tag's `src` URL names (read_switches), or ValueError."""
+    return read_switches(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(src).query)))
+
+
 def site_config(site: Site, *, public_url: str, given: Mapping[str, int] | None = None) -> dict[str, object]:
     """What the script needs: where to send, and the switches (the site's, or those its tag names).
     Step rules stay on the server, so changing them leaves the script and its SRI hash as they are."""
