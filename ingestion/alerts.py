@@ -32,12 +32,13 @@ import logging
 import math
 import zoneinfo
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import aiohttp
 from clickhouse_connect.driver.client import Client
 
+from chainlens.core import clock
 from chainlens.core.settings import Site
 from ingestion.figures import ALL
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 SHRINK = 10  # baseline sessions' weight of the step's overall rate in each hour of day
 NORMAL_Z = 1.0  # an open episode resolves when the window's |z| is below this
 DEVICE_EXTRA_Z = 0.75  # added to z_threshold for a single device's test
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,15 @@ class Alert:
     z: float
     message: str
     device: str = ALL
-    kind: str = "abandonment"  # abandonment | reach
+    kind: str = "abandonment"  # abandonment | reach | stall | reach_live (ingestion/live_alerts.py)
     window_hours: int = 0
     state: str = "open"  # open | resolved
+    window_minutes: int = 0  # the live kinds': since the episode's change point
+    expected: float = 0.0
+    observed: int = 0
+    cause: str = ""
+    causes: list[tuple[str, str, float, float]] = field(default_factory=list)  # (factor, value, share, usual_share)
+    since: dt.datetime = EPOCH  # the live kinds': the episode's start
 
 
 @dataclass(frozen=True)
@@ -114,7 +122,7 @@ def evaluate(client: Client, site: Site, *, now: dt.datetime | None = None, time
     """Find, record and return the alerts and resolutions of `site` at `now` (new ones only)."""
     cfg = site.alerts
     tz = zoneinfo.ZoneInfo(site.timezone)
-    detected_at = now or dt.datetime.now(dt.UTC)
+    detected_at = now or clock.now()
     # Only whole hours whose sessions have all closed (the last one ended timeout_s ago).
     end = (detected_at - dt.timedelta(seconds=timeout_s)).replace(minute=0, second=0, microsecond=0)
     longest = max(cfg.window_hours)
@@ -155,12 +163,18 @@ def evaluate(client: Client, site: Site, *, now: dt.datetime | None = None, time
                     found.append(_alert(site, detected_at, step, device, kind, hours, span, test, "open"))
                 elif key in episodes and normal and not firing:
                     found.append(_alert(site, detected_at, step, device, kind, hours, span, test, "resolved"))
-    if found:
-        client.insert("alerts", [list(asdict(a).values()) for a in found], column_names=list(Alert.__annotations__))
-        for alert in found:
-            log.warning("early warning", extra={"site": site.id, "step": alert.step, "device": alert.device,
-                                                "state": alert.state, "alert": alert.message})
+    record(client, site, found)
     return found
+
+
+def record(client: Client, site: Site, found: list[Alert]) -> None:
+    """Store new alerts and resolutions in `alerts`, and log each."""
+    if not found:
+        return
+    client.insert("alerts", [list(asdict(a).values()) for a in found], column_names=list(Alert.__annotations__))
+    for alert in found:
+        log.warning("early warning", extra={"site": site.id, "step": alert.step, "device": alert.device,
+                                            "kind": alert.kind, "state": alert.state, "alert": alert.message})
 
 
 def _fires(kind: str, test: Test, cfg: Any, device: str) -> bool:
@@ -227,12 +241,15 @@ def _jsonable(alert: Alert) -> dict[str, Any]:
     out = asdict(alert)
     out["detected_at"] = alert.detected_at.isoformat()
     out["window_start"], out["window_end"] = alert.window_start.isoformat(), alert.window_end.isoformat()
+    out["since"] = alert.since.isoformat()
+    out["causes"] = [{"factor": f, "value": v, "share": s, "usual_share": u} for f, v, s, u in alert.causes]
     return out
 
 
 def list_alerts_query(*, site: str | None, limit: int) -> tuple[str, dict[str, Any]]:
     query = (
-        "SELECT toStartOfSecond(detected_at) AS detected, step, round(z, 1) AS z, message FROM alerts FINAL "
+        "SELECT toStartOfSecond(detected_at) AS detected, kind, state, device, step, round(z, 1) AS z, message "
+        "FROM alerts FINAL "
         + ("WHERE site_id = {site:String} " if site else "")
         + "ORDER BY detected_at DESC, step LIMIT {limit:UInt32}"
     )

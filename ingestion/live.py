@@ -9,13 +9,15 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from chainlens.core import clock
 from chainlens.core.settings import Settings, Site
+from ingestion import live_alerts
 
 ARRIVING = """
 SELECT
-    countIf(received_at >= now64(3) - INTERVAL 5 MINUTE AND NOT is_bot) AS events_5m,
-    countIf(received_at >= now64(3) - INTERVAL 30 MINUTE AND NOT is_bot) AS events_30m,
-    countIf(received_at >= now64(3) - INTERVAL 30 MINUTE AND is_bot) AS bot_events_30m,
+    countIf(received_at >= {now:DateTime64(3)} - INTERVAL 5 MINUTE AND NOT is_bot) AS events_5m,
+    countIf(received_at >= {now:DateTime64(3)} - INTERVAL 30 MINUTE AND NOT is_bot) AS events_30m,
+    countIf(received_at >= {now:DateTime64(3)} - INTERVAL 30 MINUTE AND is_bot) AS bot_events_30m,
     max(received_at) AS last_event_at
 FROM events
 WHERE site_id = {site:String} AND source != 'import'  -- imported history is not arriving now
@@ -28,7 +30,7 @@ SELECT count() AS sessions, min(last) AS first_last, max(last) AS last_last
 FROM (
     SELECT session_id, max(ts) AS last
     FROM events
-    WHERE site_id = {site:String} AND NOT is_bot AND ts >= now64(3) - INTERVAL {timeout:UInt32} SECOND
+    WHERE site_id = {site:String} AND NOT is_bot AND ts >= {now:DateTime64(3)} - INTERVAL {timeout:UInt32} SECOND
     GROUP BY session_id
 )
 """
@@ -40,7 +42,7 @@ SELECT
     count() AS n,
     max(received_at) AS last_at
 FROM events_rejected
-WHERE site_id = {site:String} AND received_at >= now64(3) - INTERVAL 30 MINUTE
+WHERE site_id = {site:String} AND received_at >= {now:DateTime64(3)} - INTERVAL 30 MINUTE
 GROUP BY code, field, detail
 ORDER BY n DESC
 LIMIT 20
@@ -75,8 +77,10 @@ def fix_for(code: str, *, field: str = "", detail: str = "", site: str = "", sou
     return text.format(field=field, detail=detail, site=site, source=source)
 
 
-def live_state(client: Client, settings: Settings, site: Site) -> dict[str, Any]:
-    params = {"site": site.id, "timeout": settings.rollup.session_timeout_s}
+def live_state(client: Client, settings: Settings, site: Site, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    now = now or clock.now()
+    params = {"site": site.id, "timeout": settings.rollup.session_timeout_s,
+              "now": now.astimezone(dt.UTC).replace(tzinfo=None)}
     arriving = dict(zip(("events_5m", "events_30m", "bot_events_30m", "last_event_at"),
                         client.query(ARRIVING, parameters=params).result_rows[0], strict=True))
     sessions, first_last, last_last = client.query(OPEN, parameters=params).result_rows[0]
@@ -98,6 +102,8 @@ def live_state(client: Client, settings: Settings, site: Site) -> dict[str, Any]
         "last_closes_at": _iso(last_last + timeout) if sessions else None,
         "rollup_every_s": settings.rollup.every_s,
         "refused_30m": refused,
+        "checkout": live_alerts.panel(client, site, now=now, timeout_s=settings.rollup.session_timeout_s)
+        if site.alerts.live else None,
     }
 
 
@@ -124,6 +130,16 @@ def live_text(state: dict[str, Any]) -> str:
         lines.append(f"  {what} {r['count']:,}× (last {r['last_at']}): {r['reason']}")
         if r["fix"]:
             lines.append(f"    fix: {r['fix']}")
+    checkout = state.get("checkout")
+    if checkout:
+        lines.append(f"  checkout, last {checkout['minutes']} min (moved on / entered, expected by now):")
+        for s in checkout["steps"]:
+            if s["entered"] is None:
+                lines.append(f"    {s['step']}: no baseline yet")
+            else:
+                lines.append(f"    {s['step']}: {s['moved']} / {s['entered']}, {s['expected']} expected")
+        for a in checkout["alerts"]:
+            lines.append(f"  LIVE ALERT since {a['since']}: {a['message']}")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from chainlens.core import clock
 from chainlens.core.settings import ConfigError, Settings, Site
 from ingestion.tables import PHASES, Pass, Phase, Table, in_phase, parameters
 
@@ -57,7 +58,7 @@ def rollup(
     until: dt.date | None = None, sites: Iterable[Site] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[SiteRollup]:
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or clock.now()
     return [
         rollup_site(client, site, timeout_s=settings.rollup.session_timeout_s, now=now, since=since, until=until,
                     progress=progress)

@@ -1,4 +1,4 @@
-"""The rollup pass (rollup, then early warnings) and its schedule inside `serve`."""
+"""The rollup pass (rollup, then early warnings), the live pass, and their schedules inside `serve`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from chainlens.core import clock
 from chainlens.core.settings import Settings, is_embedded
-from ingestion import alerts, lease
+from ingestion import alerts, lease, live_alerts
 from ingestion.rollup import rollup
 from ingestion.runner import StoreRunner
 
@@ -79,3 +80,34 @@ async def scheduled(current: Callable[[], Settings], runner: StoreRunner, lock: 
             await run_pass(current(), runner, lock=lock)
         except Exception:
             log.exception("scheduled rollup failed; retrying at the next interval")
+
+
+async def live(current: Callable[[], Settings], runner: StoreRunner, stopping: asyncio.Event,
+               now: Callable[[], dt.datetime] = clock.now) -> None:
+    """The live early warning: every `live_every_s` (the shortest of the sites'), each site with
+    `[sites.alerts] live` is judged on its open sessions at the process's `now`, and what opens or
+    resolves is sent to its webhook at once (docs/metrics.md, "Live early warning")."""
+    if not current().rollup.enabled:
+        return  # the nodes that run the rollups run the live pass
+    detector = live_alerts.Detector()
+    sending: set[asyncio.Task[bool]] = set()
+    while not stopping.is_set():
+        settings = current()
+        sites = [s for s in settings.sites if s.alerts.live]
+        every = min((s.alerts.live_every_s for s in sites), default=60)
+        try:
+            await asyncio.wait_for(stopping.wait(), timeout=max(1, every))
+            return
+        except TimeoutError:
+            pass
+        for site in sites:
+            try:
+                found = await runner.call(detector.evaluate, site, now=now(),
+                                          timeout_s=settings.rollup.session_timeout_s)
+            except Exception:
+                log.exception("live early warning failed; retrying at the next interval", extra={"site": site.id})
+                continue
+            if found and site.alerts.webhook:
+                task = asyncio.create_task(alerts.deliver(found, site.alerts.webhook))
+                sending.add(task)
+                task.add_done_callback(sending.discard)

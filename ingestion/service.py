@@ -65,7 +65,8 @@ class StoreService:
         stopping = asyncio.Event()
         tasks = [asyncio.create_task(self.loader.run(stopping), name="loader"),
                  asyncio.create_task(schedule.scheduled(lambda: self.settings, self.runner, self.rollup_lock, stopping),
-                                     name="rollups")]
+                                     name="rollups"),
+                 asyncio.create_task(schedule.live(lambda: self.settings, self.runner, stopping), name="live")]
         yield
         # Cleanup runs after the accept side has closed its spool: drain it into the store.
         stopping.set()

@@ -72,6 +72,7 @@ TABLES: tuple[Table, ...] = (
     Table("obstacle_impact_daily", "sessions", 'docs/metrics.md, "Obstacle impact"', every("segment")),
     Table("fast_track_daily", "sessions", 'docs/metrics.md, "Fast Track In Stock"'),
     Table("checkout_hourly", "sessions", 'docs/metrics.md, "Early warning"', every("device")),
+    Table("step_moves_hourly", "sessions", 'docs/metrics.md, "Live early warning"', every("device")),
     Table("landing_engagement_daily", "sessions", 'docs/metrics.md, "Landing engagement"', (
         ("landing_path", "source", "device", "segment"), ("landing_path", "source"), ("landing_path", "device"),
         ("landing_path", "segment"), ("landing_path",), ("source",), ("device",), ("segment",), ())),

@@ -125,6 +125,7 @@ class Serve:
         self.path = write_toml(tmp / "chainlens.toml", config)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tmp / "serve.log"
+        self.extra_env: dict[str, str] = {}  # e.g. CHAINLENS_CLOCK, for serve and the commands
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINLENS_")}
@@ -134,7 +135,7 @@ class Serve:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "chainlens.cli", "serve", "-c", str(self.path)],
-                cwd=self.tmp, env=self.env(), stdout=subprocess.DEVNULL, stderr=log,
+                cwd=self.tmp, env={**self.env(), **self.extra_env}, stdout=subprocess.DEVNULL, stderr=log,
                 start_new_session=True,  # its own process group, as under a service manager
             )
         import urllib.request
@@ -164,7 +165,7 @@ class Serve:
     def cli(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "chainlens.cli", *args, "-c", str(self.path)],
-            cwd=self.tmp, env=self.env(), capture_output=True, text=True, timeout=300,
+            cwd=self.tmp, env={**self.env(), **self.extra_env}, capture_output=True, text=True, timeout=300,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"chainlens {' '.join(args)} exited {result.returncode}: {result.stderr}")

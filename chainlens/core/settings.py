@@ -85,6 +85,8 @@ class AlertSettings:
     z_threshold: float = 3.75
     min_rise: float = 0.05  # absolute rise of the abandonment rate worth a warning
     min_drop: float = 0.5  # a step that gets this share fewer sessions than expected or worse
+    live: bool = True  # judge open sessions too, every live_every_s (docs/metrics.md, "Live early warning")
+    live_every_s: int = 60
 
 
 @dataclass(frozen=True)

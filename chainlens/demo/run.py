@@ -3,12 +3,21 @@
 Starts a real `chainlens serve` on a fresh embedded store under ./data/demo,
 sends seeded shopper traffic through its HTTP API as browsers would, waits for
 the load path to drain, and prints what a shop manager wants to see.
+
+The last hours are an evening sale, and for its last half hour the payment
+page is broken on Mobile Safari. `serve` is restarted with its clock set back
+and running fast (CHAINLENS_CLOCK), so the live early warning lives through
+that half hour minute by minute in a few seconds and says when it noticed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import heapq
+import itertools
+import os
 import random
 import shutil
 import signal
@@ -29,7 +38,7 @@ from chainlens.core.owner import held_by
 from chainlens.core.settings import DEMO_CHAIN, Settings, Site
 from chainlens.core.toml_writer import dump_toml
 from chainlens.demo.shop import ShopServer
-from chainlens.demo.shoppers import Session, ShopperModel, aftercare
+from chainlens.demo.shoppers import BROKEN_PAYMENT, Session, ShopperModel, aftercare
 from chainlens.store_access import run_query
 from ingestion.figures import QUERIES, parameters
 
@@ -38,6 +47,9 @@ SHOP_PORT = 8000
 DAYS = 7  # of history, as far back as the collector's 7-day age limit lets browsers' events in
 PER_DAY = 700
 CHANGE_DAYS = 1.5  # shipping costs jump for the last day and a half: the early warning should say so
+SALE_MINUTES, SALE = 150, 20  # the evening sale before now, at twenty times the usual traffic
+BROKEN_MINUTES = 30  # its last half hour: the payment page broken on Mobile Safari
+REPLAY_MINUTES, REPLAY_SPEED = 40, 40  # the restarted serve's clock: 40 min back, 40 times as fast
 
 
 def demo_config(port: int, shop_port: int) -> dict[str, Any]:
@@ -51,6 +63,8 @@ def demo_config(port: int, shop_port: int) -> dict[str, Any]:
         "sites": [{
             "id": "demo", "origins": [origin, f"http://localhost:{shop_port}"], "secret": "demo-secret",
             "timezone": "UTC", "chain": list(DEMO_CHAIN), "checkout_from": "cart",
+            # Every second: at the replay's speed, a live evaluation every 40 simulated seconds.
+            "alerts": {"live_every_s": 1},
             "step_urls": {"discover": ["/"], "search": ["/search"], "select": ["/product/*"], "cart": ["/cart"],
                           "checkout.info": ["/checkout/info"], "checkout.shipping": ["/checkout/shipping"],
                           "checkout.payment": ["/checkout/payment"], "checkout.review": ["/checkout/review"]},
@@ -79,25 +93,44 @@ def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | 
     path.write_text(dump_toml(config))
     url = f"http://127.0.0.1:{port}"
     print(f"chainlens demo: starting the collector on {url} with a fresh embedded store in {DEMO_DIR}/")
-    with open(DEMO_DIR / "serve.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "chainlens.cli", "serve", "-c", str(path)],
-                                stdout=log, stderr=log)
+    proc = _serve(path)
     demo_settings = from_mapping(config, source=str(path))
     shop = ShopServer(demo_settings.sites[0], public_url=url, port=shop_port).start()
     try:
         _wait_healthy(url, proc)
         per_day = max(1, (sessions or DAYS * PER_DAY) // DAYS)
         started = time.monotonic()
-        sent, accepted = asyncio.run(_send_traffic(url, config, per_day=per_day))
+        now_ms = int(time.time() * 1000)
+        sent, accepted = asyncio.run(_send_traffic(url, config, per_day=per_day, now_ms=now_ms))
         print(f"sent {sent} shopper sessions ({accepted} events accepted) in {time.monotonic() - started:.1f} s")
         _wait_loaded(url)
-        _print_report(path, demo_settings)
+        # The sale, its last half hour broken, lived through again by a serve whose clock is set back.
+        now_ms = int(time.time() * 1000)
+        broken_ms = now_ms - BROKEN_MINUTES * 60_000
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
+        back = dt.datetime.fromtimestamp(now_ms / 1000 - REPLAY_MINUTES * 60, dt.UTC)
+        proc = _serve(path, clock=f"{back.isoformat()}*{REPLAY_SPEED}")
+        caught_up = time.monotonic() + REPLAY_MINUTES * 60 / REPLAY_SPEED
+        _wait_healthy(url, proc)
+        feed = Feed(url, config)
+        sale = ShopperModel(seed=8, origin=feed.origin, act=True, change_at_ms=0,  # shipping still dear
+                            payment_broken=lambda ts: broken_ms <= ts <= now_ms or shop.payment_broken)
+        shoppers = list(sale.sessions(start_ms=now_ms - SALE_MINUTES * 60_000, end_ms=now_ms,
+                                      count=per_day * SALE * SALE_MINUTES // 1440))
+        asyncio.run(feed.run(shoppers, until_ms=now_ms))
+        print(f"sent {len(shoppers)} sessions of an evening sale, its last {BROKEN_MINUTES} min with the payment "
+              f"page broken on Mobile Safari ({feed.accepted} events accepted)")
+        _wait_loaded(url)
+        time.sleep(max(0.0, caught_up - time.monotonic()) + 2)  # the replay's clock reaches now
+        _print_report(path, demo_settings, broken_at=dt.datetime.fromtimestamp(broken_ms / 1000, dt.UTC))
         print(f"\nstorefront: {shop.url}/   (its pages carry the snippet: browse it and your session lands)")
         print(f"dashboard:  {url}/dashboard")
         if keep_running:
-            print(f"\nRunning until Ctrl-C. Refresh the rollups with: chainlens rollup -c {path}")
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            print(f"\nRunning until Ctrl-C, shoppers still arriving at the sale's pace. Break the payment page "
+                  f"by hand at {shop.url}/switches and watch the dashboard's live panel.\n"
+                  f"Refresh the rollups with: chainlens rollup -c {path}")
+            asyncio.run(_keep_shopping(feed, sale, rate_per_ms=per_day * SALE / 86_400_000))
     finally:
         shop.stop()
         proc.send_signal(signal.SIGTERM)
@@ -115,7 +148,66 @@ def demo_sessions(origin: str, *, now_ms: int, per_day: int = PER_DAY) -> Iterat
                           count=per_day * DAYS)
 
 
-async def _send_traffic(url: str, config: dict[str, Any], *, per_day: int) -> tuple[int, int]:
+def _serve(path: Path, *, clock: str = "") -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CHAINLENS_CLOCK": clock} if clock else None
+    with open(DEMO_DIR / "serve.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "chainlens.cli", "serve", "-c", str(path)],
+                                stdout=log, stderr=log, env=env)
+
+
+class Feed:
+    """Shoppers' events sent as their time comes, each session's due events in one beacon, as
+    their browsers would send them; what is not yet due waits for its time."""
+
+    def __init__(self, url: str, config: dict[str, Any]) -> None:
+        self.url, self.origin = url, config["sites"][0]["origins"][0]
+        self.pending: list[tuple[int, int, str, dict[str, Any]]] = []  # (ts, order, user agent, event)
+        self.order = itertools.count()
+        self.accepted = 0
+
+    def add(self, shoppers: list[Session]) -> None:
+        for shopper in shoppers:
+            for ev in shopper.events:
+                heapq.heappush(self.pending, (ev["ts"], next(self.order), shopper.user_agent, ev))
+
+    async def send_due(self, http: aiohttp.ClientSession, until_ms: int) -> None:
+        beacons: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        while self.pending and self.pending[0][0] <= until_ms:
+            _, _, agent, ev = heapq.heappop(self.pending)
+            beacons.setdefault((agent, ev["sid"]), []).append(ev)
+        for (agent, _), events in beacons.items():
+            body = orjson.dumps({"site": "demo", "sent_at": int(time.time() * 1000), "events": events})
+            async with http.post(self.url + "/e", data=body, headers={
+                    "Content-Type": "text/plain", "Origin": self.origin, "User-Agent": agent}) as resp:
+                self.accepted += (await resp.json())["accepted"]
+
+    async def run(self, shoppers: list[Session], *, until_ms: int) -> None:
+        self.add(shoppers)
+        async with aiohttp.ClientSession() as http:
+            await self.send_due(http, until_ms)
+
+
+async def _keep_shopping(feed: Feed, model: ShopperModel, *, rate_per_ms: float) -> None:
+    """New shoppers at `rate_per_ms`, and everyone's events sent when they are due, until a signal."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    last, owed = int(time.time() * 1000), 0.0
+    async with aiohttp.ClientSession() as http:
+        while not stop.is_set():
+            now_ms = int(time.time() * 1000)
+            owed += (now_ms - last) * rate_per_ms
+            if owed >= 1:
+                feed.add(list(model.sessions(start_ms=last, end_ms=now_ms, count=int(owed))))
+                owed -= int(owed)
+            last = now_ms
+            await feed.send_due(http, now_ms)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _send_traffic(url: str, config: dict[str, Any], *, per_day: int, now_ms: int) -> tuple[int, int]:
     origin = config["sites"][0]["origins"][0]
     accepted = sent = 0
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
@@ -128,7 +220,6 @@ async def _send_traffic(url: str, config: dict[str, Any], *, per_day: int) -> tu
                 "Content-Type": "text/plain", "Origin": origin, "User-Agent": item.user_agent}) as resp:
                 accepted += (await resp.json())["accepted"]
 
-    now_ms = int(time.time() * 1000)
     rng = random.Random(11)
     reports: list[dict[str, Any]] = []  # what the back office says after the purchase
     async with aiohttp.ClientSession() as session:
@@ -210,7 +301,7 @@ def _by_segment(site: Site) -> tuple[str, str, str, str]:
             f"step, {columns}", "GROUP BY step, step_index ORDER BY step_index")
 
 
-def _print_report(config: Path, settings: Settings) -> None:
+def _print_report(config: Path, settings: Settings, *, broken_at: dt.datetime) -> None:
     print("\n" + _cli(config, "rollup"))
     today = dt.datetime.now(dt.UTC).date()  # the demo site's time zone
     params = parameters(settings.sites[0], start=today - dt.timedelta(days=DAYS + 1), end=today)
@@ -218,7 +309,21 @@ def _print_report(config: Path, settings: Settings) -> None:
         query = f"SELECT {columns} FROM ({QUERIES[name]}) {tail}"
         out = run_query(settings, " ".join(query.split()), fmt="PrettyCompactMonoBlock", parameters=params)
         print(f"\n{title}\n" + out.decode().rstrip())
-    print("\nEarly warnings\n" + _cli(config, "alerts"))
+    print("\nEarly warnings, hourly and live\n" + _cli(config, "alerts"))
+    first = _cli(config, "sql", "SELECT toUnixTimestamp64Milli(detected_at) AS ms, device, message FROM alerts "
+                 "WHERE kind = 'stall' AND step = 'checkout.payment' AND state = 'open' "
+                 f"AND detected_at >= fromUnixTimestamp64Milli({int(broken_at.timestamp() * 1000)}) "
+                 "ORDER BY detected_at LIMIT 1",
+                 "--format", "JSONEachRow")
+    print(f"\nLive early warning: the payment page broke on Mobile Safari at {broken_at:%H:%M:%S} UTC "
+          f"(js_error '{BROKEN_PAYMENT}')")
+    if not first:
+        print("  no live alert on checkout.payment yet")
+    else:
+        alert = orjson.loads(first)
+        at = dt.datetime.fromtimestamp(int(alert["ms"]) / 1000, dt.UTC)
+        print(f"  first live alert at {at:%H:%M:%S} UTC, {(at - broken_at).total_seconds() / 60:.0f} min later "
+              f"(device {alert['device']}): {alert['message']}")
     print("\nRejected events: " + _cli(config, "sql", "SELECT count() FROM events_rejected", "--format", "TSV"))
 
 

@@ -3,6 +3,8 @@
 Product list → product pages → cart → checkout info → shipping → payment →
 optional review → confirmation, with the obstacles shops meet: an item out of
 stock, a forced account step, a shipping cost revealed late, a declined card.
+/switches breaks the payment page by hand (it then throws 'Stripe is not
+defined' and cannot be paid), to watch the live early warning find it.
 Pages tag steps the ways real shops do: URL rules, `data-chain-step`, GA4
 `dataLayer` pushes and the page API.
 """
@@ -26,6 +28,7 @@ from sdk_js.render import snippet_tag
 OUT_OF_STOCK = {113}
 SHIPPING = 6.90
 TAG = web.AppKey("snippet_tag", Markup)
+SWITCHES = web.AppKey("switches", dict)
 
 
 @functools.cache
@@ -132,6 +135,10 @@ async def shipping(request: web.Request) -> web.Response:
 
 async def payment(request: web.Request) -> web.Response:
     sku = escape(request.query.get("sku", "101"))  # echoed into the page: never markup
+    if request.app[SWITCHES]["payment_broken"]:
+        # A payment provider's script that did not load: the page throws, and cannot be paid.
+        return page(request, "Checkout: payment", "<p>Card number</p><button disabled>Pay</button>"
+                    "<script>Stripe('pk_demo').elements();</script>")
     card = str((await request.post()).get("card", "")).replace(" ", "")
     if card and not card.endswith("0002"):
         raise web.HTTPFound(f"/checkout/review?sku={sku}")
@@ -160,9 +167,25 @@ async def done(request: web.Request) -> web.Response:
                 "</script>")
 
 
+async def switches(request: web.Request) -> web.Response:
+    state = request.app[SWITCHES]
+    if request.method == "POST":
+        state["payment_broken"] = (await request.post()).get("payment") == "broken"
+        raise web.HTTPFound("/switches")
+    broken = state["payment_broken"]
+    return page(request, "Demo switches",
+                f"<p>The payment page is <b id='payment-state'>{'broken' if broken else 'working'}</b>.</p>"
+                '<form method="post" action="/switches">'
+                f'<button name="payment" value="{"working" if broken else "broken"}">'
+                f'{"Repair" if broken else "Break"} the payment page</button></form>'
+                "<p>While it is broken, the demo's simulated shoppers on Mobile Safari cannot pay either; "
+                "the dashboard's live panel shows the alert within minutes.</p>")
+
+
 def create_shop_app(site: Site, *, public_url: str) -> web.Application:
     app = web.Application()
     app[TAG] = Markup(snippet_tag(site, public_url=public_url))
+    app[SWITCHES] = {"payment_broken": False}
     app.router.add_get("/", index)
     app.router.add_get("/search", search)
     app.router.add_get("/product/{sku:\\d+}", product)
@@ -172,6 +195,7 @@ def create_shop_app(site: Site, *, public_url: str) -> web.Application:
     app.router.add_route("*", "/checkout/payment", payment)
     app.router.add_get("/checkout/review", review)
     app.router.add_get("/checkout/done", done)
+    app.router.add_route("*", "/switches", switches)
     return app
 
 
@@ -195,6 +219,10 @@ class ShopServer:
         self._ready.set()
         self._loop.run_forever()
         self._loop.close()
+
+    @property
+    def payment_broken(self) -> bool:
+        return bool(self.app[SWITCHES]["payment_broken"])
 
     def start(self) -> ShopServer:
         self._thread.start()

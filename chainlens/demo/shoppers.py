@@ -7,7 +7,10 @@ a forced account, a declined card, an item out of stock) lower the chance to
 continue on their step, so a store sees them in `obstacle_impact_daily`. Step
 continuation rates are set so that about 70% of carts are abandoned, Baymard's
 long-run figure. From `change_at_ms` on, the shipping cost jumps: the early
-warning should catch the rise of abandonment at checkout.shipping.
+warning should catch the rise of abandonment at checkout.shipping. While
+`payment_broken` says so, the payment page fails on Mobile Safari (js_error
+'Stripe is not defined') and nobody on it gets past: the live early warning
+should say so within minutes, with that cause.
 
 Shoppers come for different jobs (docs/metrics.md, "Behavior segments"): a
 decisive one goes straight to the cart and shrugs off a shipping cost more often;
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +36,7 @@ TABLET_UA = ("Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15
              "Version/17.4 Mobile/15E148 Safari/604.1")
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 USER_AGENTS = {"desktop": DESKTOP_UA, "mobile": MOBILE_UA, "tablet": TABLET_UA}
+BROKEN_PAYMENT = "Stripe is not defined"  # what a broken payment page throws on Mobile Safari
 
 # The demo shop's catalogue: sku → (name, price); the storefront sells these, shoppers put them in carts.
 PRODUCTS = {sku: (name, price) for sku, name, price in [
@@ -94,6 +98,7 @@ class ShopperModel:
     origin: str = "http://127.0.0.1:8000"
     change_at_ms: int | None = None  # from this time on, shipping costs jump
     act: bool = False  # the store offers free shipping at the moment of risk, with a holdout
+    payment_broken: Callable[[int], bool] | None = None  # is the payment page broken at this ms?
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -118,7 +123,7 @@ class ShopperModel:
             aid, returning = self.left_carts.pop(rng.randrange(len(self.left_carts))), True
         job = rng.choices(list(JOBS), weights=[j[0] for j in JOBS.values()])[0]
         walk = Walk(rng, self.origin, start_ms, {"sid": sid, "aid": aid, "sn": rng.randint(2, 9) if returning else 1},
-                    job=job, finishing=comes_back, act=self.act)
+                    job=job, finishing=comes_back, act=self.act, payment_broken=self.payment_broken)
         stages = (walk.land, walk.browse, walk.select, walk.cart, walk.details,
                   lambda: walk.shipping(jump=shipping_jump), lambda: walk.payment(device), walk.purchase)
         all(stage() for stage in stages)  # each stage says whether the shopper goes on
@@ -143,8 +148,10 @@ class Walk:
     """
 
     def __init__(self, rng: random.Random, origin: str, start_ms: int, base: dict[str, Any], *,
-                 job: str = "browser", finishing: bool = False, act: bool = False) -> None:
+                 job: str = "browser", finishing: bool = False, act: bool = False,
+                 payment_broken: Callable[[int], bool] | None = None) -> None:
         self.rng, self.origin, self.clock, self.base = rng, origin, start_ms, base
+        self.payment_broken = payment_broken
         self.events: list[dict[str, Any]] = []
         _, self.views, self.searches, self.pace, self.cost_tolerance, self.stock_tolerance = JOBS[job]
         self.buy = 1.3 if finishing else 1.0  # a campaign or a return to finish changes it
@@ -278,6 +285,9 @@ class Walk:
 
     def payment(self, device: str) -> bool:
         self.enter("checkout.payment")
+        if device == "mobile" and self.payment_broken is not None and self.payment_broken(self.clock):
+            self.emit("obstacle", "checkout.payment", "js_error", message=BROKEN_PAYMENT)
+            return False
         if device == "mobile" and self.rng.random() < 0.03:
             self.emit("obstacle", "checkout.payment", "js_error", message="Cannot read properties of undefined")
         declined = self.rng.random() < 0.12

@@ -16,11 +16,21 @@ CREATE TABLE alerts
     `device` LowCardinality(String),
     `kind` LowCardinality(String),
     `window_hours` UInt16,
-    `state` LowCardinality(String)
+    `state` LowCardinality(String),
+    `window_minutes` UInt16 DEFAULT 0,
+    `expected` Float64 DEFAULT 0,
+    `observed` UInt64 DEFAULT 0,
+    `cause` String DEFAULT '',
+    `causes` Array(Tuple(
+        factor String,
+        value String,
+        share Float64,
+        usual_share Float64)),
+    `since` DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(detected_at)
 PRIMARY KEY (site_id, step, window_start, window_end)
-ORDER BY (site_id, step, window_start, window_end, device, kind, window_hours, state)
+ORDER BY (site_id, step, window_start, window_end, device, kind, window_hours, state, since)
 SETTINGS index_granularity = 8192;
 
 CREATE TABLE campaign_daily
@@ -690,6 +700,38 @@ CREATE TABLE schema_version
 )
 ENGINE = MergeTree
 ORDER BY version
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE step_moves_hourly
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `hour` DateTime('UTC'),
+    `step` LowCardinality(String),
+    `device` LowCardinality(String),
+    `entered` UInt64,
+    `moved` UInt64,
+    `moved_within` Array(UInt64)
+)
+ENGINE = MergeTree
+PARTITION BY (site_id, day)
+ORDER BY (site_id, hour, step, device)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE step_moves_hourly_staging
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `hour` DateTime('UTC'),
+    `step` LowCardinality(String),
+    `device` LowCardinality(String),
+    `entered` UInt64,
+    `moved` UInt64,
+    `moved_within` Array(UInt64)
+)
+ENGINE = MergeTree
+PARTITION BY (site_id, day)
+ORDER BY (site_id, hour, step, device)
 SETTINGS index_granularity = 8192;
 
 CREATE TABLE step_timing_daily
