@@ -18,14 +18,23 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
-demo: $(STAMP)
+# From the npm registry into the venv, in one install (a second would prune the first): the
+# dashboard's charts (uPlot, which the collector serves from there; docs/dashboard.md), the
+# accessibility check of its tests (axe-core) and the snippet's lint (ESLint).
+JS_PACKAGES := uplot@1.6.32 axe-core@4.14.1 eslint@9
+JS_STAMP := $(VENV)/js/.installed
+$(JS_STAMP): $(STAMP) Makefile
+	@if ! command -v npm >/dev/null; then echo "npm not found: the dashboard shows tables without charts"; exit 0; fi; \
+	npm install --silent --no-save --no-audit --no-fund --prefix $(VENV)/js $(JS_PACKAGES) && touch $@
+
+demo: $(STAMP) $(JS_STAMP)
 	$(BIN)/chainlens demo
 
-test: $(STAMP) chromium lint
+test: $(STAMP) $(JS_STAMP) chromium lint
 	$(BIN)/pytest
 
 # The fast loop: lint, then the tests that start no `chainlens serve` process and no browser.
-check: $(STAMP) lint
+check: $(STAMP) $(JS_STAMP) lint
 	$(BIN)/pytest -q -m "not slow and not browser" -p no:cacheprovider -n 2 --dist loadfile
 
 lint: $(STAMP) lint-js
@@ -35,9 +44,8 @@ lint: $(STAMP) lint-js
 
 # The snippet's source is linted with ESLint (from the npm registry, kept under .venv/js).
 ESLINT := $(VENV)/js/node_modules/.bin/eslint
-lint-js: $(STAMP)
+lint-js: $(STAMP) $(JS_STAMP)
 	@if ! command -v npm >/dev/null; then echo "npm not found: skipping the JavaScript lint"; exit 0; fi; \
-	test -x $(ESLINT) || npm install --silent --no-save --no-audit --no-fund --prefix $(VENV)/js eslint@9; \
 	cd sdk_js && ../$(ESLINT) -c eslint.config.mjs chainlens.js shopify.js risk.js
 
 # ingestion/schema/current.sql: the tables as a store migrated from nothing has them.

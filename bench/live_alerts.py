@@ -107,10 +107,10 @@ def false_alarms(client, settings, site, carts: int, days: int) -> tuple[int, in
     now = start + dt.timedelta(hours=3)
     while now < start + dt.timedelta(days=days):
         window = index.at(now, lookback_min=live_alerts.LOOKBACK, timeout_s=timeout_s)
-        charts = live_alerts.charts(site, now, detector.curves(client, site, now), window)
-        evaluations += 1
         resolved = {k: (now - t).total_seconds() / 60 for k, t in resolved_at.items()}
-        for step, device, kind, state in live_alerts.decide(charts, episodes, resolved):
+        charts = live_alerts.charts(site, now, detector.curves(client, site, now), window, resolved)
+        evaluations += 1
+        for step, device, kind, state in live_alerts.decide(charts, episodes):
             if state == "open":
                 episodes.add((step, device, kind))
                 opened += 1

@@ -26,7 +26,7 @@ from chainlens.core import metrics
 from chainlens.core.settings import Settings
 from collector import beacon
 from collector.cors import allowed_origins, cors_headers, preflight
-from collector.dashboard import dashboard
+from collector.dashboard import dashboard, dashboard_asset
 from collector.ratelimit import RateLimiter
 from collector.spool import SpoolWriter
 from collector.state import CONFIG, DRAINING, HINTS, LIMITER, SPOOL, STORE, VISITORS, Config
@@ -70,6 +70,7 @@ def create_app(
         ("GET", "/sdk/{site:[A-Za-z0-9_-]+}/risk.js", sdk_script),
         ("GET", "/sdk/{site:[A-Za-z0-9_-]+}/hints", sdk_hints),
         ("GET", "/dashboard", dashboard),
+        ("GET", "/dashboard/assets/{name}", dashboard_asset),
     ):
         app.router.add_route(method, path, observed(path, handler))
     return app

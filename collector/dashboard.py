@@ -1,16 +1,22 @@
 """`GET /dashboard`: the store manager's view, rendered server-side.
 
-HTML from a jinja2 template, charts as inline SVG: no CDN, no JavaScript, works
-offline. Loopback clients only, unless `collector.dashboard_token` is set and
+HTML from a jinja2 template. Bars are page text and CSS; the time series are drawn
+in the browser by uPlot, which the collector serves from the npm package `make`
+installed (no CDN: it works offline), over per-day tables that carry the same
+values. Loopback clients only, unless `collector.dashboard_token` is set and
 given (`?token=` or `Authorization: Bearer`). The figures come from the store
 side through the app's `StoreView`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hmac
 import ipaddress
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,8 +26,6 @@ from markupsafe import Markup, escape
 
 from chainlens.core.settings import Settings
 from collector.state import CONFIG, STORE
-
-BAR_H, GAP, LABEL_W, WIDTH = 22, 6, 260, 760
 
 
 @functools.cache
@@ -64,28 +68,22 @@ def secs(ms: float | None) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
-def bars(rows: list[dict[str, Any]], *, label: str, value: str, text: Any = None, color: str = "#3b6ea8",
-         whisker: str | None = None) -> Markup:
-    """A horizontal bar chart as inline SVG; `whisker` draws a second value (e.g. p90) as a line."""
+def bars(rows: list[dict[str, Any]], *, label: str, value: str, text: Any = None, tone: str = "",
+         whisker: str | None = None, name: str = "") -> Markup:
+    """A horizontal bar chart in HTML: each row's label, bar and value in page text, so they stay
+    readable at any width; `whisker` marks a second value (e.g. p90) on the same scale."""
     values = [float(r[value] or 0) for r in rows] + [float(r[whisker] or 0) for r in rows if whisker]
     top = max(values, default=0) or 1
-    scale = (WIDTH - LABEL_W - 90) / top
-    height = len(rows) * (BAR_H + GAP) + GAP
-    parts = [f'<svg class="chart" role="img" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}">']
-    for i, row in enumerate(rows):
-        y = GAP + i * (BAR_H + GAP)
-        w = max(1.0, float(row[value] or 0) * scale)
+    parts = [f'<ul class="bars {tone}" data-chart="{escape(name)}">']
+    for row in rows:
         shown = text(row) if text else row[value]
-        parts.append(f'<text x="{LABEL_W - 8}" y="{y + 15}" text-anchor="end">{escape(row[label])}</text>')
-        parts.append(f'<rect x="{LABEL_W}" y="{y}" width="{w:.1f}" height="{BAR_H}" fill="{color}" rx="3"/>')
+        mark = ""
         if whisker and row[whisker] is not None:
-            x2 = LABEL_W + float(row[whisker]) * scale
-            parts.append(f'<line x1="{LABEL_W + w:.1f}" x2="{x2:.1f}" y1="{y + BAR_H / 2}" y2="{y + BAR_H / 2}" '
-                         f'stroke="#888" stroke-width="2"/><line x1="{x2:.1f}" x2="{x2:.1f}" y1="{y + 4}" '
-                         f'y2="{y + BAR_H - 4}" stroke="#888" stroke-width="2"/>')
-        end = LABEL_W + max(w, (float(row[whisker] or 0) * scale) if whisker else 0)
-        parts.append(f'<text x="{end + 6:.1f}" y="{y + 15}">{escape(shown)}</text>')
-    parts.append("</svg>")
+            mark = f'<i class="whisker" style="left: {float(row[whisker]) / top * 100:.1f}%"></i>'
+        parts.append(f'<li><span class="label">{escape(row[label])}</span><span class="track">'
+                     f'<b style="width: {max(0.5, float(row[value] or 0) / top * 100):.1f}%"></b>{mark}</span>'
+                     f'<span class="value">{escape(shown)}</span></li>')
+    parts.append("</ul>")
     return Markup("".join(parts))
 
 
@@ -94,34 +92,68 @@ def charts(data: dict[str, Any]) -> dict[str, Any]:
     for row in busiest:
         row["label"] = f"{row['step']} → {row['next_step']}"
     return {
-        "trends": trends(data.get("checkout_by_day", [])),
-        "funnel": bars(data["funnel"], label="step", value="reached"),
-        "checkout": bars(data["checkout"], label="step", value="abandonment_rate", color="#c0392b",
+        "trends": trends(data.get("checkout_by_day", []), data.get("checkout_by_day_before", []),
+                         start=data["start"], previous=data["previous"][0]),
+        "funnel": bars(data["funnel"], label="step", value="reached", name="funnel"),
+        "checkout": bars(data["checkout"], label="step", value="abandonment_rate", tone="bad", name="checkout",
                          text=lambda r: f"{pct(r['abandonment_rate'])} of {r['reached']}"),
-        "timing": bars(busiest, label="label", value="p50_ms", whisker="p90_ms", color="#5b8c5a",
+        "timing": bars(busiest, label="label", value="p50_ms", whisker="p90_ms", tone="good", name="timing",
                        text=lambda r: f"{secs(r['p50_ms'])} / {secs(r['p90_ms'])}"),
     }
 
 
-def trends(rows: list[dict[str, Any]], *, width: int = 240, height: int = 60) -> list[tuple[str, Markup]]:
-    """One small line chart per checkout step: its abandonment rate by day (inline SVG, 0–100%)."""
+def trends(rows: list[dict[str, Any]], before: list[dict[str, Any]], *, start: str,
+           previous: str) -> list[dict[str, Any]]:
+    """Per checkout step, its abandonment rate by day for the uPlot charts (docs/dashboard.md):
+    this period's days as Unix seconds, and the previous period's rate on the same day offset."""
+    first, earlier = dt.date.fromisoformat(start), dt.date.fromisoformat(previous)
+    shift = first - earlier
+    prior: dict[tuple[str, dt.date], float] = {
+        (r["step"], _day(r["day"]) + shift): float(r["abandonment_rate"]) for r in before}
     by_step: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_step.setdefault(row["step"], []).append(row)
     out = []
     for step, points in by_step.items():
-        n = len(points)
-        xy = [(4 + (width - 8) * (i / (n - 1) if n > 1 else 0.5),
-               height - 4 - (height - 8) * float(p["abandonment_rate"])) for i, p in enumerate(points)]
-        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
-        dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5"><title>{escape(str(p["day"]))}: '
-                       f'{pct(float(p["abandonment_rate"]))} of {p["reached"]}</title></circle>'
-                       for (x, y), p in zip(xy, points, strict=True))
-        out.append((step, Markup(
-            f'<svg class="trend" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-            f'data-step="{escape(step)}"><polyline fill="none" stroke="#c0392b" stroke-width="2" points="{line}"/>'
-            f'<g fill="#c0392b">{dots}</g></svg>')))
+        days = [_day(p["day"]) for p in points]
+        out.append({
+            "step": step,
+            "x": [int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp()) for d in days],
+            "y": [round(float(p["abandonment_rate"]), 4) for p in points],
+            "prev": [prior.get((step, d)) for d in days],
+            "reached": [int(p["reached"]) for p in points],
+            "days": [d.isoformat() for d in days],
+        })
     return out
+
+
+def _day(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
+# The chart library, installed from the npm registry by `make` into the venv (Makefile, JS_PACKAGES);
+# CHAINLENS_JS_DIR points elsewhere. Without it the dashboard shows its tables and no charts.
+JS_DIR = Path(os.environ.get("CHAINLENS_JS_DIR") or Path(sys.prefix) / "js" / "node_modules")
+ASSETS = {"uPlot.iife.min.js": ("uplot/dist/uPlot.iife.min.js", "text/javascript"),
+          "uPlot.min.css": ("uplot/dist/uPlot.min.css", "text/css")}
+
+
+@functools.cache
+def _asset(name: str) -> bytes | None:
+    path = JS_DIR / ASSETS[name][0]
+    return path.read_bytes() if path.is_file() else None
+
+
+def charts_installed() -> bool:
+    return all(_asset(name) is not None for name in ASSETS)
+
+
+async def dashboard_asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    body = _asset(name) if name in ASSETS else None
+    if body is None:
+        raise web.HTTPNotFound(text=f"{name}: not installed (run make, which installs uPlot from npm)")
+    return web.Response(body=body, content_type=ASSETS[name][1], headers={"Cache-Control": "max-age=86400"})
 
 
 def allowed(request: web.Request, settings: Settings) -> bool:
@@ -164,6 +196,7 @@ async def dashboard(request: web.Request) -> web.Response:
     except (ValueError, aiohttp.ClientError, TimeoutError):
         live = None
     html = _env().get_template("dashboard.html").render(
-        data=data, live=live, charts=charts(data), sites=[s.id for s in settings.sites],
+        data=data, live=live, charts=charts(data), charts_installed=charts_installed(),
+        sites=[s.id for s in settings.sites],
         token=request.query.get("token", ""))
     return web.Response(text=html, content_type="text/html")

@@ -164,9 +164,10 @@ def baseline(client: Client, site: Site, now: dt.datetime) -> dict[tuple[str, st
 
 
 def judge(curve: Curve, entries: np.ndarray, moves: np.ndarray, hours: np.ndarray, arrival_hours: np.ndarray,
-          ids: list[str]) -> Chart:
+          ids: list[str], *, stall_from: int = 0, reach_from: int = 0) -> Chart:
     """The charts at now from each session's entry and move, in minutes since now − LOOKBACK
-    (moves: inf when none yet), the hour of day of each entry, and that of each minute.
+    (moves: inf when none yet), the hour of day of each entry, and that of each minute. Each
+    statistic starts at zero at its `_from` minute: where an episode of it last resolved.
 
     Minute m covers (m, m + 1]; a session waits in it when it entered before m + 1 and had not
     moved on by m. Only those (session, minute) cells are computed."""
@@ -186,7 +187,9 @@ def judge(curve: Curve, entries: np.ndarray, moves: np.ndarray, hours: np.ndarra
     stall = np.zeros(LOOKBACK)
     for ratio in STALL_RATIOS:
         llr = np.where(moved_now, math.log(ratio), np.log1p(-ratio * hazard) - np.log1p(-hazard))
-        stall = np.maximum(stall, _cusum(np.bincount(minute, weights=llr, minlength=LOOKBACK)))
+        increments = np.bincount(minute, weights=llr, minlength=LOOKBACK)
+        increments[:stall_from] = 0
+        stall = np.maximum(stall, _cusum(increments))
     chart.stall, chart.stall_since, chart.stall_path = float(stall[-1]), _since(stall), stall
     recent = entries >= LOOKBACK - chart.stall_since
     chart.entered, chart.moved = int(recent.sum()), int((recent & np.isfinite(moves)).sum())
@@ -201,7 +204,9 @@ def judge(curve: Curve, entries: np.ndarray, moves: np.ndarray, hours: np.ndarra
     # The reach statistic: entries a minute against the hour of day's average.
     arrived = np.bincount(np.minimum(first, LOOKBACK - 1), minlength=LOOKBACK) if n else np.zeros(LOOKBACK)
     rate = curve.entered[arrival_hours] / curve.days / 60
-    reach = _cusum(arrived * math.log(REACH_RATIO) + rate * (1 - REACH_RATIO))
+    increments = arrived * math.log(REACH_RATIO) + rate * (1 - REACH_RATIO)
+    increments[:reach_from] = 0
+    reach = _cusum(increments)
     chart.reach, chart.reach_since, chart.reach_path = float(reach[-1]), _since(reach), reach
     chart.arrivals = int(arrived[LOOKBACK - chart.reach_since:].sum())
     chart.expected_arrivals = float(rate[LOOKBACK - chart.reach_since:].sum())
@@ -247,9 +252,16 @@ def entries(client: Client, site: Site, now: dt.datetime, *, timeout_s: int) -> 
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-def charts(site: Site, now: dt.datetime, curves: dict[tuple[str, str], Curve],
-           rows: list[Entry]) -> dict[tuple[str, str], Chart]:
-    """Every monitored step and device's charts at `now`, from the sessions' entries."""
+def charts(site: Site, now: dt.datetime, curves: dict[tuple[str, str], Curve], rows: list[Entry],
+           resolved: dict[tuple[str, str, str], float] | None = None) -> dict[tuple[str, str], Chart]:
+    """Every monitored step and device's charts at `now`, from the sessions' entries. A chart
+    whose (step, device, kind) episode resolved `resolved[key]` minutes ago starts again from
+    zero then: a new episode needs evidence gathered after the last one ended."""
+    resolved = resolved or {}
+
+    def restart(step: str, device: str, kind: str) -> int:
+        return max(0, LOOKBACK - math.floor(resolved.get((step, device, kind), LOOKBACK)))
+
     start = now - dt.timedelta(minutes=LOOKBACK)
     steps = site.checkout_steps
     tz = zoneinfo.ZoneInfo(site.timezone)
@@ -276,26 +288,23 @@ def charts(site: Site, now: dt.datetime, curves: dict[tuple[str, str], Curve],
         sessions = per.get(key, [])
         out[key] = judge(curve, np.array([s[1] for s in sessions], dtype=float),
                          np.array([s[2] for s in sessions], dtype=float),
-                         np.array([s[3] for s in sessions], dtype=int), arrival_hours, [s[0] for s in sessions])
+                         np.array([s[3] for s in sessions], dtype=int), arrival_hours, [s[0] for s in sessions],
+                         stall_from=restart(*key, "stall"), reach_from=restart(*key, "reach_live"))
     return out
 
 
 def decide(charts: dict[tuple[str, str], Chart], episodes: dict[tuple[str, str, str], dt.datetime] | set,
-           resolved: dict[tuple[str, str, str], float] | None = None) -> list[tuple[str, str, str, str]]:
+           ) -> list[tuple[str, str, str, str]]:
     """(step, device, kind, 'open' | 'resolved') for each episode that opens or resolves now.
-
-    An episode opens only while the last minutes do not look normal, and, when one resolved
-    `resolved[key]` minutes ago, only on a rise that began after that: the same rise never
-    opens, resolves and opens again."""
+    An episode opens only while the last minutes do not look normal: the state that resolves
+    one never opens it."""
     out = []
     for (step, device), chart in sorted(charts.items()):
         threshold = THRESHOLD + (0 if device == ALL else DEVICE_EXTRA)
-        for kind, value, since, recovered in (
-                ("stall", chart.stall, chart.stall_since, chart.stall_recovered),
-                ("reach_live", chart.reach, chart.reach_since, chart.reach_recovered)):
+        for kind, value, recovered in (("stall", chart.stall, chart.stall_recovered),
+                                       ("reach_live", chart.reach, chart.reach_recovered)):
             key = (step, device, kind)
-            fresh = resolved is None or since < resolved.get(key, math.inf)
-            if (value >= threshold + (REACH_EXTRA if kind == "reach_live" else 0) and not recovered and fresh
+            if (value >= threshold + (REACH_EXTRA if kind == "reach_live" else 0) and not recovered
                     and key not in episodes):
                 out.append((step, device, kind, "open"))
             elif key in episodes and (value < RESOLVED_BELOW or recovered):
@@ -324,10 +333,10 @@ class Detector:
         curves = self.curves(client, site, now)
         if not curves:
             return []
-        found = charts(site, now, curves, entries(client, site, now, timeout_s=timeout_s))
         episodes, resolved = live_episodes(client, site, now)
+        found = charts(site, now, curves, entries(client, site, now, timeout_s=timeout_s), resolved)
         alerts = []
-        for step, device, kind, state in decide(found, episodes, resolved):
+        for step, device, kind, state in decide(found, episodes):
             chart = found[(step, device)]
             causes = (rank_causes(client, site, step, chart.stalled_ids, now=now)
                       if kind == "stall" and state == "open" else [])

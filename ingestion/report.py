@@ -29,6 +29,7 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped:
         "left": rows(client, "left", p), "stopped": stopped,
         "abandoned_products": rows(client, "abandoned_products", p), "min_sample": site.obstacle_min_sample,
         "device": device, "devices": list(DEVICES), "checkout_by_day": rows(client, "checkout_by_day", p),
+        "checkout_by_day_before": rows(client, "checkout_by_day", before),
         "site": site.id, "start": start.isoformat(), "end": end.isoformat(), "funnel": rows(client, "funnel", p),
         "checkout": rows(client, "checkout", p), "timing": rows(client, "timing", p),
         "obstacles": rows(client, "obstacles", p), "fast_track": rows(client, "fast_track", p)[0],

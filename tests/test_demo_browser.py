@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import random
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -114,7 +117,7 @@ def test_dashboard_shows_the_rollup_figures_without_console_errors(demo: dict[st
     page.screenshot(path=str(shot), full_page=True)
     print(f"\ndashboard screenshot: {shot}")
     assert errors == []
-    assert page.locator("svg.chart").count() == 3
+    assert page.locator("ul.bars").count() == 3
     cells = page.eval_on_selector_all("#checkout tr", "rows => rows.slice(1).map(r => "
                                       "[...r.children].map(c => c.textContent.trim()))")
     expected = srv.sql(
@@ -341,6 +344,58 @@ def test_a_shop_owner_reads_the_dashboard_on_a_phone_and_a_desktop(demo: dict[st
     page.close()
 
 
+AXE = Path(sys.prefix) / "js" / "node_modules" / "axe-core" / "axe.min.js"  # installed by make (JS_PACKAGES)
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_dashboard_reads_on_a_phone_passes_axe_and_gives_its_tables_away(demo: dict[str, Any],
+                                                                              width: int) -> None:
+    srv = demo["srv"]
+    history(demo)
+    today = dt.datetime.now(dt.UTC).date()
+    start, end = (today - dt.timedelta(days=3)).isoformat(), (today - dt.timedelta(days=1)).isoformat()
+    context = demo["browser"].new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{srv.url}/dashboard?site=demo&from={start}&to={end}")
+    page.wait_for_selector(".trend-chart .plot canvas")
+    for figure in page.query_selector_all(".trend-chart"):
+        figure.screenshot(path=str(ARTIFACTS / f"trend-{figure.get_attribute('data-step')}-{width}px.png"))
+    assert errors == []
+    # Every table fits: no sideways scroll inside a table's box either (phones get one card a row).
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    cut = page.eval_on_selector_all(".scroll", "els => els.filter(e => e.scrollWidth > e.clientWidth + 1)"
+                                    ".map(e => e.querySelector('table') && e.querySelector('table').id)")
+    assert cut == [] or width > 600, cut
+    # Text of at least 12 px; on a phone, whatever is tapped is at least 40 px tall.
+    small = page.evaluate("""[...document.querySelectorAll('body *')].filter(e => e.offsetParent &&
+        [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()) &&
+        parseFloat(getComputedStyle(e).fontSize) < 12).map(e => e.tagName + ' ' + e.textContent.slice(0, 30))""")
+    assert small == []
+    if width <= 600:
+        taps = page.evaluate("""[...document.querySelectorAll('a, button, select, input, summary')]
+            .filter(e => e.offsetParent && e.getBoundingClientRect().height < 40)
+            .map(e => e.tagName + ' ' + (e.textContent || e.name).trim().slice(0, 30))""")
+        assert taps == []
+    # axe-core finds no serious or critical violation.
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("axe.run(document, {resultTypes: ['violations']}).then(r => r.violations"
+                          ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+                          ".map(v => [v.id, v.nodes.length, v.nodes[0].target.join(' ')]))")
+    assert found == [], found
+    # The CSV of a table is exactly what it shows.
+    with page.expect_download() as download:
+        page.click("button[aria-label='download CSV of the table checkout']")
+    text = Path(download.value.path()).read_text()
+    shown = page.eval_on_selector_all("#checkout tr", "rows => rows.map(r => [...r.cells].map(c => "
+                                      "c.textContent.replace(/\\s+/g, ' ').trim()))")
+    assert list(csv.reader(io.StringIO(text))) == shown
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-checked-{width}px.png"), full_page=True)
+    context.close()
+
+
 def test_trends_alerts_and_the_device_filter(demo: dict[str, Any]) -> None:
     srv = demo["srv"]
     history(demo)
@@ -365,14 +420,22 @@ def test_trends_alerts_and_the_device_filter(demo: dict[str, Any]) -> None:
         f"FROM checkout_abandonment_daily WHERE site_id = 'demo' AND day BETWEEN '{start}' AND '{end}' "
         "AND device = 'mobile' AND visitor = 'all' AND segment = 'all' GROUP BY step, step_index ORDER BY step_index")
     assert cells == [[r["step"], str(r["reached"]), str(r["continued"]), str(r["abandoned"])] for r in expected]
-    # One trend line per checkout step, a point per day of the range.
-    points = page.eval_on_selector_all("svg.trend", "svgs => svgs.map(s => [s.dataset.step, "
-                                       "s.querySelectorAll('circle').length])")
-    days = srv.sql("SELECT step, count() AS n FROM checkout_abandonment_daily WHERE site_id = 'demo' "
-                   f"AND day BETWEEN '{start}' AND '{end}' AND device = 'mobile' AND visitor = 'all' "
-                   "AND segment = 'all' "
-                   "GROUP BY step, step_index ORDER BY step_index")
-    assert points == [[r["step"], int(r["n"])] for r in days]
+    # One trend chart per checkout step, drawn (a uPlot canvas with its axes), over a per-day
+    # table that equals the rollup table: this period's rate and the previous period's.
+    drawn = page.eval_on_selector_all(".trend-chart", "fs => fs.map(f => [f.dataset.step, "
+                                      "!!f.querySelector('.plot canvas'), f.querySelectorAll('.u-axis').length])")
+    days = srv.sql("SELECT step, day, abandonment_rate FROM checkout_abandonment_daily WHERE site_id = 'demo' "
+                   f"AND day BETWEEN toDate('{start}') - 4 AND '{end}' AND device = 'mobile' AND visitor = 'all' "
+                   "AND segment = 'all' ORDER BY step_index, day")
+    steps = list(dict.fromkeys(r["step"] for r in days if r["day"] >= start))
+    assert drawn == [[step, True, 2] for step in steps]
+    rate = {(r["step"], r["day"]): f"{float(r['abandonment_rate']):.1%}" for r in days}
+    for step in steps:
+        shown = page.eval_on_selector_all(f'.trend-chart[data-step="{step}"] .trend-days tr', "rows => rows.slice(1)"
+                                          ".map(r => [...r.children].map(c => c.textContent.trim()))")
+        assert [[r[0], r[2], r[3]] for r in shown] == [
+            [d, rate[(step, d)], rate.get((step, (dt.date.fromisoformat(d) - dt.timedelta(days=4)).isoformat()), "–")]
+            for (s_, d) in sorted(k for k in rate if k[0] == step and k[1] >= start)]
     # The alerts panel: one line per episode, open ones first, as the alerts table holds them.
     panel = page.eval_on_selector_all("#alerts .alert", "els => els.map(e => e.dataset.state)")
     (episodes,) = srv.sql("SELECT count() AS n FROM (SELECT DISTINCT step, device, kind, window_hours FROM alerts "

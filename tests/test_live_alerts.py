@@ -93,6 +93,29 @@ def test_a_broken_payment_step_is_found_within_minutes_with_its_cause_and_resolv
     assert any("stall" in map(str, row) and MESSAGE in row[-1] for row in listed), listed
 
 
+@pytest.mark.slow  # minutes of evaluations on a store
+def test_a_step_repaired_and_broken_again_is_warned_again(history: Any) -> None:
+    settings, client = history
+    site = settings.sites[0]
+    repaired = BREAK + dt.timedelta(minutes=40)
+    again = repaired + dt.timedelta(minutes=45)
+    live_traffic(client, site, traffic.Breakage(PAYMENT, BREAK, message=MESSAGE, until=repaired), seed=8,
+                 hours=(again - BREAK).total_seconds() / 3600)
+    insert(client, list(traffic.events(site, carts_per_day=1000, start=again, end=again + dt.timedelta(hours=1),
+                                       seed=9, breakage=traffic.Breakage(PAYMENT, again, message=MESSAGE))))
+    detector = live_alerts.Detector()
+    delay, _ = first(client, site, detector, BREAK, 30, kind="stall", step=PAYMENT)
+    minute, _ = first(client, site, detector, BREAK + dt.timedelta(minutes=delay), 80,
+                      kind="stall", step=PAYMENT, state="resolved")
+    resolved_at = BREAK + dt.timedelta(minutes=delay + minute)
+    assert repaired < resolved_at < again
+    # The statistic starts again at the resolution: the new breakage alone opens a new episode.
+    minute, alert = first(client, site, detector, resolved_at, int((again - resolved_at).total_seconds() // 60) + 30,
+                          kind="stall", step=PAYMENT)
+    assert resolved_at + dt.timedelta(minutes=minute) > again and alert.since >= resolved_at
+    assert alert.causes[0][:2] == ("obstacle", f"js_error '{MESSAGE}'")
+
+
 @pytest.mark.slow
 def test_a_step_nobody_reaches_raises_reach_live(history: Any) -> None:
     settings, client = history

@@ -47,7 +47,7 @@ SHOP_PORT = 8000
 DAYS = 7  # of history, as far back as the collector's 7-day age limit lets browsers' events in
 PER_DAY = 700
 CHANGE_DAYS = 1.5  # shipping costs jump for the last day and a half: the early warning should say so
-SALE_MINUTES, SALE = 150, 20  # the evening sale before now, at twenty times the usual traffic
+SALE_MINUTES, SALE = 150, 30  # the evening sale before now, at thirty times the usual traffic
 BROKEN_MINUTES = 30  # its last half hour: the payment page broken on Mobile Safari
 REPLAY_MINUTES, REPLAY_SPEED = 40, 40  # the restarted serve's clock: 40 min back, 40 times as fast
 
