@@ -40,7 +40,22 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped:
         "fulfillment": rows(client, "fulfillment", p)[0], "fulfillment_by_day": rows(client, "fulfillment_by_day", p),
         "return_reasons": rows(client, "return_reasons", p), "satisfaction": rows(client, "satisfaction", p),
         "interventions": rows(client, "interventions", p), "act_min_sample": site.intervene.min_sample,
+        "breakdowns": {d: breakdown(client, p, before, d) for d in BREAKDOWNS},
     }
+
+
+BREAKDOWNS = ("browser", "os", "referrer", "landing_source", "custom_event", "invalid_field")
+
+
+def breakdown(client: Client, p: dict[str, Any], before: dict[str, Any], dimension: str) -> list[dict[str, Any]]:
+    """A dimension's largest values this period, each with the same value's sessions and
+    conversion in the previous period (None when it had none)."""
+    now = rows(client, "breakdown", {**p, "dimension": dimension})
+    earlier = {r["value"]: r for r in rows(client, "breakdown", {**before, "dimension": dimension,
+                                                                   "values": [r["value"] for r in now]})}
+    return [{**r, "sessions_before": earlier[r["value"]]["sessions"] if r["value"] in earlier else None,
+             "conversion_before": earlier[r["value"]]["conversion_rate"] if r["value"] in earlier else None}
+            for r in now]
 
 
 def side_by_side(rows_: list[dict[str, Any]]) -> list[dict[str, Any]]:

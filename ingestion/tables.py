@@ -79,6 +79,7 @@ TABLES: tuple[Table, ...] = (
     Table("campaign_daily", "sessions", 'docs/metrics.md, "Campaigns"', (
         ("source", "medium", "campaign", "device"), ("source", "medium", "campaign"), ("source", "device"),
         ("source",), ("device",), ())),
+    Table("breakdown_daily", "sessions", 'docs/metrics.md, "Breakdowns"', every("device", "segment")),
     Table("intervention_daily", "sessions", 'docs/interventions.md, "`intervention_daily`"',
           every("trigger", "device")),
     Table("chain_orders", "orders", 'docs/metrics.md, "After the purchase"'),

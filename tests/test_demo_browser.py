@@ -396,6 +396,35 @@ def test_the_dashboard_reads_on_a_phone_passes_axe_and_gives_its_tables_away(dem
     context.close()
 
 
+def test_the_breakdowns_equal_the_events(demo: dict[str, Any]) -> None:
+    """Browser and invalid form fields on the dashboard, counted again from the raw events."""
+    srv = demo["srv"]
+    history(demo)
+    today = dt.datetime.now(dt.UTC).date()
+    start, end = (today - dt.timedelta(days=3)).isoformat(), (today - dt.timedelta(days=1)).isoformat()
+    page = demo["browser"].new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{srv.url}/dashboard?site=demo&from={start}&to={end}")
+
+    def shown(table: str) -> dict[str, list[str]]:
+        cells = page.eval_on_selector_all(f"#{table} tr", "rows => rows.slice(1).map(r => "
+                                          "[...r.children].map(c => c.textContent.trim()))")
+        return {c[0]: c[1:] for c in cells}
+
+    sessions = ("SELECT session_id, argMin(browser, ts) AS browser, min(ts) AS started, "
+                "countIf(step = 'purchase') > 0 AS bought, "
+                "groupUniqArrayIf(concat(step, ': ', props['field']), type = 'obstacle' AND name = 'form_invalid') "
+                "AS fields FROM events WHERE site_id = 'demo' AND NOT is_bot AND NOT startsWith(session_id, 'order:') "
+                f"GROUP BY session_id HAVING toDate(started) BETWEEN '{start}' AND '{end}'")
+    browsers = srv.sql(f"SELECT browser, count() AS n, countIf(bought) AS orders FROM ({sessions}) GROUP BY browser")
+    table = shown("breakdown-browser")
+    assert {b: table[b][0] for b in table} == {r["browser"]: str(r["n"]) for r in browsers}
+    assert {b: table[b][2] for b in table} == {r["browser"]: str(r["orders"]) for r in browsers}
+    fields = srv.sql(f"SELECT f, count() AS n FROM ({sessions}) ARRAY JOIN fields AS f GROUP BY f")
+    table = shown("breakdown-invalid-field")
+    assert fields and {f: table[f][0] for f in table} == {r["f"]: str(r["n"]) for r in fields}
+    page.close()
+
+
 def test_trends_alerts_and_the_device_filter(demo: dict[str, Any]) -> None:
     srv = demo["srv"]
     history(demo)

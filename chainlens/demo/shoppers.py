@@ -160,8 +160,8 @@ class Walk:
         self.clicks = 0  # as the snippet counts them (`nc`)
         self.cart_value = 0.0
 
-    def emit(self, kind: str, step: str, name: str = "", **props: Any) -> None:
-        ev: dict[str, Any] = {"id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), "type": kind,
+    def emit(self, kind: str, step: str, name: str = "", *, rng: random.Random | None = None, **props: Any) -> None:
+        ev: dict[str, Any] = {"id": str(uuid.UUID(int=(rng or self.rng).getrandbits(128), version=4)), "type": kind,
                               "ts": self.clock, "step": step, **self.base}
         if kind in ("page", "step") and self.clicks:
             ev["nc"] = self.clicks
@@ -252,7 +252,14 @@ class Walk:
         forced_account = self.rng.random() < 0.35
         if forced_account:
             self.emit("obstacle", "checkout.info", "account_required")
-        return self.stays(0.55 if forced_account else 0.85, "checkout.info", 1.6 if forced_account else 1)
+        goes_on = self.stays(0.55 if forced_account else 0.85, "checkout.info", 1.6 if forced_account else 1)
+        # A required field the browser refused, more often among those who leave. Drawn from the
+        # session's own generator, so the seeded shoppers' other choices stay as they were.
+        side = random.Random(self.base["sid"])
+        if side.random() < (0.05 if goes_on else 0.4):
+            self.emit("obstacle", "checkout.info", "form_invalid", rng=side,
+                      field=side.choice(("postcode", "phone", "email")))
+        return goes_on
 
     def shipping(self, *, jump: bool) -> bool:
         self.enter("checkout.shipping")
@@ -279,8 +286,9 @@ class Walk:
             return goes_on
         rescued = helps and not goes_on and self.rng.random() < RESCUE
         accepted = rescued or (helps and goes_on and self.rng.random() < 0.5)
+        cost: dict[str, Any] = {"cost": 4.95} if accepted else {}
         self.emit("track", step, "intervention_outcome", outcome="accepted" if accepted else "dismissed",
-                  offer="FREESHIP", **({"cost": 4.95} if accepted else {}))
+                  offer="FREESHIP", **cost)
         return goes_on or rescued
 
     def payment(self, device: str) -> bool:

@@ -14,7 +14,8 @@ INSERT INTO chain_sessions_staging (site_id, day, session_id, anon_id, started_a
     steps, entered, furthest_index, furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds,
     detail_views, fast_track_views, events, transitions, ms_before_abandon, revenue, currency, source,
     medium, campaign, term, content, click_id, referrer_host, landing_path, pages, product_views, searches,
-    cart_value, first_interaction_ms, clicks_to_goal, earlier_cart, segment, orders_value_unknown)
+    cart_value, first_interaction_ms, clicks_to_goal, earlier_cart, segment, orders_value_unknown, browser, os,
+    referrer_page, tracks, invalid_fields)
 SELECT
     site_id, day, session_id, anon_id, started_at, ended_at, device, visitor, steps, entered, furthest_index,
     furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds, detail_views, fast_track_views, events,
@@ -29,7 +30,7 @@ SELECT
         product_views >= {researcher_views:UInt32} OR searches >= {researcher_searches:UInt32}, 'researcher',
         earlier_cart, 'returning_to_finish',
         'browser') AS segment,
-    orders_value_unknown
+    orders_value_unknown, browser, os, referrer_page, tracks, invalid_fields
 FROM
 (
     SELECT
@@ -37,7 +38,8 @@ FROM
         furthest_index, furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds, detail_views,
         fast_track_views, events, transitions, ms_before_abandon, revenue, currency, source, medium, campaign,
         term, content, click_id, referrer_host, landing_path, pages, product_views, searches, cart_value,
-        first_interaction_ms, clicks_to_goal, orders_value_unknown,
+        first_interaction_ms, clicks_to_goal, orders_value_unknown, browser, os, referrer_page, tracks,
+        invalid_fields,
         -- docs/metrics.md "Behavior segments": an earlier session of the visitor reached the cart
         -- step without a purchase, in these days (a window over a narrow pass: the session, its
         -- visitor, start and whether it left a cart) or the returning_days before them
@@ -107,7 +109,8 @@ FROM
             arrayFilter(t -> t > 0, [toFloat64(engaged_ms), toFloat64(next_step_ms)]) AS interactions,
             if(empty(interactions), NULL, arrayMin(interactions) - toUnixTimestamp64Milli(started_at))
                 AS first_interaction_ms,
-            if(has(steps, {goal:String}), clicks_at_goal, NULL) AS clicks_to_goal
+            if(has(steps, {goal:String}), clicks_at_goal, NULL) AS clicks_to_goal,
+            browser, os, referrer_page, tracks, invalid_fields
         FROM
         (
             SELECT
@@ -158,7 +161,15 @@ FROM
                 toUnixTimestamp64Milli(minIf(ts, type = 'track' AND name = 'engage')) AS engaged_ms,
                 -- the clicks the snippet counted when the goal step's first page view or step event came
                 argMinIf(toUInt32OrZero(props['clicks']), ts, step = {goal:String} AND type IN ('page', 'step'))
-                    AS clicks_at_goal
+                    AS clicks_at_goal,
+                -- docs/metrics.md "Breakdowns"
+                argMin(browser, ts) AS browser,
+                argMin(os, ts) AS os,
+                if(referrer_host = '', '', concat(referrer_host, path(argMin(referrer, ts)))) AS referrer_page,
+                arraySort(groupUniqArrayIf(name, type = 'track' AND name != ''
+                                           AND name NOT IN ('engage', 'intervention', 'intervention_outcome'))) AS tracks,
+                arraySort(groupUniqArrayIf((step, props['field']), type = 'obstacle' AND name = 'form_invalid'
+                                           AND props['field'] != '')) AS invalid_fields
             FROM events
             WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
                 -- the back office's reports are the order's (chain_orders); a shopper's own pages after

@@ -33,6 +33,42 @@ PRIMARY KEY (site_id, step, window_start, window_end)
 ORDER BY (site_id, step, window_start, window_end, device, kind, window_hours, state, since)
 SETTINGS index_granularity = 8192;
 
+CREATE TABLE breakdown_daily
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `dimension` LowCardinality(String),
+    `value` String,
+    `device` LowCardinality(String),
+    `segment` LowCardinality(String),
+    `sessions` UInt64,
+    `carts` UInt64,
+    `carts_abandoned` UInt64,
+    `orders` UInt64
+)
+ENGINE = MergeTree
+PARTITION BY (site_id, day)
+ORDER BY (site_id, day, dimension, device, segment, value)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE breakdown_daily_staging
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `dimension` LowCardinality(String),
+    `value` String,
+    `device` LowCardinality(String),
+    `segment` LowCardinality(String),
+    `sessions` UInt64,
+    `carts` UInt64,
+    `carts_abandoned` UInt64,
+    `orders` UInt64
+)
+ENGINE = MergeTree
+PARTITION BY (site_id, day)
+ORDER BY (site_id, day, dimension, device, segment, value)
+SETTINGS index_granularity = 8192;
+
 CREATE TABLE campaign_daily
 (
     `site_id` LowCardinality(String),
@@ -217,7 +253,14 @@ CREATE TABLE chain_sessions
     `first_interaction_ms` Nullable(Float64),
     `clicks_to_goal` Nullable(UInt32),
     `earlier_cart` Bool DEFAULT false,
-    `orders_value_unknown` UInt32 DEFAULT 0
+    `orders_value_unknown` UInt32 DEFAULT 0,
+    `browser` LowCardinality(String) DEFAULT '',
+    `os` LowCardinality(String) DEFAULT '',
+    `referrer_page` String DEFAULT '',
+    `tracks` Array(LowCardinality(String)),
+    `invalid_fields` Array(Tuple(
+        step LowCardinality(String),
+        field String))
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
@@ -268,7 +311,14 @@ CREATE TABLE chain_sessions_staging
     `first_interaction_ms` Nullable(Float64),
     `clicks_to_goal` Nullable(UInt32),
     `earlier_cart` Bool DEFAULT false,
-    `orders_value_unknown` UInt32 DEFAULT 0
+    `orders_value_unknown` UInt32 DEFAULT 0,
+    `browser` LowCardinality(String) DEFAULT '',
+    `os` LowCardinality(String) DEFAULT '',
+    `referrer_page` String DEFAULT '',
+    `tracks` Array(LowCardinality(String)),
+    `invalid_fields` Array(Tuple(
+        step LowCardinality(String),
+        field String))
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
