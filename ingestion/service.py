@@ -148,8 +148,13 @@ def run_store_process(settings: Settings, parent: int) -> None:
 def yield_to_accept() -> None:
     """Loading yields the CPU and the disk to the accept path: acknowledging beacons is what
     clients wait for, and under saturation the spool absorbs the difference (bounded by its
-    cap). Called before the store opens, so the engine's own threads inherit both."""
+    cap). Called before the store opens, so the engine's own threads inherit both; threads
+    started before (a numeric library's pool at import) are lowered one by one."""
     os.nice(STORE_NICENESS)
+    with contextlib.suppress(OSError):  # not Linux: the process's own niceness is what there is
+        for tid in os.listdir("/proc/self/task"):
+            os.setpriority(os.PRIO_PROCESS, int(tid), max(os.getpriority(os.PRIO_PROCESS, int(tid)),
+                                                          STORE_NICENESS))
     with contextlib.suppress(OSError, AttributeError):  # not Linux, or a kernel without I/O classes
         psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
 
