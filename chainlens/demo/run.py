@@ -26,7 +26,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from chainlens.core.owner import held_by
 from chainlens.core.settings import DEMO_CHAIN, Settings, Site
 from chainlens.core.toml_writer import dump_toml
 from chainlens.demo.shop import ShopServer
-from chainlens.demo.shoppers import BROKEN_PAYMENT, Session, ShopperModel, aftercare
+from chainlens.demo.shoppers import BROKEN_PAYMENT, USER_AGENTS, Session, ShopperModel, aftercare
 from chainlens.store_access import run_query
 from ingestion.figures import QUERIES, parameters
 
@@ -47,7 +48,7 @@ SHOP_PORT = 8000
 DAYS = 7  # of history, as far back as the collector's 7-day age limit lets browsers' events in
 PER_DAY = 700
 CHANGE_DAYS = 1.5  # shipping costs jump for the last day and a half: the early warning should say so
-SALE_MINUTES, SALE = 150, 30  # the evening sale before now, at thirty times the usual traffic
+SALE_MINUTES, SALE = 150, 20  # the evening sale before now, at twenty times the usual traffic
 BROKEN_MINUTES = 30  # its last half hour: the payment page broken on Mobile Safari
 REPLAY_MINUTES, REPLAY_SPEED = 40, 40  # the restarted serve's clock: 40 min back, 40 times as fast
 
@@ -113,9 +114,9 @@ def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | 
         proc = _serve(path, clock=f"{back.isoformat()}*{REPLAY_SPEED}")
         caught_up = time.monotonic() + REPLAY_MINUTES * 60 / REPLAY_SPEED
         _wait_healthy(url, proc)
-        feed = Feed(url, config)
+        feed = Feed(url, config, payment_broken=lambda: shop.payment_broken)
         sale = ShopperModel(seed=8, origin=feed.origin, act=True, change_at_ms=0,  # shipping still dear
-                            payment_broken=lambda ts: broken_ms <= ts <= now_ms or shop.payment_broken)
+                            payment_broken=lambda ts: broken_ms <= ts <= now_ms)
         shoppers = list(sale.sessions(start_ms=now_ms - SALE_MINUTES * 60_000, end_ms=now_ms,
                                       count=per_day * SALE * SALE_MINUTES // 1440))
         asyncio.run(feed.run(shoppers, until_ms=now_ms))
@@ -159,11 +160,15 @@ class Feed:
     """Shoppers' events sent as their time comes, each session's due events in one beacon, as
     their browsers would send them; what is not yet due waits for its time."""
 
-    def __init__(self, url: str, config: dict[str, Any]) -> None:
+    def __init__(self, url: str, config: dict[str, Any], *, payment_broken: Callable[[], bool] = bool) -> None:
         self.url, self.origin = url, config["sites"][0]["origins"][0]
         self.pending: list[tuple[int, int, str, dict[str, Any]]] = []  # (ts, order, user agent, event)
         self.order = itertools.count()
         self.accepted = 0
+        # While the storefront's payment page is broken (its /switches), a Mobile Safari shopper
+        # who reaches it meets the error and goes no further, whenever their session began.
+        self.payment_broken = payment_broken
+        self.stuck: set[str] = set()
 
     def add(self, shoppers: list[Session]) -> None:
         for shopper in shoppers:
@@ -174,7 +179,14 @@ class Feed:
         beacons: dict[tuple[str, str], list[dict[str, Any]]] = {}
         while self.pending and self.pending[0][0] <= until_ms:
             _, _, agent, ev = heapq.heappop(self.pending)
+            if ev["sid"] in self.stuck:
+                continue
             beacons.setdefault((agent, ev["sid"]), []).append(ev)
+            if (ev["type"] == "page" and ev["step"] == "checkout.payment" and agent == USER_AGENTS["mobile"]
+                    and self.payment_broken()):
+                self.stuck.add(ev["sid"])
+                beacons[(agent, ev["sid"])].append({**ev, "id": str(uuid.uuid4()), "type": "obstacle",
+                                                    "name": "js_error", "props": {"message": BROKEN_PAYMENT}})
         for (agent, _), events in beacons.items():
             body = orjson.dumps({"site": "demo", "sent_at": int(time.time() * 1000), "events": events})
             async with http.post(self.url + "/e", data=body, headers={

@@ -1,0 +1,100 @@
+"""The dashboard's server time and page weight over a week of 10 million events.
+
+    .venv/bin/python bench/dashboard.py [--sessions 1540000] [--runs 5]
+
+The events are bench/rollup.py's (1.54 million sessions over 7 days, about 10
+million events), generated into an embedded store and rolled up. Then, for the
+last 7 days and the whole site, the median of `--runs`:
+- the figures: `report_range`, every query the page reads (the store side's work);
+- the page: those figures rendered by the dashboard's template (the accept side's work);
+and the page's weight: its HTML, and the chart library it loads, raw and gzipped.
+The target for the server time (figures plus page) is 300 ms. The slowest figures are
+listed with their own time, summed over the page's calls (the median run's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from rollup import generate  # noqa: E402  (bench/rollup.py)
+
+from chainlens.core.loading import from_mapping  # noqa: E402
+from collector import dashboard  # noqa: E402
+from ingestion import report, store  # noqa: E402
+from ingestion.report import report_range  # noqa: E402
+from ingestion.rollup import rollup  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, default=1_540_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="chainlens-dashboard-bench-"))
+    settings = from_mapping({"store": {"dsn": f"chdb://{work}/db"}, "collector": {"spool_dir": str(work / "spool")}})
+    site = settings.sites[0]
+    client = store.connect(settings.store.dsn)
+    store.ensure_schema(client)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    start = (now - dt.timedelta(days=8)).replace(hour=0, minute=0, second=0)
+    total = generate(client, first=0, count=args.sessions, start=start, days=7, received=now - dt.timedelta(days=1))
+    t = time.monotonic()
+    rollup(client, settings, now=now)
+    print(f"{total:,} events in {args.sessions:,} sessions over 7 days, rolled up in {time.monotonic() - t:.1f} s")
+    template = dashboard._env().get_template("dashboard.html")
+    figures, pages, html = [], [], ""
+    spent: list[dict[str, float]] = []
+    rows = report.rows
+
+    def timed(client: object, name: str, params: dict) -> list:
+        t = time.perf_counter()
+        try:
+            return rows(client, name, params)  # type: ignore[arg-type]
+        finally:
+            spent[-1][name] = spent[-1].get(name, 0.0) + time.perf_counter() - t
+
+    report.rows = timed  # type: ignore[assignment]
+    for _ in range(args.runs):
+        spent.append({})
+        t = time.perf_counter()
+        data = report_range(client, site, None, None)
+        figures.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        html = template.render(data=data, live=None, charts=dashboard.charts(data),
+                               charts_installed=dashboard.charts_installed(), sites=[site.id], token="")
+        pages.append(time.perf_counter() - t)
+    f, p = statistics.median(figures) * 1000, statistics.median(pages) * 1000
+    print(f"\nserver time, median of {args.runs} ({data['start']} to {data['end']}, all devices):")
+    print(f"  figures (report_range)   {f:7.0f} ms")
+    print(f"  page (template)          {p:7.0f} ms")
+    print(f"  total                    {f + p:7.0f} ms   (target 300 ms)")
+    median_run = spent[figures.index(sorted(figures)[len(figures) // 2])]
+    print("  slowest figures:", ", ".join(f"{n} {v * 1000:.0f} ms" for n, v in
+                                        sorted(median_run.items(), key=lambda kv: -kv[1])[:6]))
+    print("\npage weight:")
+    body = html.encode()
+    print(f"  HTML                     {len(body):>9,} B, {len(gzip.compress(body)):>8,} B gzipped")
+    for name in dashboard.ASSETS:
+        asset = dashboard._asset(name)
+        if asset is None:
+            print(f"  {name:24} not installed (make installs it)")
+        else:
+            print(f"  {name:24} {len(asset):>9,} B, {len(gzip.compress(asset)):>8,} B gzipped (cached a day)")
+    client.close()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
