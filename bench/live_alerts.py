@@ -1,7 +1,7 @@
 """How fast the live early warning catches a broken checkout step, whether it names the cause,
 how often it cries wolf, and what one pass costs.
 
-    .venv/bin/python bench/live_alerts.py [--runs 3] [--fa-days 60] [--levels 100,1000,10000]
+    .venv/bin/python bench/live_alerts.py [--runs 3] [--fa-days 60] [--levels 100,1000,10000] [--e2e]
 
 Traffic is `chainlens.demo.traffic`: shoppers enter the cart step at `carts/day` with a daily
 rhythm (nights at a fifth of the evening peak, weekends at 80%), 85% go on at each checkout
@@ -19,25 +19,40 @@ history go into an embedded store and through the real rollup (`step_moves_hourl
   every 5 simulated minutes (an evaluation every minute would cost an hour a level). Alerts
   opened per site-month (30 days).
 - Pass cost: the median wall time of one `Detector.evaluate` at each traffic level.
+- End to end (`--e2e`, on its own): a real `chainlens serve` gets the history through
+  `chainlens import` and `rollup`, is restarted with its clock 10 minutes before a breakage
+  70 minutes ago, running 30 times as fast (CHAINLENS_CLOCK), and gets the live traffic
+  through `/e` (1,000 carts/day, payment fully broken from that minute). The delay is the
+  serve's clock when the alert reached a webhook, minus the breakage.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
+import os
 import shutil
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
+
+import orjson
+from aiohttp import ClientSession, web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chainlens.core.loading import from_mapping  # noqa: E402
 from chainlens.core.spoolfile import rows_body  # noqa: E402
+from chainlens.core.toml_writer import dump_toml  # noqa: E402
 from chainlens.demo import traffic  # noqa: E402
 from ingestion import live_alerts, store  # noqa: E402
 from ingestion.rollup import rollup  # noqa: E402
@@ -122,12 +137,125 @@ def false_alarms(client, settings, site, carts: int, days: int) -> tuple[int, in
     return opened, evaluations
 
 
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(config: Path, log: Path, url: str, clock: str = "") -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINLENS_")}
+    if clock:
+        env["CHAINLENS_CLOCK"] = clock
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "chainlens.cli", "serve", "-c", str(config)],
+                                stdout=out, stderr=out, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"serve did not become ready; see {log}")
+
+
+def _cli(config: Path, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "chainlens.cli", *args, "-c", str(config)], check=True,
+                   capture_output=True, env={k: v for k, v in os.environ.items() if not k.startswith("CHAINLENS_")})
+
+
+async def end_to_end(speed: float = 30.0) -> None:
+    work = Path(tempfile.mkdtemp(prefix="chainlens-live-e2e-"))
+    got: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append({"at": time.monotonic(), **(await request.json())})
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    hook_port = _port()
+    await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+    port, origin = _port(), "https://shop.example"
+    config = {"store": {"dsn": f"chdb://{work}/db"},
+              "collector": {"port": port, "spool_dir": str(work / "spool"), "rate_limit_rps": 0.0, "workers": 1},
+              "rollup": {"every_s": 60},
+              "sites": [{"id": "bench", "origins": [origin], "timezone": "UTC",
+                         "alerts": {"webhook": f"http://127.0.0.1:{hook_port}/hook", "live_every_s": 1}}]}
+    path = work / "chainlens.toml"
+    path.write_text(dump_toml(config))
+    site = from_mapping(config).sites[0]
+    real = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    broken_at = real - dt.timedelta(minutes=70)
+    history = traffic.events(site, carts_per_day=1000, start=broken_at - dt.timedelta(days=HISTORY_DAYS),
+                             end=broken_at - dt.timedelta(hours=3), seed=11)
+    lines = work / "history.jsonl"
+    lines.write_bytes(b"\n".join(orjson.dumps(traffic.wire(r)) for r in history))
+    log = work / "serve.log"
+    url = f"http://127.0.0.1:{port}"
+    proc = _serve(path, log, url)
+    try:
+        _cli(path, "import", str(lines), "--site", site.id)
+        _cli(path, "rollup")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
+        start = broken_at - dt.timedelta(minutes=10)
+        began = time.monotonic()
+        proc = _serve(path, log, url, clock=f"{start.isoformat()}*{speed:g}")
+        live = [r for r in traffic.events(site, carts_per_day=1000, start=broken_at - dt.timedelta(hours=3),
+                                          end=real, seed=12, breakage=traffic.Breakage(STEP, broken_at,
+                                                                                       message=MESSAGE))
+                if r.ts <= real.timestamp()]
+        sessions: dict[str, list] = {}
+        for r in live:
+            sessions.setdefault(r.session_id, []).append(r)
+        async with ClientSession() as http:
+            for rows in sessions.values():
+                events = [{k: v for k, v in traffic.wire(r).items() if k != "ua"} for r in rows]
+                body = orjson.dumps({"site": site.id, "sent_at": int(time.time() * 1000), "events": events})
+                ua = traffic.USER_AGENTS[f"{rows[0].browser} {rows[0].os} {rows[0].device}"]
+                async with http.post(f"{url}/e", data=body, headers={
+                        "Origin": origin, "Content-Type": "text/plain", "User-Agent": ua}) as resp:
+                    assert resp.status == 202, await resp.text()
+        sent = time.monotonic()
+        deadline = began + 70 * 60 / speed + 30
+        while time.monotonic() < deadline:
+            stalls = [(p["at"], a) for p in got for a in p["alerts"]
+                      if a["kind"] == "stall" and a["step"] == STEP and a["state"] == "open"]
+            if stalls:
+                at, alert = stalls[0]
+                detected = dt.datetime.fromisoformat(alert["detected_at"])
+                detected = detected if detected.tzinfo else detected.replace(tzinfo=dt.UTC)
+                delay = (detected - broken_at).total_seconds() / 60
+                print(f"end to end (a real serve, its clock x{speed:g}; 1,000 carts/day; {STEP} fully broken "
+                      f"at {broken_at:%H:%M} UTC): detected {delay:.0f} min after the "
+                      f"breakage by the serve's clock, at the webhook {at - began:.0f} s after the restart "
+                      f"(live traffic all in by {sent - began:.0f} s); device {alert['device']}; "
+                      f"{alert['message']}")
+                break
+            await asyncio.sleep(0.2)
+        else:
+            print("end to end: no alert reached the webhook")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
+        await runner.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--fa-days", type=int, default=60)
     parser.add_argument("--levels", default="100,1000,10000")
+    parser.add_argument("--e2e", action="store_true", help="only the end-to-end run through a real serve")
     args = parser.parse_args()
+    if args.e2e:
+        asyncio.run(end_to_end())
+        return
     levels = [int(x) for x in args.levels.split(",")]
     print(f"live detector: lookback {live_alerts.LOOKBACK} min, threshold {live_alerts.THRESHOLD} "
           f"(+{live_alerts.DEVICE_EXTRA} per device, +{live_alerts.REACH_EXTRA} for reach), "

@@ -119,7 +119,7 @@ def trends(rows: list[dict[str, Any]], before: list[dict[str, Any]], *, start: s
         out.append({
             "step": step,
             "x": [int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp()) for d in days],
-            "y": [round(float(p["abandonment_rate"]), 4) for p in points],
+            "y": [float(p["abandonment_rate"]) for p in points],
             "prev": [prior.get((step, d)) for d in days],
             "reached": [int(p["reached"]) for p in points],
             "days": [d.isoformat() for d in days],
