@@ -9,14 +9,13 @@ For each checkout step and device ('all' and each device):
   where q(e) is the share of the step's sessions that had moved on `e` minutes after entering,
   by hour of day (`step_moves_hourly`, over `baseline_days`). A risk-adjusted CUSUM of the
   log-likelihood ratio of "the hazard is ρ times the baseline's" (Steiner et al. 2000), run
-  for ρ = 0.1 (a broken step) and ρ = 0.5 (a step losing many more), fires at `THRESHOLD`.
+  for ρ = 0.02 (a broken step) and ρ = 0.5 (a step losing many more), fires at `THRESHOLD`.
 - **reach_live**: the entries a minute against the hour of day's average, a Poisson CUSUM
   for a rate a quarter of the usual one (a broken previous page sends nobody on).
 
 Each pass recomputes the statistics minute by minute over the last `LOOKBACK` minutes from
 zero, so a restart loses nothing and every pass is a function of the events and `now` alone.
-When an episode opens, the sessions stalled since its change point are compared with the
-step's usual sessions on obstacles, device, browser, OS, page, landing source and version.
+When a stall opens, its likely cause comes from ingestion/live_causes.py.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from clickhouse_connect.driver.client import Client
 
 from chainlens.core.settings import Site
 from ingestion.alerts import Alert, record
+from ingestion.live_causes import Cause, describe, naive, rank_causes
 from ingestion.tables import ALL
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,6 @@ RECOVERY_SHARE = 0.8  # then, at least this share of the expected moved on (or a
 STALL_RATIOS = (0.02, 0.5)
 REACH_RATIO = 0.25
 BASELINE_EVERY = 10  # minutes a pass reuses a site's baseline
-USUAL_DAYS = 3  # the step's usual sessions, for the cause: the days before the judged window
-CAUSE_MIN_SHARE = 0.3  # a factor named as the cause is this common among the stalled, at least,
-CAUSE_MIN_LIFT = 2.0  # and this many times its usual share
-OVER = 1.2  # a factor is a candidate when this many times as common among the stalled as usual
 LIVE_KINDS = ("stall", "reach_live")
 
 BASELINE = """
@@ -72,39 +68,6 @@ WHERE site_id = {site:String} AND NOT is_bot AND source != 'import' AND NOT star
 GROUP BY session_id
 HAVING hasAny(first_entry.1, {steps:Array(String)})
 """
-
-# Per session at the step: the factors a cause may be, for the stalled sessions (by id) and the
-# step's usual sessions (every session that entered it from {usual_lo} to {usual_hi}).
-FACTORS = """
-SELECT has({ids:Array(String)}, session_id) AS stalled, f.1 AS factor, f.2 AS value, count() AS sessions
-FROM
-(
-    SELECT
-        session_id,
-        minIf(ts, step = {step:String}) AS entry,
-        arrayConcat(
-            [('device', argMin(device, ts)), ('browser', argMin(browser, ts)), ('os', argMin(os, ts)),
-             ('page', path(argMinIf(url, ts, step = {step:String} AND url != ''))),
-             ('source', multiIf(argMinIf(props['utm_source'], ts, type = 'page') != '',
-                                argMinIf(props['utm_source'], ts, type = 'page'),
-                                domainWithoutWWW(argMin(referrer, ts)) NOT IN ('', domainWithoutWWW(argMin(url, ts))),
-                                domainWithoutWWW(argMin(referrer, ts)), '(direct)'))],
-            arrayMap(o -> ('obstacle', o), groupUniqArrayIf(
-                concat(name, multiIf(props['message'] != '', concat(' \\'', props['message'], '\\''),
-                                     props['field'] != '', concat(' on field \\'', props['field'], '\\''), '')),
-                type = 'obstacle' AND step = {step:String})),
-            arrayMap(v -> ('version', v), groupUniqArrayIf(props['version'], props['version'] != ''))
-        ) AS factors
-    FROM events
-    WHERE site_id = {site:String} AND NOT is_bot AND source != 'import'
-        AND ((ts >= {usual_lo:DateTime64(3)} AND ts < {usual_hi:DateTime64(3)}) OR session_id IN {ids:Array(String)})
-    GROUP BY session_id
-    HAVING entry > '1970-01-02' AND (stalled OR entry < {usual_hi:DateTime64(3)})
-)
-ARRAY JOIN factors AS f
-GROUP BY stalled, factor, value
-"""
-
 
 @dataclass
 class Curve:
@@ -145,8 +108,8 @@ class Chart:
 def baseline(client: Client, site: Site, now: dt.datetime) -> dict[tuple[str, str], Curve]:
     hi = (now - dt.timedelta(minutes=LOOKBACK)).replace(minute=0, second=0, microsecond=0)
     lo = hi - dt.timedelta(days=site.alerts.baseline_days)
-    rows = client.query(BASELINE, parameters={"site": site.id, "tz": site.timezone, "lo": _naive(lo),
-                                               "hi": _naive(hi)}).result_rows
+    rows = client.query(BASELINE, parameters={"site": site.id, "tz": site.timezone, "lo": naive(lo),
+                                               "hi": naive(hi)}).result_rows
     entered: dict[tuple[str, str], np.ndarray] = defaultdict(lambda: np.zeros(24))
     moved: dict[tuple[str, str], np.ndarray] = defaultdict(lambda: np.zeros((24, LOOKBACK + 1)))
     first, last = hi, lo
@@ -247,8 +210,8 @@ def entries(client: Client, site: Site, now: dt.datetime, *, timeout_s: int) -> 
     first entry is its first) that entered a checkout step: one query over recent events."""
     lo = now - dt.timedelta(minutes=LOOKBACK, seconds=timeout_s)
     rows = client.query(ENTRIES, parameters={
-        "site": site.id, "chain": list(site.chain), "steps": list(site.checkout_steps), "now": _naive(now),
-        "lo": _naive(lo)}).result_rows
+        "site": site.id, "chain": list(site.chain), "steps": list(site.checkout_steps), "now": naive(now),
+        "lo": naive(lo)}).result_rows
     return [(r[0], r[1], r[2]) for r in rows]
 
 
@@ -338,7 +301,8 @@ class Detector:
         alerts = []
         for step, device, kind, state in decide(found, episodes):
             chart = found[(step, device)]
-            causes = (rank_causes(client, site, step, chart.stalled_ids, now=now)
+            causes = (rank_causes(client, site, step, chart.stalled_ids,
+                                  usual_until=now - dt.timedelta(minutes=LOOKBACK))
                       if kind == "stall" and state == "open" else [])
             alerts.append(make_alert(site_id=site.id, now=now, step=step, device=device, kind=kind, chart=chart,
                                      state=state, causes=causes, since=episodes.get((step, device, kind))))
@@ -383,64 +347,6 @@ def make_alert(*, site_id: str, now: dt.datetime, step: str, device: str, kind: 
                  since=since or start)
 
 
-@dataclass(frozen=True)
-class Cause:
-    factor: str
-    value: str
-    count: int  # stalled sessions with it
-    share: float
-    usual_share: float
-    score: float
-
-
-def rank_causes(client: Client, site: Site, step: str, stalled: list[str], *, now: dt.datetime) -> list[Cause]:
-    """The factors most over-represented among the stalled sessions, against the step's usual ones."""
-    if not stalled:
-        return []
-    usual_hi = now - dt.timedelta(minutes=LOOKBACK)
-    usual_lo = usual_hi - dt.timedelta(days=min(USUAL_DAYS, site.alerts.baseline_days))
-    rows = client.query(FACTORS, parameters={"site": site.id, "step": step, "ids": stalled,
-                                              "usual_lo": _naive(usual_lo), "usual_hi": _naive(usual_hi)}).result_rows
-    return ranked([(bool(r[0]), r[1], r[2], int(r[3])) for r in rows], len(stalled))
-
-
-def ranked(rows: list[tuple[bool, str, str, int]], stalled: int) -> list[Cause]:
-    """rows: (stalled?, factor, value, sessions). Ranked by the Poisson log-likelihood ratio of
-    the stalled sessions' count against their usual share, k·ln(k / (n·u)) − (k − n·u)."""
-    usual: dict[tuple[str, str], int] = {}
-    usual_n = 0
-    now: dict[tuple[str, str], int] = {}
-    for is_stalled, factor, value, n in rows:
-        (now if is_stalled else usual)[(factor, value)] = int(n)
-    # every usual session has exactly one device: their count is the usual sessions' count
-    usual_n = sum(n for (f, _), n in usual.items() if f == "device")
-    out = []
-    for (factor, value), k in now.items():
-        u = (usual.get((factor, value), 0) + 0.5) / (usual_n + 1)
-        expected = stalled * u
-        if k < OVER * expected:
-            continue
-        score = k * math.log(k / expected) - (k - expected)
-        out.append(Cause(factor, value, k, k / stalled, usual.get((factor, value), 0) / usual_n if usual_n else 0.0,
-                         score))
-    out.sort(key=lambda c: (-c.score, c.factor, c.value))
-    return out[:8]
-
-
-def describe(causes: list[Cause], stalled: int) -> str:
-    """The likely cause in words: the top factors common among the stalled and rare otherwise."""
-    words = []
-    for c in causes:
-        if c.share < CAUSE_MIN_SHARE or c.share < CAUSE_MIN_LIFT * c.usual_share:
-            continue
-        what = {"obstacle": f"met {c.value}", "page": f"on page {c.value}", "source": f"came from {c.value}",
-                "version": f"on version {c.value}"}.get(c.factor, f"on {c.value}")
-        words.append(f"{c.count} of {stalled} {what} (usually {c.usual_share:.1%})")
-        if len(words) == 2:
-            break
-    return "; ".join(words)
-
-
 PANEL_MINUTES = 60
 
 
@@ -483,7 +389,3 @@ def live_episodes(client: Client, site: Site, now: dt.datetime) -> tuple[
     resolved = {(r[0], r[1], r[2]): (now - r[5].replace(tzinfo=dt.UTC)).total_seconds() / 60
                 for r in rows if r[3] != "open"}
     return opened, resolved
-
-
-def _naive(t: dt.datetime) -> dt.datetime:
-    return t.astimezone(dt.UTC).replace(tzinfo=None)

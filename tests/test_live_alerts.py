@@ -17,7 +17,7 @@ from aiohttp import ClientSession, web
 from chainlens.core.loading import from_mapping
 from chainlens.core.spoolfile import rows_body
 from chainlens.demo import traffic
-from ingestion import live_alerts, store
+from ingestion import live_alerts, live_causes, store
 from ingestion.alerts import deliver, list_alerts_query
 from ingestion.rollup import rollup
 from tests.conftest import ORIGIN, make_config, site_config, wait_for
@@ -134,10 +134,10 @@ def test_the_cause_ranking_names_the_planted_factor_first() -> None:
             (True, "device", "mobile", 9), (True, "device", "desktop", 3), (True, "browser", "Safari", 11),
             (True, "browser", "Chrome", 1), (True, "obstacle", f"js_error '{MESSAGE}'", 10),
             (True, "page", "/checkout/payment", 12)]
-    causes = live_alerts.ranked(rows, 12)
+    causes = live_causes.ranked(rows, 12)
     assert [(c.factor, c.value) for c in causes[:2]] == [("obstacle", f"js_error '{MESSAGE}'"), ("browser", "Safari")]
     assert ("page", "/checkout/payment") not in [(c.factor, c.value) for c in causes]  # as usual: no cause
-    assert live_alerts.describe(causes, 12) == (f"10 of 12 met js_error '{MESSAGE}' (usually 0.3%); "
+    assert live_causes.describe(causes, 12) == (f"10 of 12 met js_error '{MESSAGE}' (usually 0.3%); "
                                                 "11 of 12 on Safari (usually 20.0%)")
 
 
@@ -187,7 +187,7 @@ async def test_the_webhook_gets_the_live_alert_with_its_cause() -> None:
     chart = live_alerts.Chart(stall=14.2, stall_since=14, entered=12, moved=0, expected_moved=9.1,
                               stalled_ids=[f"s{i}" for i in range(12)])
     alert = live_alerts.make_alert(site_id="demo", now=BREAK, step=PAYMENT, device="all", kind="stall",
-                                   chart=chart, state="open", causes=live_alerts.ranked(
+                                   chart=chart, state="open", causes=live_causes.ranked(
                                        [(False, "device", "mobile", 100), (True, "device", "mobile", 10),
                                         (False, "obstacle", "js_error 'x'", 1), (True, "obstacle", "js_error 'x'", 10)],
                                        12))

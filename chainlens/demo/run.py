@@ -160,7 +160,7 @@ class Feed:
     """Shoppers' events sent as their time comes, each session's due events in one beacon, as
     their browsers would send them; what is not yet due waits for its time."""
 
-    def __init__(self, url: str, config: dict[str, Any], *, payment_broken: Callable[[], bool] = bool) -> None:
+    def __init__(self, url: str, config: dict[str, Any], *, payment_broken: Callable[[], bool] = lambda: False) -> None:
         self.url, self.origin = url, config["sites"][0]["origins"][0]
         self.pending: list[tuple[int, int, str, dict[str, Any]]] = []  # (ts, order, user agent, event)
         self.order = itertools.count()
