@@ -41,21 +41,27 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped:
         "return_reasons": rows(client, "return_reasons", p), "satisfaction": rows(client, "satisfaction", p),
         "interventions": rows(client, "interventions", p), "act_min_sample": site.intervene.min_sample,
         "breakdowns": {d: breakdown(client, p, before, d) for d in BREAKDOWNS},
+        "products": compared(client, "products", p, before, "item_id", ("viewed", "purchased")),
+        "search": compared(client, "search", p, before, "term", ("searches", "conversion_rate")),
     }
 
 
 BREAKDOWNS = ("browser", "os", "referrer", "landing_source", "custom_event", "invalid_field")
 
 
+def compared(client: Client, name: str, p: dict[str, Any], before: dict[str, Any], key: str,
+             kept: tuple[str, ...]) -> list[dict[str, Any]]:
+    """A figure's largest rows this period, each with the `kept` figures of the same `key` in
+    the previous period (`NAME_before`, None when it had none)."""
+    now = rows(client, name, p)
+    earlier = {r[key]: r for r in rows(client, name, {**before, "values": [r[key] for r in now]})}
+    return [{**r, **{f"{k}_before": earlier[r[key]][k] if r[key] in earlier else None for k in kept}} for r in now]
+
+
 def breakdown(client: Client, p: dict[str, Any], before: dict[str, Any], dimension: str) -> list[dict[str, Any]]:
-    """A dimension's largest values this period, each with the same value's sessions and
-    conversion in the previous period (None when it had none)."""
-    now = rows(client, "breakdown", {**p, "dimension": dimension})
-    earlier = {r["value"]: r for r in rows(client, "breakdown", {**before, "dimension": dimension,
-                                                                   "values": [r["value"] for r in now]})}
-    return [{**r, "sessions_before": earlier[r["value"]]["sessions"] if r["value"] in earlier else None,
-             "conversion_before": earlier[r["value"]]["conversion_rate"] if r["value"] in earlier else None}
-            for r in now]
+    """A dimension's largest values, with their sessions and conversion in the previous period."""
+    return compared(client, "breakdown", {**p, "dimension": dimension}, {**before, "dimension": dimension},
+                    "value", ("sessions", "conversion_rate"))
 
 
 def side_by_side(rows_: list[dict[str, Any]]) -> list[dict[str, Any]]:

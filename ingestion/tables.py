@@ -80,6 +80,8 @@ TABLES: tuple[Table, ...] = (
         ("source", "medium", "campaign", "device"), ("source", "medium", "campaign"), ("source", "device"),
         ("source",), ("device",), ())),
     Table("breakdown_daily", "sessions", 'docs/metrics.md, "Breakdowns"', every("device", "segment")),
+    Table("product_daily", "sessions", 'docs/metrics.md, "Products"', every("device", "segment")),
+    Table("search_daily", "sessions", 'docs/metrics.md, "Site search"', every("device", "segment")),
     Table("intervention_daily", "sessions", 'docs/interventions.md, "`intervention_daily`"',
           every("trigger", "device")),
     Table("chain_orders", "orders", 'docs/metrics.md, "After the purchase"'),

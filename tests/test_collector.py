@@ -386,6 +386,7 @@ async def test_ecommerce_items_keep_their_count_ids_names_and_fast_track_fields(
                         [("select", {"value": "49.9", "items": "12",
                                      "item_list": orjson.dumps([["42", "Trail shoe"]] + [
                                          [f"sku-{i}", f"Item {i}"] for i in range(9)]).decode(),
+                                     "item_amounts": orjson.dumps([[49.9, 1.0]] + [[None, 1.0]] * 9).decode(),
                                      "in_stock": "true", "ship_days": "2"})])
     assert rows[0][0] == "select"  # view_item is the product view: Fast Track counts it
 

@@ -33,7 +33,7 @@ from chainlens.core.fields import (
 )
 from chainlens.core.interventions import INTERVENTION_PROPS, check_intervention
 from chainlens.core.orders import FEEDBACK, LATE_AGE_MS, after_purchase_props
-from chainlens.core.props import stored_props
+from chainlens.core.props import search_term, stored_props
 from chainlens.core.refusals import EventError, RejectedRow, rejected_row
 from chainlens.core.settings import Site
 
@@ -126,6 +126,12 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
         check_intervention(name, props)
     if kind == "page" and "?" in url:
         props.update(campaign_props(url))
+    # A search term is kept for the search step only (docs/metrics.md, "Site search").
+    term = search_term(props, url, site.behavior.search_params) if step == site.search_step and step else ""
+    if term:
+        props["search_term"] = term
+    else:
+        props.pop("search_term", None)
     if e.nc and kind in ("page", "step"):  # what enters a step: clicks to reach it
         props["clicks"] = str(e.nc)
     value = e.value

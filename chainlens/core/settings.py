@@ -111,6 +111,9 @@ class BehaviorSettings:
     researcher_views: int = 5  # this many product views or more,
     researcher_searches: int = 2  # or this many searches or more
     returning_days: int = 30  # how far back a visitor's earlier cart without a purchase is looked for
+    # Site search (docs/metrics.md, "Site search"): the search step's URL parameters that hold the
+    # term, after a GA4 `search_term` prop; the term is kept for the search step only. []: none.
+    search_params: tuple[str, ...] = ("q", "s", "search", "query", "keyword")
 
 
 @dataclass(frozen=True)
@@ -227,7 +230,7 @@ class Site:
     def product_step(self) -> str:
         return self.behavior.product_step or self.fast_track.step
 
-    @property
+    @functools.cached_property
     def search_step(self) -> str:
         if self.behavior.search_step:
             return self.behavior.search_step

@@ -73,7 +73,7 @@ async def product(request: web.Request) -> web.Response:
     return page(request, name, f"<p>€{price:.2f} · {delivery}</p>{buy}"
                       f"<script>{api}</script>",
                 head="<script>dataLayer.push({event:'view_item',"
-                     f"ecommerce:{{currency:'EUR',value:{price},items:[{{item_id:'{sku}'}}]}}}});</script>")
+                     f"ecommerce:{{currency:'EUR',value:{price},items:[{{item_id:'{sku}',price:{price}}}]}}}});</script>")
 
 
 def _sku(request: web.Request) -> int:
@@ -160,11 +160,12 @@ async def review(request: web.Request) -> web.Response:
 
 async def done(request: web.Request) -> web.Response:
     sku = _sku(request)
-    _, price = PRODUCTS.get(sku, PRODUCTS[101])
+    name, price = PRODUCTS.get(sku, PRODUCTS[101])
     total = price + SHIPPING
+    items = orjson.dumps([{"item_id": str(sku), "item_name": name, "price": price, "quantity": 1}]).decode()
     return page(request, "Thank you!", "<p>Your order is on its way.</p><script>"
-                f"chainlens('step','purchase',{{value:{total:.2f},currency:'EUR',order_id:'demo-'+Date.now()}});"
-                "</script>")
+                f"chainlens('step','purchase',{{value:{total:.2f},currency:'EUR',order_id:'demo-'+Date.now(),"
+                f"items:{items}}});</script>")
 
 
 async def switches(request: web.Request) -> web.Response:

@@ -43,6 +43,12 @@ PRODUCTS = {sku: (name, price) for sku, name, price in [
     (101, "Trail runner shoes", 89.0), (102, "Rain shell jacket", 129.0), (103, "Merino socks", 14.5),
     (104, "Day pack 20 L", 59.9), (105, "Headlamp", 24.0), (113, "Limited edition tent", 349.0),
 ]}
+# What shoppers look at and search for: product views by sku (the tent draws many looks and
+# few carts) and search terms (two find nothing, and those searchers leave more often).
+VIEWED = {113: 30, 101: 25, 102: 20, 104: 10, 105: 10, 103: 5}
+TERMS = {"tent": 25, "trail shoes": 20, "rain jacket": 15, "waterproof boots": 12, "socks": 10,
+         "gift card": 10, "headlamp": 8}
+NO_RESULTS = ("waterproof boots", "gift card")
 PAGES = {
     "discover": "/", "search": "/search", "select": "/product/{sku}", "cart": "/cart",
     "checkout.info": "/checkout/info", "checkout.shipping": "/checkout/shipping",
@@ -159,6 +165,10 @@ class Walk:
         self.act = act  # the store acts at the moment of risk (the demo's free-shipping offer)
         self.clicks = 0  # as the snippet counts them (`nc`)
         self.cart_value = 0.0
+        self.picks: list[int] = []
+        # What they look at and search for, from the session's own generator, so the seeded
+        # shoppers' other choices stay as they were.
+        self.side = random.Random(f"{base['sid']}:looks")
 
     def emit(self, kind: str, step: str, name: str = "", *, rng: random.Random | None = None, **props: Any) -> None:
         ev: dict[str, Any] = {"id": str(uuid.UUID(int=(rng or self.rng).getrandbits(128), version=4)), "type": kind,
@@ -219,7 +229,9 @@ class Walk:
             return False
         for _ in range(searches):
             self.enter("search")
-            if not self.stays(0.92, "search", self.pace):
+            term = self.side.choices(list(TERMS), weights=list(TERMS.values()))[0]
+            self.events[-1]["url"] += "?q=" + term.replace(" ", "+")
+            if not self.stays(0.6 if term in NO_RESULTS else 0.92, "search", self.pace):
                 return False
         return True
 
@@ -228,7 +240,9 @@ class Walk:
             in_stock = self.rng.random() > 0.1
             ship_days = self.rng.choice((1, 2, 2, 3, 5))
             self.enter("select")
-            self.emit("step", "select", in_stock=in_stock, ship_days=ship_days if in_stock else 14)
+            sku = self.side.choices(list(VIEWED), weights=list(VIEWED.values()))[0]
+            self.emit("step", "select", in_stock=in_stock, ship_days=ship_days if in_stock else 14,
+                      items=[{"item_id": str(sku), "item_name": PRODUCTS[sku][0], "price": PRODUCTS[sku][1]}])
             if not in_stock:
                 self.emit("obstacle", "select", "out_of_stock")
             p = (0.62 if ship_days <= 2 else 0.5) if in_stock else 0.1 * self.stock_tolerance
@@ -241,11 +255,15 @@ class Walk:
     def cart(self) -> bool:
         self.enter("cart")
         # What is in the cart, as a shop's add_to_cart push carries it (GA4 items).
-        picks = self.rng.sample(sorted(PRODUCTS), self.rng.choice((1, 1, 2, 3)))
-        self.cart_value = round(sum(PRODUCTS[sku][1] for sku in picks), 2)
-        self.emit("step", "cart", items=[{"item_id": str(sku), "item_name": PRODUCTS[sku][0],
-                                          "price": PRODUCTS[sku][1]} for sku in picks], value=self.cart_value)
+        self.picks = self.rng.sample(sorted(PRODUCTS), self.rng.choice((1, 1, 2, 3)))
+        self.cart_value = round(sum(PRODUCTS[sku][1] for sku in self.picks), 2)
+        self.emit("step", "cart", items=self.items(), value=self.cart_value)
         return self.stays(min(0.95, 0.72 * self.buy), "cart", self.pace)
+
+    def items(self) -> list[dict[str, Any]]:
+        """The cart as a shop's GA4 push carries it."""
+        return [{"item_id": str(sku), "item_name": PRODUCTS[sku][0], "price": PRODUCTS[sku][1], "quantity": 1}
+                for sku in self.picks]
 
     def details(self) -> bool:
         self.enter("checkout.info")
@@ -310,7 +328,7 @@ class Walk:
                 return False
         value = self.cart_value
         order_id = f"o-{self.base['sid'][:10]}"
-        self.emit("step", "purchase", value=value, currency="EUR", order_id=order_id)
+        self.emit("step", "purchase", value=value, currency="EUR", order_id=order_id, items=self.items())
         self.events[-1].update(value=value, currency="EUR", order_id=order_id)
         return True
 

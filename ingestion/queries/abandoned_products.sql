@@ -1,15 +1,7 @@
--- abandoned_products: Products most often in carts that were left during checkout
--- (docs/metrics.md, "Orders and revenue").
-SELECT item.1 AS item_id, anyLast(item.2) AS item_name, uniqExact(session_id) AS abandoned_carts
-FROM events
-ARRAY JOIN JSONExtract(props['item_list'], 'Array(Tuple(String, String))') AS item
-WHERE site_id = {site:String} AND mapContains(props, 'item_list') AND has({checkout:Array(String)}, step)
-  AND NOT is_bot
-  AND ts >= toDateTime64({start:Date}, 3, 'UTC') - INTERVAL 1 DAY
-  AND ts < toDateTime64({end:Date}, 3, 'UTC') + INTERVAL 2 DAY
-  AND session_id IN (SELECT session_id FROM chain_sessions
-                     WHERE site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}
-                       AND ({device:String} = {all:String} OR device = {device:String})
-                       AND ({segment:String} = {all:String} OR segment = {segment:String})
-                       AND has({checkout:Array(String)}, abandoned_at))
-GROUP BY item_id ORDER BY abandoned_carts DESC, item_id LIMIT 10
+-- abandoned_products: Products most often in carts that were left during checkout, counted by
+-- session (docs/metrics.md, "Products").
+SELECT item_id, max(item_name) AS item_name, sum(checkout_abandoned) AS abandoned_carts
+FROM product_daily
+WHERE site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}
+  AND device = {device:String} AND segment = {segment:String}
+GROUP BY item_id HAVING abandoned_carts > 0 ORDER BY abandoned_carts DESC, item_id LIMIT 10

@@ -678,6 +678,46 @@ PRIMARY KEY (site_id, day, step, kind)
 ORDER BY (site_id, day, step, kind, segment)
 SETTINGS index_granularity = 8192;
 
+CREATE TABLE product_daily
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `item_id` String,
+    `device` LowCardinality(String),
+    `segment` LowCardinality(String),
+    `item_name` String,
+    `viewed` UInt64,
+    `carted` UInt64,
+    `checkout_abandoned` UInt64,
+    `purchased` UInt64,
+    `units` Float64,
+    `revenue` Float64
+)
+ENGINE = MergeTree
+PARTITION BY (site_id, day)
+ORDER BY (site_id, day, device, segment, item_id)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE product_daily_staging
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `item_id` String,
+    `device` LowCardinality(String),
+    `segment` LowCardinality(String),
+    `item_name` String,
+    `viewed` UInt64,
+    `carted` UInt64,
+    `checkout_abandoned` UInt64,
+    `purchased` UInt64,
+    `units` Float64,
+    `revenue` Float64
+)
+ENGINE = MergeTree
+PARTITION BY (site_id, day)
+ORDER BY (site_id, day, device, segment, item_id)
+SETTINGS index_granularity = 8192;
+
 CREATE TABLE rollup_lease
 (
     `name` LowCardinality(String),
@@ -750,6 +790,40 @@ CREATE TABLE schema_version
 )
 ENGINE = MergeTree
 ORDER BY version
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE search_daily
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `term` String,
+    `device` LowCardinality(String),
+    `segment` LowCardinality(String),
+    `searches` UInt64,
+    `sessions` UInt64,
+    `exits` UInt64,
+    `orders` UInt64
+)
+ENGINE = MergeTree
+PARTITION BY (site_id, day)
+ORDER BY (site_id, day, device, segment, term)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE search_daily_staging
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `term` String,
+    `device` LowCardinality(String),
+    `segment` LowCardinality(String),
+    `searches` UInt64,
+    `sessions` UInt64,
+    `exits` UInt64,
+    `orders` UInt64
+)
+ENGINE = MergeTree
+PARTITION BY (site_id, day)
+ORDER BY (site_id, day, device, segment, term)
 SETTINGS index_granularity = 8192;
 
 CREATE TABLE step_moves_hourly
