@@ -3,7 +3,8 @@
     .venv/bin/python bench/rollup.py [--sessions 1540000] [--days 7]
 
 Generates about 10 million events (1.54 million sessions over 7 days, 3 to 10
-events each, bots, obstacles and select-step props included) straight into an
+events each, bots, obstacles, select-step props, a product's items from the
+product step on and search terms included) straight into an
 embedded store with one INSERT … SELECT, then times:
 - the full rollup (every table, every day) and the process's peak RSS during it;
 - one more day of traffic, then the incremental rollup (only that day is
@@ -40,7 +41,10 @@ INSERT INTO events (site_id, event_id, session_id, anon_id, session_number, type
                     received_at, url, referrer, props, device, is_bot)
 WITH ['discover', 'search', 'select', 'cart', 'checkout.info', 'checkout.shipping', 'checkout.payment',
       'checkout.review', 'purchase'] AS chain,
-     ['shipping_cost_shown', 'payment_declined', 'account_required', 'out_of_stock'] AS kinds
+     ['shipping_cost_shown', 'payment_declined', 'account_required', 'out_of_stock'] AS kinds,
+     -- a product per session (one of 200) on its product, cart, checkout and purchase steps
+     concat('[["p', toString(bitShiftRight(h, 27) % 200), '","Product ', toString(bitShiftRight(h, 27) % 200),
+            '"]]') AS item
 SELECT 'demo', generateUUIDv4(s * 16 + j), concat('s', toString(s)), concat('a', toString(h % 1000000)),
        1 + (h % 3 = 0),
        multiIf(j % 4 = 3, 'obstacle', j = 1 AND h % 10 < 7, 'track', j % 4 = 1, 'step', 'page') AS type,
@@ -51,6 +55,12 @@ SELECT 'demo', generateUUIDv4(s * 16 + j), concat('s', toString(s)), concat('a',
        ['', 'https://www.google.com/', 'https://blog.example/post'][1 + bitShiftRight(h, 17) % 3],
        multiIf(step = 'select' AND type = 'step',
                map('in_stock', if(h % 10 < 9, 'true', 'false'), 'ship_days', toString(bitShiftRight(h, 5) % 5),
+                   'clicks', toString(j), 'item_list', item, 'item_amounts', '[[19.9,1.0]]'),
+               indexOf(chain, step) >= 4 AND type = 'step',
+               map('item_list', item, 'item_amounts', '[[19.9,1.0]]', 'items', '1'),
+               step = 'search' AND type = 'page',  -- a term of 300, the first 30 most searched
+               map('search_term', concat('term ', toString(if(bitShiftRight(h, 29) % 2 = 0, bitShiftRight(h, 31) % 30,
+                                                                 bitShiftRight(h, 31) % 300))),
                    'clicks', toString(j)),
                j = 0 AND bitShiftRight(h, 19) % 4 = 0,  -- a quarter of the sessions land from a campaign
                map('utm_source', ['news', 'insta', 'ads'][1 + bitShiftRight(h, 21) % 3], 'utm_medium', 'email',

@@ -39,14 +39,14 @@ DEVICES = (ALL, "desktop", "mobile", "tablet")
 
 
 def parameters(site: Site, *, start: dt.date, end: dt.date, stopped: str = "", device: str = ALL,
-               segment: str = ALL, dimension: str = "browser", values: tuple[str, ...] = ()) -> dict[str, Any]:
+               segment: str = ALL, values: tuple[str, ...] = (),
+               pairs: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     """Every parameter a figure or a cookbook query may name (docs/queries.md, "Parameters")."""
     return {"site": site.id, "tz": site.timezone, "start": start, "end": end, "all": ALL, "device": device,
             "segment": segment, "chain": list(site.chain), "cart": site.checkout_from,
             "checkout": list(site.checkout_steps), "last_checkout": site.checkout_steps[-1],
             "purchase": site.chain[-1], "stopped": stopped, "min_sample": site.obstacle_min_sample,
-            "act_min_sample": site.intervene.min_sample, "dimension": dimension,
-            "values": list(values)}
+            "act_min_sample": site.intervene.min_sample, "values": list(values), "pairs": list(pairs)}
 
 
 def rows(client: Client, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -40,7 +41,7 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped:
         "fulfillment": rows(client, "fulfillment", p)[0], "fulfillment_by_day": rows(client, "fulfillment_by_day", p),
         "return_reasons": rows(client, "return_reasons", p), "satisfaction": rows(client, "satisfaction", p),
         "interventions": rows(client, "interventions", p), "act_min_sample": site.intervene.min_sample,
-        "breakdowns": {d: breakdown(client, p, before, d) for d in BREAKDOWNS},
+        "breakdowns": breakdowns(client, p, before),
         "products": compared(client, "products", p, before, "item_id", ("viewed", "purchased")),
         "search": compared(client, "search", p, before, "term", ("searches", "conversion_rate")),
     }
@@ -58,10 +59,17 @@ def compared(client: Client, name: str, p: dict[str, Any], before: dict[str, Any
     return [{**r, **{f"{k}_before": earlier[r[key]][k] if r[key] in earlier else None for k in kept}} for r in now]
 
 
-def breakdown(client: Client, p: dict[str, Any], before: dict[str, Any], dimension: str) -> list[dict[str, Any]]:
-    """A dimension's largest values, with their sessions and conversion in the previous period."""
-    return compared(client, "breakdown", {**p, "dimension": dimension}, {**before, "dimension": dimension},
-                    "value", ("sessions", "conversion_rate"))
+def breakdowns(client: Client, p: dict[str, Any], before: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each dimension's largest values, with their sessions and conversion in the previous period."""
+    now = rows(client, "breakdown", p)
+    earlier = {(r["dimension"], r["value"]): r
+               for r in rows(client, "breakdown", {**before, "pairs": [(r["dimension"], r["value"]) for r in now]})}
+    out: dict[str, list[dict[str, Any]]] = {d: [] for d in BREAKDOWNS}
+    for r in now:
+        was = earlier.get((r["dimension"], r["value"]))
+        out.setdefault(r["dimension"], []).append(
+            {**r, "sessions_before": was and was["sessions"], "conversion_rate_before": was and was["conversion_rate"]})
+    return out
 
 
 def side_by_side(rows_: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -89,6 +97,38 @@ def report_range(client: Client, site: Site, start: str | None, end: str | None,
                   segment=segment or ALL)
     data["available"] = [first.isoformat() if first else None, last.isoformat() if last else None]
     return data
+
+
+# What the figures of a site read changes only when a rollup pass, an alert or a forget
+# writes: each of them leaves a row here, so an unchanged answer means unchanged figures.
+VERSION = """SELECT (SELECT max(run_at) FROM rollup_state WHERE site_id = {site:String}),
+                    (SELECT (count(), max(detected_at)) FROM alerts WHERE site_id = {site:String})"""
+
+
+class ReportCache:
+    """The dashboard's figures per view (site, range, filters), kept while the store's version
+    of the site is the same: a view opened again, or opened after `warm`, is one small query.
+    The figures are those `report_range` gives; the cache never answers from older data."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._views: OrderedDict[tuple[Any, ...], tuple[Any, Site, dict[str, Any]]] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def report(self, client: Client, site: Site, *view: str | None) -> dict[str, Any]:
+        version = client.query(VERSION, parameters={"site": site.id}).result_rows[0]
+        key = (site.id, *view)
+        kept = self._views.get(key)
+        if kept is not None and kept[0] == version and kept[1] is site:  # a reload makes new sites
+            self._views.move_to_end(key)
+            self.hits += 1
+            return kept[2]
+        self.misses += 1
+        data = report_range(client, site, *view)
+        self._views[key] = (version, site, data)
+        while len(self._views) > self.size:
+            self._views.popitem(last=False)
+        return data
 
 
 IDLE_DAYS = 14  # the days of abandoned sessions an "auto" idle threshold is the median of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chainlens.core import clock
@@ -63,8 +63,9 @@ async def _pass(settings: Settings, runner: StoreRunner, *, since: dt.date | Non
 
 
 async def scheduled(current: Callable[[], Settings], runner: StoreRunner, lock: asyncio.Lock,
-                    stopping: asyncio.Event) -> None:
-    """A pass every `rollup.every_s`, each with the settings in force then (a reload changes sites)."""
+                    stopping: asyncio.Event, after: Callable[[], Awaitable[None]] | None = None) -> None:
+    """A pass every `rollup.every_s`, each with the settings in force then (a reload changes sites),
+    then `after` (the dashboard's default views computed again)."""
     settings = current()
     every = settings.rollup.every_s
     if every <= 0 or not settings.rollup.enabled:
@@ -78,6 +79,8 @@ async def scheduled(current: Callable[[], Settings], runner: StoreRunner, lock: 
             pass
         try:
             await run_pass(current(), runner, lock=lock)
+            if after is not None:
+                await after()
         except Exception:
             log.exception("scheduled rollup failed; retrying at the next interval")
 

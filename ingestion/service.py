@@ -33,7 +33,7 @@ from chainlens.core.spoolfile import atomic_write
 from ingestion import admin, schedule
 from ingestion.live import live_state
 from ingestion.loader import Loader
-from ingestion.report import idle_thresholds, report_range
+from ingestion.report import ReportCache, idle_thresholds
 from ingestion.runner import StoreRunner
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class StoreService:
         self.loader: Loader | None = None
         self.rollup_lock = asyncio.Lock()
         self.reloads, self.reload_attempts, self.reload_error = 0, 0, ""
+        self.reports = ReportCache()
 
     def attach(self, app: web.Application) -> None:
         app[admin.SERVICE] = self
@@ -64,8 +65,8 @@ class StoreService:
         self.loader = Loader(Path(cfg.spool_dir), self.runner, interval=cfg.flush_interval_s)
         stopping = asyncio.Event()
         tasks = [asyncio.create_task(self.loader.run(stopping), name="loader"),
-                 asyncio.create_task(schedule.scheduled(lambda: self.settings, self.runner, self.rollup_lock, stopping),
-                                     name="rollups"),
+                 asyncio.create_task(schedule.scheduled(lambda: self.settings, self.runner, self.rollup_lock, stopping,
+                                                        after=self.warm), name="rollups"),
                  asyncio.create_task(schedule.live(lambda: self.settings, self.runner, stopping), name="live")]
         yield
         # Cleanup runs after the accept side has closed its spool: drain it into the store.
@@ -129,8 +130,13 @@ class StoreService:
         site = self.settings.site(query.get("site", "")) or (self.settings.sites[0] if self.settings.sites else None)
         if site is None:
             raise ValueError("no site configured")
-        return await self.runner.call(report_range, site, query.get("from"), query.get("to"), query.get("stopped"),
-                                      query.get("device"), query.get("segment"))
+        return await self.runner.call(self.reports.report, site, query.get("from"), query.get("to"),
+                                      query.get("stopped"), query.get("device"), query.get("segment"))
+
+    async def warm(self) -> None:
+        """After a scheduled pass: each site's default view, so the first look after it is quick."""
+        for site in self.settings.sites:
+            await self.runner.call(self.reports.report, site, None, None, None, None, None)
 
 
 def run_store_process(settings: Settings, parent: int) -> None:

@@ -547,3 +547,76 @@ def test_the_lift_of_acting_on_the_dashboard(demo: dict[str, Any]) -> None:
     lift = int(treated["purchases"]) / int(treated["sessions"]) - int(held["purchases"]) / int(held["sessions"])
     assert shown["all"][5].startswith(f"{lift * 100:+.1f} pp")
     page.close()
+
+
+def test_products_and_search_equal_the_events(demo: dict[str, Any]) -> None:
+    """The products and site search reports, counted again from the raw events."""
+    srv = demo["srv"]
+    history(demo)
+    today = dt.datetime.now(dt.UTC).date()
+    start, end = (today - dt.timedelta(days=3)).isoformat(), (today - dt.timedelta(days=1)).isoformat()
+    page = demo["browser"].new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{srv.url}/dashboard?site=demo&from={start}&to={end}")
+
+    def shown(table: str) -> dict[str, list[str]]:
+        cells = page.eval_on_selector_all(f"#{table} tr", "rows => rows.slice(1).map(r => "
+                                          "[...r.children].map(c => c.textContent.trim()))")
+        return {c[0]: c[1:] for c in cells}
+
+    scope = ("site_id = 'demo' AND NOT is_bot AND NOT startsWith(session_id, 'order:') AND session_id IN "
+             "(SELECT session_id FROM events WHERE site_id = 'demo' GROUP BY session_id "
+             f"HAVING toDate(min(ts)) BETWEEN '{start}' AND '{end}')")
+    bought = f"(SELECT session_id FROM events WHERE {scope} AND step = 'purchase')"
+    items = srv.sql(
+        "SELECT item.2 AS name, uniqExactIf(session_id, step = 'select') AS viewed, "
+        "uniqExactIf(session_id, step = 'cart') AS carted, "
+        f"uniqExactIf(session_id, step = 'purchase') AS bought FROM events "
+        "ARRAY JOIN JSONExtract(props['item_list'], 'Array(Tuple(String, String))') AS item "
+        f"WHERE {scope} AND mapContains(props, 'item_list') GROUP BY name")
+    table = shown("products-table")
+    truth = {r["name"]: [str(r["viewed"]), str(r["carted"]), str(r["bought"])] for r in items}
+    assert len(table) == len(truth) == 6  # the demo's catalogue
+    assert {k: [v[1], v[3], v[5]] for k, v in table.items()} == truth
+    terms = srv.sql(
+        "SELECT props['search_term'] AS term, uniqExact(session_id) AS sessions, "
+        f"uniqExactIf(session_id, session_id IN {bought}) AS orders FROM events "
+        f"WHERE {scope} AND step = 'search' AND props['search_term'] != '' GROUP BY term")
+    exits = srv.sql(
+        "SELECT last, count() AS n FROM (SELECT argMax(step, ts) AS final, "
+        "argMaxIf(props['search_term'], ts, step = 'search') AS last FROM events "
+        f"WHERE {scope} AND type IN ('page', 'step') AND step != '' GROUP BY session_id) "
+        "WHERE final = 'search' AND last != '' GROUP BY last")
+    left = {r["last"]: r["n"] for r in exits}
+    table = shown("search-terms")
+    assert len(table) == len(terms) == 7  # the demo's search terms
+    assert {t: [v[2], v[3], v[5]] for t, v in table.items()} == {
+        r["term"]: [str(r["sessions"]), str(left.get(r["term"], 0)), str(r["orders"])] for r in terms}
+    # The searches that find nothing lose more shoppers than those that do.
+    rate = {t: int(v[3]) / int(v[2]) for t, v in table.items()}
+    assert min(rate["gift card"], rate["waterproof boots"]) > max(rate["tent"], rate["trail shoes"])
+    page.close()
+
+
+REPORTS = {"overview": "h1", "alerts": "#alerts", "checkout": "#checkout-steps", "products": "#products",
+           "search": "#search", "who": "#breakdowns"}
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_each_report_as_a_screenshot(demo: dict[str, Any], width: int) -> None:
+    """What an owner sees at each report's heading, saved for the record (ARTIFACTS)."""
+    srv = demo["srv"]
+    history(demo)
+    today = dt.datetime.now(dt.UTC).date()
+    start, end = (today - dt.timedelta(days=3)).isoformat(), (today - dt.timedelta(days=1)).isoformat()
+    context = demo["browser"].new_context(viewport={"width": width, "height": 844 if width < 600 else 900})
+    page = context.new_page()
+    page.goto(f"{srv.url}/dashboard?site=demo&from={start}&to={end}")
+    page.wait_for_selector(".trend-chart .plot canvas")
+    for name, selector in REPORTS.items():
+        heading = page.locator(selector).first
+        heading.scroll_into_view_if_needed()
+        page.evaluate("el => window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 8)",
+                      heading.element_handle())
+        page.screenshot(path=str(ARTIFACTS / f"report-{name}-{width}px.png"))
+        assert heading.is_visible()
+    context.close()

@@ -1,0 +1,37 @@
+"""The dashboard's cache (ingestion/report.py, `ReportCache`) never answers from older data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from ingestion.report import ReportCache, report_range
+from ingestion.rollup import rollup
+from tests.test_products_search import sessions
+from tests.test_rollups import NOW, ev, load, reset, site_settings
+
+
+def test_a_view_is_computed_again_once_a_rollup_has_written(db: Any, tmp_path: Path) -> None:
+    reset(db)
+    settings = site_settings(tmp_path)
+    site = settings.sites[0]
+    load(db, settings, sessions())
+    rollup(db, settings, now=NOW)
+    cache = ReportCache()
+    first = cache.report(db, site, None, None, None, None, None)
+    assert cache.report(db, site, None, None, None, None, None) is first and (cache.hits, cache.misses) == (1, 1)
+    orders = first["headline"]["orders"]
+    # Another order arrives and a rollup takes it in: the same view now shows it.
+    load(db, settings, [ev("P9", 0, "step", "cart"), ev("P9", 2, "step", "purchase", order_id="o-9", value=5.0)],
+         received_ms=int((NOW + dt.timedelta(seconds=30)).timestamp() * 1000))
+    rollup(db, settings, now=NOW + dt.timedelta(minutes=1))
+    again = cache.report(db, site, None, None, None, None, None)
+    assert cache.misses == 2 and again["headline"]["orders"] == orders + 1
+    assert again == report_range(db, site, None, None)
+    # Another view is its own entry; a reloaded site (a new object) is not served the old one.
+    cache.report(db, site, None, None, None, "mobile", None)
+    assert cache.misses == 3
+    reloaded = site_settings(tmp_path).sites[0]
+    cache.report(db, reloaded, None, None, None, None, None)
+    assert cache.misses == 4
