@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
+from chainlens import privacy
 from chainlens.check import check_page
 from chainlens.core import loading
 from chainlens.core.owner import held_by
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("alerts", cmd_alerts, "list recent early-warning alerts")
     p.add_argument("--site")
     p.add_argument("--limit", type=int, default=20)
+    privacy.add_commands(command)
     p = command("demo", cmd_demo, "the main job on the embedded default: store, traffic, rollups, tables")
     p.add_argument("--keep-running", action="store_true", help="leave the collector and storefront up")
     p.add_argument("--sessions", type=int, default=0, help="shopper sessions to simulate (default: the demo's)")

@@ -27,6 +27,7 @@ from chainlens.core.settings import Settings
 from collector import beacon
 from collector.cors import allowed_origins, cors_headers, preflight
 from collector.dashboard import dashboard, dashboard_asset
+from collector.privacy import forget_request
 from collector.ratelimit import RateLimiter
 from collector.spool import SpoolWriter
 from collector.state import CONFIG, DRAINING, HINTS, LIMITER, SPOOL, STORE, VISITORS, Config
@@ -63,6 +64,7 @@ def create_app(
         ("POST", "/e", _beacon("e")),
         ("OPTIONS", "/e", preflight),
         ("POST", "/s2s", _beacon("s2s")),
+        ("POST", "/forget", forget_request),
         ("GET", "/healthz", healthz),
         ("GET", "/readyz", readyz),
         ("GET", "/metrics", metrics_endpoint),

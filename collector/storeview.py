@@ -34,6 +34,11 @@ class StoreView(Protocol):
         """Per intervention step, the median ms abandoners stayed there (docs/interventions.md)."""
         ...
 
+    async def forget(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Erase a person (docs/privacy.md), answered when done; ValueError for a bad request,
+        TimeoutError when the store cannot do it now."""
+        ...
+
 
 class NoStore:
     """An accept side without a store (serving the snippet only)."""
@@ -49,6 +54,9 @@ class NoStore:
 
     async def idle_ms(self, site_id: str) -> dict[str, float]:
         raise ValueError("no store process")
+
+    async def forget(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        raise TimeoutError("no store process")
 
 
 class AdminClient:
@@ -103,3 +111,15 @@ class AdminClient:
 
     async def idle_ms(self, site_id: str) -> dict[str, float]:
         return dict(await self._get("/admin/idle", params={"site": site_id}, timeout_s=10))
+
+    async def forget(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        url, token = self._link()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=900)) as session:
+            async with session.post(url + "/admin/forget", data=orjson.dumps(dict(request)),
+                                    headers={"Authorization": f"Bearer {token}"}) as resp:
+                data = orjson.loads(await resp.read())
+        if resp.status == 400:
+            raise ValueError(data.get("error", "bad request"))
+        if resp.status != 200:
+            raise TimeoutError(data.get("error", f"HTTP {resp.status}"))
+        return dict(data)

@@ -38,6 +38,8 @@ class Service(Protocol):
     async def live(self, site_id: str) -> dict[str, Any]: ...
     async def idle_ms(self, site_id: str) -> dict[str, float]: ...
     async def report(self, query: Mapping[str, str]) -> dict[str, Any]: ...
+    async def forget(self, request: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def export(self, request: Mapping[str, Any]) -> list[dict[str, Any]]: ...
 
 
 SERVICE: web.AppKey[Service] = web.AppKey("store_service")
@@ -69,6 +71,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/snippet", snippet)
     app.router.add_get("/admin/live", live)
     app.router.add_get("/admin/idle", idle)
+    app.router.add_post("/admin/forget", forget)
+    app.router.add_post("/admin/export", export)
 
 
 def authorize(request: web.Request) -> None:
@@ -137,6 +141,29 @@ async def report_data(request: web.Request) -> web.Response:
     except ValueError as exc:
         return _json({"error": str(exc)}, status=400)
     return _json(data)
+
+
+async def forget(request: web.Request) -> web.Response:
+    """Erase a person: {"site", "what": user|visitor|order, "key", "dry_run"} (docs/privacy.md),
+    answered when done with what went, per table."""
+    authorize(request)
+    try:
+        return _json(await request.app[SERVICE].forget(orjson.loads(await request.read())))
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        return _json({"error": str(exc)}, status=400)
+    except TimeoutError as exc:
+        return _json({"error": str(exc)}, status=503)
+
+
+async def export(request: web.Request) -> web.Response:
+    """Everything stored about a person, as JSON lines: {"site", "what": user|visitor, "key"}."""
+    authorize(request)
+    try:
+        lines = await request.app[SERVICE].export(orjson.loads(await request.read()))
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        return _json({"error": str(exc)}, status=400)
+    body = b"".join(orjson.dumps(line, default=str) + b"\n" for line in lines)
+    return web.Response(body=body, content_type="application/x-ndjson")
 
 
 async def snippet(request: web.Request) -> web.Response:

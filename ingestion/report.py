@@ -102,7 +102,8 @@ def report_range(client: Client, site: Site, start: str | None, end: str | None,
 # What the figures of a site read changes only when a rollup pass, an alert or a forget
 # writes: each of them leaves a row here, so an unchanged answer means unchanged figures.
 VERSION = """SELECT (SELECT max(run_at) FROM rollup_state WHERE site_id = {site:String}),
-                    (SELECT (count(), max(detected_at)) FROM alerts WHERE site_id = {site:String})"""
+                    (SELECT (count(), max(detected_at)) FROM alerts WHERE site_id = {site:String}),
+                    (SELECT (count(), max(at)) FROM forget_log WHERE site_id = {site:String})"""
 
 
 class ReportCache:

@@ -26,7 +26,7 @@ from clickhouse_connect.driver.client import Client
 
 from chainlens.core import clock
 from chainlens.core.settings import ConfigError, Settings, Site
-from ingestion.tables import PHASES, Pass, Phase, Table, in_phase, parameters
+from ingestion.tables import PHASES, TABLES, Pass, Phase, Table, in_phase, parameters
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,9 @@ def rollup_site(
     days = _days_to_recompute(client, site, tz=tz, now=now, since=since, until=until, state=previous)
     order_days, answer_days = _after_purchase_days(client, site, now=now, since=since, until=until, state=previous,
                                                    session_days=days)
+    # Days whose raw events the site no longer keeps are never rebuilt: their daily rows stay.
+    kept = site.kept_from(now.astimezone(tz).date(), site.keep_raw_days) or dt.date.min
+    days, order_days, answer_days = ([d for d in x if d >= kept] for x in (days, order_days, answer_days))
     phase_days: dict[Phase, list[dt.date]] = {"sessions": days, "orders": order_days, "answers": answer_days}
     work = [(phase, chunk) for phase in PHASES for chunk in _chunks(phase_days[phase])]
     for i, (phase, chunk) in enumerate(work):
@@ -101,6 +104,24 @@ def rollup_site(
     log.info("rollup done", extra={"site": site.id, "days": len(days), "sessions": result.sessions,
                                    "seconds": round(result.seconds, 3)})
     return result
+
+
+def rebuild_days(client: Client, site: Site, days: Iterable[dt.date], *, timeout_s: int,
+                 now: dt.datetime) -> list[dt.date]:
+    """Rebuild every table, phase by phase, for `days` as a pass would (the ones the site still
+    keeps raw events for), then empty the staging copies; the days rebuilt."""
+    tz = zoneinfo.ZoneInfo(site.timezone)
+    today = now.astimezone(tz).date()
+    kept = site.kept_from(today, site.keep_raw_days) or dt.date.min
+    chosen = sorted(d for d in set(days) if kept <= d <= today)
+    timings: dict[str, float] = {}
+    for phase in PHASES:
+        for chunk in _chunks(chosen):
+            _rebuild(client, site, chunk, in_phase(phase), tz=tz, closed_before=now - dt.timedelta(seconds=timeout_s),
+                     timings=timings)
+    for table in TABLES:
+        client.command(f"TRUNCATE TABLE {table.name}_staging")
+    return chosen
 
 
 def _state(client: Client, site: Site) -> tuple[dt.datetime, dt.date | None] | None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from chainlens.core import clock
 from chainlens.core.settings import Settings, is_embedded
-from ingestion import alerts, lease, live_alerts
+from ingestion import alerts, lease, lifecycle, live_alerts
 from ingestion.rollup import rollup
 from ingestion.runner import StoreRunner
 
@@ -47,17 +48,45 @@ async def run_pass(settings: Settings, runner: StoreRunner, *, lock: asyncio.Loc
             await lease.release(runner, holder)
 
 
+T = TypeVar("T")
+
+
+async def exclusively(settings: Settings, runner: StoreRunner, lock: asyncio.Lock, fn: Callable[..., T], *args: Any,
+                      wait_s: float = 600, **kwargs: Any) -> T:
+    """`fn(client, …)` with no rollup pass running: this process's lock and, on a server store that
+    several nodes share, the rollup lease, waited for (a forget must not race a pass that read the
+    events it removes)."""
+    async with lock:
+        if is_embedded(settings.store.dsn):
+            return await runner.call(fn, *args, **kwargs)
+        holder, deadline = lease.holder_name(), time.monotonic() + wait_s
+        while (other := await lease.take(runner, holder)) is not None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{other.holder} has held the rollup lease for {wait_s:.0f} s; try again")
+            await asyncio.sleep(2)
+        renew = asyncio.create_task(lease.keep(runner, holder))
+        try:
+            return await runner.call(fn, *args, **kwargs)
+        finally:
+            renew.cancel()
+            await lease.release(runner, holder)
+
+
 async def _pass(settings: Settings, runner: StoreRunner, *, since: dt.date | None, until: dt.date | None,
                 progress: Callable[[int, int], None] | None) -> dict[str, Any]:
-    results = await runner.call(rollup, settings, since=since, until=until, progress=progress)
+    now = clock.now()
+    results = await runner.call(rollup, settings, now=now, since=since, until=until, progress=progress)
     summary: dict[str, Any] = {"sites": []}
     for site, result in zip(settings.sites, results, strict=True):
+        expired = await runner.call(lifecycle.expire, site, now=now)  # docs/privacy.md, "Retention"
+        if expired:
+            log.info("retention applied", extra={"site": site.id, "rows": expired})
         found = await runner.call(alerts.evaluate, site, timeout_s=settings.rollup.session_timeout_s)
         delivered = await alerts.deliver(found, site.alerts.webhook) if found else True
         summary["sites"].append({
             "site": site.id, "days": [d.isoformat() for d in result.days], "sessions": result.sessions,
             "seconds": round(result.seconds, 3), "alerts": [a.message for a in found],
-            "webhook_delivered": delivered,
+            "webhook_delivered": delivered, "expired": expired,
         })
     return summary
 

@@ -24,13 +24,13 @@ import orjson
 import psutil
 from aiohttp import web
 
-from chainlens.core import metrics
+from chainlens.core import clock, metrics
 from chainlens.core.loading import reread
 from chainlens.core.logs import setup_logging
 from chainlens.core.owner import admin_file, die_with_parent
 from chainlens.core.settings import Settings, Site, embedded_path, is_embedded
 from chainlens.core.spoolfile import atomic_write
-from ingestion import admin, schedule
+from ingestion import admin, lifecycle, schedule
 from ingestion.live import live_state
 from ingestion.loader import Loader
 from ingestion.report import ReportCache, idle_thresholds
@@ -132,6 +132,32 @@ class StoreService:
             raise ValueError("no site configured")
         return await self.runner.call(self.reports.report, site, query.get("from"), query.get("to"),
                                       query.get("stopped"), query.get("device"), query.get("segment"))
+
+    async def forget(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """An erasure (docs/privacy.md): `site`, `what` (user, visitor or order), `key`, `dry_run`.
+        What the spool still holds is loaded first, so nothing of theirs arrives after it."""
+        site, what, key = self._site(str(request.get("site", ""))), str(request.get("what", "")), request.get("key")
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"{what or 'key'}: an id (a string) is required")
+        dry_run = request.get("dry_run") is True
+        if not dry_run:
+            await self._drained()
+        return await schedule.exclusively(
+            self.settings, self.runner, self.rollup_lock, lifecycle.forget, site, what, key, dry_run=dry_run,
+            timeout_s=self.settings.rollup.session_timeout_s, now=clock.now())
+
+    async def export(self, request: Mapping[str, Any]) -> list[dict[str, Any]]:
+        site = self._site(str(request.get("site", "")))
+        return await self.runner.call(lambda c: list(lifecycle.export(c, site, str(request.get("what", "")),
+                                                                      str(request.get("key", "")))))
+
+    async def _drained(self, wait_s: float = 60) -> None:
+        deadline = time.monotonic() + wait_s
+        while self.loader is not None and self.loader.backlog_bytes() > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the spool still holds {self.loader.backlog_bytes()} bytes not loaded after "
+                                   f"{wait_s:.0f} s (is the store failing? see `chainlens status`); try again")
+            await asyncio.sleep(0.2)
 
     async def warm(self) -> None:
         """After a scheduled pass: each site's default view, so the first look after it is quick."""

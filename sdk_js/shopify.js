@@ -57,10 +57,12 @@
   }
 
   function money(m) { return m && m.amount != null ? m : null; }
-  // Items as GA4 names them; the collector keeps their count and the first ten ids and names.
-  function item(variant, title) {
-    var product = (variant && variant.product) || {};
-    return {item_id: product.id || (variant && variant.id), item_name: title || product.title};
+  // Items as GA4 names them; the collector keeps their count and the first ten ids, names,
+  // prices and quantities.
+  function item(variant, title, quantity) {
+    var product = (variant && variant.product) || {}, price = money(variant && variant.price);
+    return {item_id: product.id || (variant && variant.id), item_name: title || product.title,
+      price: price ? price.amount : undefined, quantity: quantity};
   }
   // The few fields the chain uses, from each standard event's payload (Shopify's published types).
   function facts(name, data) {
@@ -68,7 +70,7 @@
     var p = {};
     if (c) {
       total = money(c.totalPrice) || money(c.subtotalPrice);
-      p.items = (c.lineItems || []).map(function (li) { return item(li.variant, li.title); });
+      p.items = (c.lineItems || []).map(function (li) { return item(li.variant, li.title, li.quantity); });
       var option = ((c.delivery && c.delivery.selectedDeliveryOptions) || [])[0];
       if (option) p.shipping_tier = option.title || option.type;
       var paid = (c.transactions || [])[0];
@@ -77,15 +79,16 @@
       if (!total && c.currencyCode) p.currency = c.currencyCode;
     } else if (line) {
       total = money(line.cost && line.cost.totalAmount);
-      p.items = [item(line.merchandise)];
+      p.items = [item(line.merchandise, null, line.quantity)];
     } else if (cart) {
       total = money(cart.cost && cart.cost.totalAmount);
-      p.items = (cart.lines || []).map(function (l) { return item(l.merchandise); });
+      p.items = (cart.lines || []).map(function (l) { return item(l.merchandise, null, l.quantity); });
     } else if (variant) {
       total = money(variant.price);
       p.items = [item(variant)];
     } else if (data.searchResult) {
       p.items = (data.searchResult.productVariants || []).length;
+      if (data.searchResult.query) p.search_term = String(data.searchResult.query);
     } else if (data.collection) {
       p.items = (data.collection.productVariants || []).length;
     }

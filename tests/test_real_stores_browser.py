@@ -211,6 +211,10 @@ def test_the_shopify_pixel_lands_the_sites_chain_with_the_purchase(env: dict[str
     purchase = next(r for r in got if r["step"] == "purchase")
     assert (purchase["value"], purchase["currency"], purchase["order_id"]) == (59.9, "EUR", "5912345678901")
     assert purchase["url"] == pages.origin + "/checkouts/cn/c1/thank-you"
+    # The products report's items (price and quantity) and the site search's term.
+    assert purchase["props"]["item_amounts"] == "[[49.9,1.0]]"
+    search = next(r for r in got if r["step"] == "search" and r["type"] == "step")
+    assert search["props"]["search_term"] == "shoes"
     views = [r["url"].removeprefix(pages.origin) for r in got if r["type"] == "page"]
     assert views == ["/search", "/products/trail-shoe", "/checkouts/cn/c1/information",
                      "/checkouts/cn/c1/thank-you"]

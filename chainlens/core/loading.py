@@ -141,6 +141,9 @@ def from_mapping(raw: Mapping[str, Any], *, source: str = "<mapping>") -> Settin
     return settings
 
 
+MIN_KEEP_DAYS = 8
+
+
 def _check_site(site: Site, source: str, where: str) -> None:
     if not site.id or not site.id.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(source, f"{where}.id", "must be letters, digits, '-' or '_'")
@@ -188,6 +191,10 @@ def _check_site(site: Site, source: str, where: str) -> None:
         problem = check_segment_where(segment.where)
         if problem:
             raise ConfigError(source, f"{key}.where", f"segment {segment.name!r}: {problem}")
+    for key in ("keep_raw_days", "keep_sessions_days"):
+        # Raw events must outlive the 7 days a late event may re-open (docs/privacy.md, "Retention").
+        if getattr(site, key) != 0 and getattr(site, key) < MIN_KEEP_DAYS:
+            raise ConfigError(source, f"{where}.{key}", f"must be 0 (keep) or at least {MIN_KEEP_DAYS} days")
     try:
         zoneinfo.ZoneInfo(site.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

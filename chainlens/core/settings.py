@@ -5,6 +5,7 @@ chainlens/core/event_map.py holds the default ecommerce event map it applies.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 from collections.abc import Mapping
@@ -178,6 +179,10 @@ class Site:
     require_consent: bool = False  # the snippet waits for chainlens('consent', true)
     session_minutes: int = 30
     scrub_query: bool = True  # drop URL query strings and fragments before storing
+    # Retention (docs/privacy.md): raw and rejected events, and the row-level tables (chain_sessions,
+    # chain_orders), are removed once older than this many days; 0 keeps them. Daily tables are kept.
+    keep_raw_days: int = 0
+    keep_sessions_days: int = 0
 
     @functools.cached_property
     def chain_steps(self) -> frozenset[str]:
@@ -240,6 +245,10 @@ class Site:
     @property
     def goal_step(self) -> str:
         return self.landing.goal_step or self.product_step
+
+    def kept_from(self, today: dt.date, days: int) -> dt.date | None:
+        """The first day a retention of `days` keeps, from the site's `today`; None: all of them."""
+        return today - dt.timedelta(days=days) if days > 0 else None
 
     @property
     def checkout_steps(self) -> tuple[str, ...]:

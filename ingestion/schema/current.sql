@@ -472,6 +472,19 @@ PARTITION BY (site_id, day)
 ORDER BY (site_id, day)
 SETTINGS index_granularity = 8192;
 
+CREATE TABLE forget_log
+(
+    `site_id` LowCardinality(String),
+    `at` DateTime64(3, 'UTC'),
+    `what` LowCardinality(String),
+    `key_hash` String,
+    `rows_removed` Map(String, UInt64),
+    `days_rebuilt` UInt32
+)
+ENGINE = MergeTree
+ORDER BY (site_id, at)
+SETTINGS index_granularity = 8192;
+
 CREATE TABLE fulfillment_daily
 (
     `site_id` LowCardinality(String),
