@@ -163,7 +163,10 @@ def forget(client: Client, site: Site, kind: str, key: str, *, timeout_s: int, n
     for table, where in ROW_TABLES.items():
         if rows[table]:
             client.command(f"ALTER TABLE {table} DELETE WHERE {where} {DONE}", parameters=params)
+    removed_at = time.monotonic()
     rebuilt = rebuild_days(client, site, days, timeout_s=timeout_s, now=now)
+    summary["seconds_removing"] = round(removed_at - started, 3)
+    summary["seconds_rebuilding"] = round(time.monotonic() - removed_at, 3)
     left = {t: int(_column(client, f"SELECT count() FROM {t} WHERE {where}", **params)[0])
             for t, where in ROW_TABLES.items()}
     if any(left.values()):  # an event of theirs loaded meanwhile: it goes too, and its days again
