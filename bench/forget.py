@@ -68,7 +68,8 @@ def main() -> None:
     print(f"\n$ chainlens forget demo --visitor {visitor}   ({took:.1f} s)")
     print(summary_text(done))
     print(f"\nforget: {took:.1f} s on {events:,} events (target: under 60 s): finding and removing the rows "
-          f"{done['seconds_removing']:.1f} s, rebuilding {done['days_rebuilt']} days {done['seconds_rebuilding']:.1f} s")
+          f"{done['seconds_removing']:.1f} s, rebuilding {done['days_rebuilt']} days "
+          f"{done['seconds_rebuilding']:.1f} s")
     client.close()
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
