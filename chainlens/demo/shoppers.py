@@ -231,7 +231,8 @@ class Walk:
             self.enter("search")
             term = self.side.choices(list(TERMS), weights=list(TERMS.values()))[0]
             self.events[-1]["url"] += "?q=" + term.replace(" ", "+")
-            if not self.stays(0.6 if term in NO_RESULTS else 0.92, "search", self.pace):
+            # Searches that find nothing lose more shoppers; the others fewer, 92% going on overall.
+            if not self.stays(0.7 if term in NO_RESULTS else 0.982, "search", self.pace):
                 return False
         return True
 
