@@ -33,7 +33,7 @@ from collector.spool import SpoolWriter
 from collector.state import CONFIG, DRAINING, HINTS, LIMITER, SPOOL, STORE, VISITORS, Config
 from collector.storeview import NoStore, StoreView
 from collector.visitor import VisitorKeys
-from sdk_js.render import read_switches, render_risk
+from sdk_js.render import read_switches, render_forms, render_risk
 from sdk_js.render import render as render_snippet
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ def create_app(
         ("GET", "/metrics", metrics_endpoint),
         ("GET", "/sdk/{site:[A-Za-z0-9_-]+}.js", sdk_script),
         ("GET", "/sdk/{site:[A-Za-z0-9_-]+}/risk.js", sdk_script),
+        ("GET", "/sdk/{site:[A-Za-z0-9_-]+}/forms.js", sdk_script),
         ("GET", "/sdk/{site:[A-Za-z0-9_-]+}/hints", sdk_hints),
         ("GET", "/dashboard", dashboard),
         ("GET", "/dashboard/assets/{name}", dashboard_asset),
@@ -147,6 +148,8 @@ async def sdk_script(request: web.Request) -> web.Response:
         return beacon.error_response(404, f"unknown site {request.match_info['site']!r}", code="unknown_site")
     if request.path.endswith("/risk.js"):
         script = render_risk(site, public_url=settings.collector.url())
+    elif request.path.endswith("/forms.js"):
+        script = render_forms(site, public_url=settings.collector.url())
     else:  # the switches its tag names, so a settings change never breaks a page's SRI hash
         try:
             given = read_switches(request.query)
@@ -255,8 +258,11 @@ async def sdk_hints(request: web.Request) -> web.Response:
         cached = cache[site.id] = (time.monotonic(), idle)
     # Pages the site's URL rules make an intervention step: the risk script knows its step from them
     # when the page does not name it (data-chain-step or the page API).
-    paths = {step: ["^(?:" + rx.pattern + ")$" for rx, ruled in site.url_rules if ruled == step] for step in act.steps}
+    def paths(steps: tuple[str, ...]) -> dict[str, list[str]]:
+        return {step: ["^(?:" + rx.pattern + ")$" for rx, ruled in site.url_rules if ruled == step] for step in steps}
     body = {"steps": list(act.steps), "holdout": act.holdout, "triggers": list(act.triggers), "idle_ms": cached[1],
-            "paths": paths}
+            "paths": paths(act.steps),
+            # the forms add-on's (docs/snippet.md, "The forms add-on")
+            "forms": {"steps": list(site.forms.steps), "paths": paths(site.forms.steps)}}
     return web.json_response(body, dumps=lambda o: orjson.dumps(o).decode(), headers={
         "Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"})

@@ -44,6 +44,7 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped:
         "breakdowns": breakdowns(client, p, before),
         "products": compared(client, "products", p, before, "item_id", ("viewed", "purchased")),
         "search": compared(client, "search", p, before, "term", ("searches", "conversion_rate")),
+        "form_fields": rows(client, "form_fields", p),
     }
 
 

@@ -82,6 +82,8 @@ TABLES: tuple[Table, ...] = (
     Table("breakdown_daily", "sessions", 'docs/metrics.md, "Breakdowns"', every("device", "segment")),
     Table("product_daily", "sessions", 'docs/metrics.md, "Products"', every("device", "segment")),
     Table("search_daily", "sessions", 'docs/metrics.md, "Site search"', every("device", "segment")),
+    Table("form_fields_daily", "sessions", 'docs/metrics.md, "Form fields"', every("device")),
+    Table("form_daily", "sessions", 'docs/metrics.md, "Form fields"', every("device")),
     Table("intervention_daily", "sessions", 'docs/interventions.md, "`intervention_daily`"',
           every("trigger", "device")),
     Table("chain_orders", "orders", 'docs/metrics.md, "After the purchase"'),

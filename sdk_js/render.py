@@ -141,6 +141,30 @@ def risk_tag(site: Site, *, public_url: str) -> str:
 
 
 @functools.cache
+def _forms_source() -> str:
+    program = es5((resources.files("sdk_js") / "forms.js").read_text())
+    return str(minify_print(program, obfuscate=True, obfuscate_globals=False)).rstrip(";\n ")
+
+
+@functools.lru_cache(maxsize=256)
+def _render_forms(config_json: bytes) -> Script:
+    return _script(_template().render(script=_forms_source(), config=config_json.decode()).strip().encode())
+
+
+def render_forms(site: Site, *, public_url: str) -> Script:
+    """The forms add-on (docs/snippet.md, "The forms add-on"): like the risk script, it knows only
+    where to fetch the site's hints, so its SRI hash does not change with the steps."""
+    config = orjson.dumps({"site": site.id, "url": public_url.rstrip("/")}, option=orjson.OPT_SORT_KEYS)
+    return _render_forms(config)
+
+
+def forms_tag(site: Site, *, public_url: str) -> str:
+    script = render_forms(site, public_url=public_url)
+    src = f"{public_url.rstrip('/')}/sdk/{site.id}/forms.js"
+    return f'<script defer src="{src}" integrity="{script.integrity}" crossorigin="anonymous"></script>'
+
+
+@functools.cache
 def _shopify_source() -> str:
     return (resources.files("sdk_js") / "shopify.js").read_text().strip()
 
@@ -162,4 +186,8 @@ def snippet_tag(site: Site, *, public_url: str) -> str:
     if site.intervene.steps:
         tag += (f"\n<!-- after it, on the pages of {', '.join(site.intervene.steps)} (docs/interventions.md) -->\n"
                 + risk_tag(site, public_url=public_url))
+    if site.forms.steps:
+        where = 'docs/snippet.md, "The forms add-on"'
+        tag += (f"\n<!-- after it, on the pages of {', '.join(site.forms.steps)} ({where}) -->\n"
+                + forms_tag(site, public_url=public_url))
     return tag

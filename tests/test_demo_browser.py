@@ -57,6 +57,8 @@ def test_a_shopper_walks_the_demo_store_and_lands_in_clickhouse(demo: dict[str, 
     page.click("button:has-text('Continue')")  # empty required fields: form_invalid, no navigation
     page.fill("input[name=email]", "shopper@example.com")
     page.fill("input[name=password]", "correct horse")
+    page.fill("input[name=address]", "1 Trail Road")
+    page.fill("input[name=postcode]", "10115")
     page.click("button:has-text('Continue')")
     page.click("text=Continue to payment")
     page.fill("input[name=card]", "4000 0000 0000 0002")
@@ -266,6 +268,8 @@ def test_every_demo_page_runs_without_a_page_error_and_pushes_its_ga4_events(dem
     # The forms: the account step carries a password, so it goes as POST, never in the URL.
     page.fill("input[name=email]", "walker@example.com")
     page.fill("input[name=password]", "hunter2 secret")
+    page.fill("input[name=address]", "2 Summit Lane")
+    page.fill("input[name=postcode]", "80331")
     page.click("button:has-text('Continue')")
     page.wait_for_url("**/checkout/shipping*")
     assert "hunter2" not in page.url and any("/checkout/shipping" in u for u in posted)

@@ -169,6 +169,9 @@ def _check_site(site: Site, source: str, where: str) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", step) or step in site.chain or step == TRACKING_VIEWED:
             raise ConfigError(source, f"{where}.after_purchase[{i}]",
                               f"{step!r}: must be lowercase letters, digits or '_', and not a chain step")
+    for step in site.forms.steps:
+        if step not in site.chain[:-1]:
+            raise ConfigError(source, f"{where}.forms.steps", f"{step!r} is not a chain step before the last")
     act = site.intervene
     for step in act.steps:
         if step not in site.chain[:-1]:

@@ -31,6 +31,7 @@ from chainlens.core.fields import (
     is_number,
     number_from,
 )
+from chainlens.core.forms import FORM_EVENTS, check_form
 from chainlens.core.interventions import INTERVENTION_PROPS, check_intervention
 from chainlens.core.orders import FEEDBACK, LATE_AGE_MS, after_purchase_props
 from chainlens.core.props import search_term, stored_props
@@ -124,6 +125,8 @@ def event_row(e: Any, *, site: Site, client: Client, received_ms: int, shift: in
         after_purchase_props(props, site=site, step=step, order_id=order_id, feedback=name == FEEDBACK)
     elif kind == "track" and name in INTERVENTION_PROPS:
         check_intervention(name, props)
+    elif kind == "track" and name in FORM_EVENTS:
+        check_form(name, props)
     if kind == "page" and "?" in url:
         props.update(campaign_props(url))
     # A search term is kept for the search step only (docs/metrics.md, "Site search").

@@ -141,6 +141,13 @@ class InterveneSettings:
 
 
 @dataclass(frozen=True)
+class FormsSettings:
+    """The forms add-on (docs/snippet.md, "The forms add-on"): the steps whose forms it watches."""
+
+    steps: tuple[str, ...] = ()  # none: its tag is not printed, and it watches nothing
+
+
+@dataclass(frozen=True)
 class Segment:
     """A site's own behavior segment: sessions for which `where` (ClickHouse, over
     chain_sessions' columns) is true, checked before the built-ins, in order."""
@@ -175,6 +182,7 @@ class Site:
     behavior: BehaviorSettings = BehaviorSettings()
     landing: LandingSettings = LandingSettings()
     intervene: InterveneSettings = InterveneSettings()
+    forms: FormsSettings = FormsSettings()
     cookieless: bool = False  # the snippet stores nothing in the browser
     require_consent: bool = False  # the snippet waits for chainlens('consent', true)
     session_minutes: int = 30

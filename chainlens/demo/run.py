@@ -73,6 +73,8 @@ def demo_config(port: int, shop_port: int) -> dict[str, Any]:
             "segments": [{"name": "big_basket", "where": "cart_value >= 150"}],
             # A free-shipping offer at the moment of risk, with a holdout (docs/interventions.md).
             "intervene": {"steps": ["checkout.shipping", "checkout.payment"], "holdout": 0.2},
+            # Which field of the details form shoppers leave at (docs/snippet.md, "The forms add-on").
+            "forms": {"steps": ["checkout.info"]},
         }],
     }
 
@@ -275,6 +277,13 @@ REPORT = [
      "concat('[', toString(round(orders_lost_low, 1)), ', ', toString(round(orders_lost_high, 1)), ']') AS ci95, "
      "round(revenue_at_stake) AS revenue_at_stake, "
      "multiIf(insufficient, 'insufficient', includes_zero, 'may be 0', '') AS note", ""),
+    ("Where in the form they leave: fields ranked by the orders an error on them costs (95% intervals)",
+     "form_fields",
+     "step, field, touched, left_here, round(last_field_share, 3) AS share_of_leavers, "
+     "round(error_share, 3) AS error_share, round(rate_with, 3) AS left_if_error, "
+     "round(rate_without, 3) AS left_if_not, round(orders_lost, 1) AS orders_lost, "
+     "concat('[', toString(round(with_error * diff_low, 1)), ', ', toString(round(with_error * diff_high, 1)), ']') "
+     "AS ci95, if(insufficient, 'insufficient', '') AS note", ""),
     ("Behavior segments (docs/metrics.md): sessions, orders and cart abandonment", "segments",
      "segment, sessions, orders, round(conversion_rate, 3) AS conversion, carts, "
      "round(cart_abandonment, 3) AS cart_abandonment", ""),

@@ -98,9 +98,15 @@ async def info(request: web.Request) -> web.Response:
     return page(request, "Checkout: your details",
                 '<p class="note">Please create an account to continue.</p>'
                 # A form that carries a password posts it, never puts it in the URL.
-                f'<form method="post" action="/checkout/shipping?sku={sku}">'
-                '<label>E-mail <input name="email" type="email" required></label>'
+                f'<form id="details" method="post" action="/checkout/shipping?sku={sku}">'
+                '<label>E-mail <input name="email" type="email" required autocomplete="email"></label>'
                 '<label>Password <input name="password" type="password" required minlength="8"></label>'
+                '<label>Street and number <input name="address" required autocomplete="street-address"></label>'
+                # A pattern stricter than the addresses shoppers write ("1010 AB", "SW1A 1AA").
+                '<label>Postcode <input name="postcode" required pattern="[0-9]{5}" autocomplete="postal-code">'
+                "</label>"
+                # Optional, but the asterisk says otherwise.
+                '<label>Phone * <input name="phone" type="tel" autocomplete="tel"></label>'
                 "<button>Continue</button></form>"
                 "<script>chainlens('obstacle','account_required');</script>")
 

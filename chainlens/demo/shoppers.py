@@ -49,6 +49,14 @@ VIEWED = {113: 30, 101: 25, 102: 20, 104: 10, 105: 10, 103: 5}
 TERMS = {"tent": 25, "trail shoes": 20, "rain jacket": 15, "waterproof boots": 12, "socks": 10,
          "gift card": 10, "headlamp": 8}
 NO_RESULTS = ("waterproof boots", "gift card")
+# The details form: seconds a shopper spends in each field; how often the postcode pattern
+# refuses what they type and the phone field (optional, but it looks required) makes them pause;
+# and what each does to the chance to go on (the others' chance rises so the mean stays).
+FIELD_SECONDS = {"email": 6, "password": 9, "address": 12, "postcode": 4, "phone": 7}
+POSTCODE_ERROR, POSTCODE_HIT = 0.15, 0.7
+PHONE_PAUSE, PHONE_HIT = 0.2, 0.8
+POSTCODE_OK = (1 - POSTCODE_ERROR * POSTCODE_HIT) / (1 - POSTCODE_ERROR)
+PHONE_OK = (1 - PHONE_PAUSE * PHONE_HIT) / (1 - PHONE_PAUSE)
 PAGES = {
     "discover": "/", "search": "/search", "select": "/product/{sku}", "cart": "/cart",
     "checkout.info": "/checkout/info", "checkout.shipping": "/checkout/shipping",
@@ -271,14 +279,46 @@ class Walk:
         forced_account = self.rng.random() < 0.35
         if forced_account:
             self.emit("obstacle", "checkout.info", "account_required")
-        goes_on = self.stays(0.55 if forced_account else 0.85, "checkout.info", 1.6 if forced_account else 1)
-        # A required field the browser refused, more often among those who leave. Drawn from the
-        # session's own generator, so the seeded shoppers' other choices stay as they were.
-        side = random.Random(self.base["sid"])
-        if side.random() < (0.05 if goes_on else 0.4):
-            self.emit("obstacle", "checkout.info", "form_invalid", rng=side,
-                      field=side.choice(("postcode", "phone", "email")))
+        # The details form (the forms add-on's reports): a postcode pattern that refuses some
+        # shoppers' way of writing it, a phone field that looks required though it is not. Drawn
+        # from the session's own generator, the seeded shoppers' other choices stay as they were,
+        # and the chance to go on is, on average, what it was.
+        form = random.Random(self.base["sid"])
+        postcode_error, phone_pause = form.random() < POSTCODE_ERROR, form.random() < PHONE_PAUSE
+        p = ((0.55 if forced_account else 0.85) * (POSTCODE_HIT if postcode_error else POSTCODE_OK)
+             * (PHONE_HIT if phone_pause else PHONE_OK))
+        entered = self.clock
+        goes_on = self.stays(p, "checkout.info", 1.6 if forced_account else 1)
+        self.fill_in(form, entered, goes_on, account=forced_account, postcode_error=postcode_error,
+                     phone_pause=phone_pause)
         return goes_on
+
+    def fill_in(self, form: random.Random, entered: int, submitted: bool, *, account: bool, postcode_error: bool,
+                phone_pause: bool) -> None:
+        """What the forms add-on reports about the details form, and the snippet's `form_invalid`."""
+        fields = ["email", *(["password"] if account else []), "address", "postcode", "phone"]
+        if submitted:
+            touched = fields
+        else:
+            last = "postcode" if postcode_error else "phone" if phone_pause else form.choice(fields)
+            touched = fields[:fields.index(last) + 1]
+        autofill = form.random() < 0.3
+        at = entered + (self.clock - entered) // 2
+        for name in touched:
+            error = name == "postcode" and postcode_error
+            seconds = FIELD_SECONDS[name] * (3 if error or (name == "phone" and phone_pause) else 1)
+            filled = autofill and name in ("email", "address")
+            if error:
+                self.emit("obstacle", "checkout.info", "form_invalid", rng=form, field=name)
+                self.events[-1]["ts"] = at
+            self.emit("track", "checkout.info", "form_field", rng=form, form="details", field=name,
+                      ms=500 if filled else int(1000 * seconds * form.lognormvariate(0, 0.4)),
+                      corrections=int(error and submitted), errors=int(error), autofilled=int(filled))
+            self.events[-1]["ts"] = at
+        self.emit("track", "checkout.info", "form_report", rng=form, form="details",
+                  outcome="submitted" if submitted else "left", attempts=1 + int(postcode_error and submitted),
+                  last_field=touched[-1])
+        self.events[-1]["ts"] = at
 
     def shipping(self, *, jump: bool) -> bool:
         self.enter("checkout.shipping")

@@ -167,7 +167,8 @@ FROM
                 argMin(os, ts) AS os,
                 if(referrer_host = '', '', concat(referrer_host, path(argMin(referrer, ts)))) AS referrer_page,
                 arraySort(groupUniqArrayIf(name, type = 'track' AND name != ''
-                                           AND name NOT IN ('engage', 'intervention', 'intervention_outcome'))) AS tracks,
+                                           AND name NOT IN ('engage', 'intervention', 'intervention_outcome',
+                                                        'form_field', 'form_report'))) AS tracks,
                 arraySort(groupUniqArrayIf((step, props['field']), type = 'obstacle' AND name = 'form_invalid'
                                            AND props['field'] != '')) AS invalid_fields
             FROM events

@@ -485,6 +485,94 @@ ENGINE = MergeTree
 ORDER BY (site_id, at)
 SETTINGS index_granularity = 8192;
 
+CREATE TABLE form_daily
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `step` LowCardinality(String),
+    `form` String,
+    `device` LowCardinality(String),
+    `started` UInt64,
+    `submitted` UInt64,
+    `abandoned` UInt64,
+    `median_ms_to_submit` Nullable(Float64)
+)
+ENGINE = MergeTree
+PARTITION BY (site_id, day)
+ORDER BY (site_id, day, step, form, device)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE form_daily_staging
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `step` LowCardinality(String),
+    `form` String,
+    `device` LowCardinality(String),
+    `started` UInt64,
+    `submitted` UInt64,
+    `abandoned` UInt64,
+    `median_ms_to_submit` Nullable(Float64)
+)
+ENGINE = MergeTree
+PARTITION BY (site_id, day)
+ORDER BY (site_id, day, step, form, device)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE form_fields_daily
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `step` LowCardinality(String),
+    `form` String,
+    `field` String,
+    `device` LowCardinality(String),
+    `sessions_touched` UInt64,
+    `sessions_left_here` UInt64,
+    `median_ms` Nullable(Float64),
+    `errors` UInt64,
+    `sessions_with_error` UInt64,
+    `corrections` UInt64,
+    `autofilled` UInt64,
+    `abandoned_with_error` UInt64,
+    `abandoned_without_error` UInt64,
+    `diff` Nullable(Float64),
+    `diff_low` Nullable(Float64),
+    `diff_high` Nullable(Float64),
+    `orders_lost` Nullable(Float64)
+)
+ENGINE = MergeTree
+PARTITION BY (site_id, day)
+ORDER BY (site_id, day, step, form, device, field)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE form_fields_daily_staging
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `step` LowCardinality(String),
+    `form` String,
+    `field` String,
+    `device` LowCardinality(String),
+    `sessions_touched` UInt64,
+    `sessions_left_here` UInt64,
+    `median_ms` Nullable(Float64),
+    `errors` UInt64,
+    `sessions_with_error` UInt64,
+    `corrections` UInt64,
+    `autofilled` UInt64,
+    `abandoned_with_error` UInt64,
+    `abandoned_without_error` UInt64,
+    `diff` Nullable(Float64),
+    `diff_low` Nullable(Float64),
+    `diff_high` Nullable(Float64),
+    `orders_lost` Nullable(Float64)
+)
+ENGINE = MergeTree
+PARTITION BY (site_id, day)
+ORDER BY (site_id, day, step, form, device, field)
+SETTINGS index_granularity = 8192;
+
 CREATE TABLE fulfillment_daily
 (
     `site_id` LowCardinality(String),
