@@ -3,16 +3,20 @@ fields"), and the forms add-on's reports as the collector checks them."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from chainlens.core.fields import Client
 from chainlens.core.refusals import EventError
 from chainlens.core.rows import validate_event
 from ingestion.rollup import rollup
-from tests.test_rollups import NOW, NOW_MS, ev, load, reset, site_settings, table
+from tests.test_rollups import H, NOW, NOW_MS, ev, load, reset, site_settings, table
 
 
 def field(session: str, minute: float, name: str, ms: int, **counts: Any) -> Any:
@@ -108,3 +112,86 @@ def test_a_forms_report_out_of_bounds_is_refused_by_name(tmp_path: Path, name: s
     with pytest.raises(EventError) as refused:
         validate_event(raw, site=site, client=Client(), received_ms=NOW_MS, sent_at=None)
     assert refused.value.field == field
+
+
+FIELDS = ("email", "zip", "phone")
+
+
+@st.composite
+def form_sessions(draw: Any) -> list[Any]:
+    """Sessions at the details form: reports about its fields (some retried under one id), outcomes
+    `left` and `submitted`, and the steps they went on to, or not."""
+    events = []
+    for n in range(draw(st.integers(1, 10))):
+        s, t = f"R{n}", draw(st.integers(0, 3 * 24 * 60))
+        base = NOW_MS - 26 * H - t * 60_000
+        events.append(ev(s, 0, "page", "checkout.info", base=base))
+        for i in range(draw(st.integers(0, 5))):
+            props = {"form": "details", "field": draw(st.sampled_from(FIELDS)), "ms": draw(st.integers(0, 9000)),
+                     "corrections": draw(st.integers(0, 2)), "errors": draw(st.integers(0, 2)),
+                     "autofilled": draw(st.integers(0, 1))}
+            e = ev(s, 1 + i * 0.1, "track", "checkout.info", "form_field", props=props, base=base)
+            events += [e, e] if draw(st.integers(0, 5)) == 0 else [e]
+        for i in range(draw(st.integers(0, 2))):
+            props = {"form": "details", "outcome": draw(st.sampled_from(["left", "submitted"])), "attempts": 1,
+                     "last_field": draw(st.sampled_from(FIELDS))}
+            events.append(ev(s, 2 + i * 0.1, "track", "checkout.info", "form_report", props=props, base=base))
+        for i, step in enumerate(CHAIN_AFTER[:draw(st.integers(0, 2))]):
+            events.append(ev(s, 3 + i, "page", step, base=base))
+    return events
+
+
+CHAIN_AFTER = ("checkout.shipping", "purchase")
+
+
+def reference(events: list[Any]) -> tuple[dict[tuple, tuple], dict[tuple, tuple]]:
+    """form_fields_daily's and form_daily's 'all' rows, from the definitions (docs/metrics.md)."""
+    by_session: dict[str, list[Any]] = {}
+    for e in {e.id: e for e in events}.values():
+        by_session.setdefault(e.session, []).append(e)
+    fields: dict[tuple, list[int]] = {}
+    forms: dict[tuple, list[int]] = {}
+    for evs in by_session.values():
+        day = dt.datetime.fromtimestamp(min(e.ts for e in evs) / 1000, dt.UTC).date()
+        left_at_step = not any(e.step in CHAIN_AFTER for e in evs)
+        reports = [e for e in evs if e.name == "form_field"]
+        if not reports:
+            continue
+        outcomes = sorted((e for e in evs if e.name == "form_report"), key=lambda e: e.ts)
+        submitted = any(e.props["outcome"] == "submitted" for e in outcomes)
+        lefts = [e for e in outcomes if e.props["outcome"] == "left"]
+        last = lefts[-1].props["last_field"] if lefts else ""
+        abandoned = not submitted and left_at_step
+        form = forms.setdefault((day,), [0, 0, 0])
+        form[0] += 1
+        form[1] += submitted
+        form[2] += abandoned
+        for name in {e.props["field"] for e in reports}:
+            mine = [e.props for e in reports if e.props["field"] == name]
+            errors = sum(p["errors"] for p in mine)
+            row = fields.setdefault((day, name), [0] * 8)
+            for i, v in enumerate((1, abandoned and last == name, errors, errors > 0,
+                                   sum(p["corrections"] for p in mine), any(p["autofilled"] for p in mine),
+                                   errors > 0 and abandoned, errors == 0 and abandoned)):
+                row[i] += int(v)
+    return ({k: tuple(v) for k, v in fields.items()}, {k: tuple(v) for k, v in forms.items()})
+
+
+@pytest.mark.slow  # the property runs: `make test`, not the fast loop
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow])
+@given(events=form_sessions())
+def test_the_form_tables_match_the_definitions(db: Any, tmp_path: Path, events: list[Any]) -> None:
+    reset(db)
+    settings = site_settings(tmp_path)
+    load(db, settings, events)
+    rollup(db, settings, now=NOW)
+    want_fields, want_forms = reference(events)
+    got = {(r["day"], r["field"]): (r["sessions_touched"], r["sessions_left_here"], r["errors"],
+                                    r["sessions_with_error"], r["corrections"], r["autofilled"],
+                                    r["abandoned_with_error"], r["abandoned_without_error"])
+           for r in table(db, "form_fields_daily", "device = 'all'")}
+    assert got == want_fields
+    forms = {(r["day"],): (r["started"], r["submitted"], r["abandoned"]) for r in table(db, "form_daily",
+                                                                                      "device = 'all'")}
+    assert forms == want_forms

@@ -283,7 +283,7 @@ REPORT = [
      "round(error_share, 3) AS error_share, round(rate_with, 3) AS left_if_error, "
      "round(rate_without, 3) AS left_if_not, round(orders_lost, 1) AS orders_lost, "
      "concat('[', toString(round(with_error * diff_low, 1)), ', ', toString(round(with_error * diff_high, 1)), ']') "
-     "AS ci95, if(insufficient, 'insufficient', '') AS note", ""),
+     "AS ci95, multiIf(with_error = 0, 'no errors', insufficient, 'insufficient', '') AS note", ""),
     ("Behavior segments (docs/metrics.md): sessions, orders and cart abandonment", "segments",
      "segment, sessions, orders, round(conversion_rate, 3) AS conversion, carts, "
      "round(cart_abandonment, 3) AS cart_abandonment", ""),
