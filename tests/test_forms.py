@@ -16,7 +16,7 @@ from chainlens.core.fields import Client
 from chainlens.core.refusals import EventError
 from chainlens.core.rows import validate_event
 from ingestion.rollup import rollup
-from tests.test_rollups import H, NOW, NOW_MS, ev, load, reset, site_settings, table
+from tests.test_rollups import NOW, NOW_MS, H, ev, load, reset, site_settings, table
 
 
 def field(session: str, minute: float, name: str, ms: int, **counts: Any) -> Any:
