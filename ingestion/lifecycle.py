@@ -116,6 +116,8 @@ ROW_TABLES: dict[str, str] = {
                       "OR anon_id IN {anon_ids:Array(String)})",
     "chain_orders": "site_id = {site:String} AND (order_id IN {orders:Array(String)} "
                     "OR session_id IN {sessions:Array(String)})",
+    "customers": "site_id = {site:String} AND (customer IN {users:Array(String)} "
+                 "OR customer IN {anon_ids:Array(String)} OR hasAny(order_ids, {orders:Array(String)}))",
 }
 
 
@@ -187,7 +189,7 @@ def export(client: Client, site: Site, kind: str, key: str) -> Iterator[dict[str
     person = find(client, site, kind, key)
     params = _parameters(client, person)
     order = {"events": "ts, event_id", "events_rejected": "received_at", "chain_sessions": "started_at",
-             "chain_orders": "day, order_id"}
+             "chain_orders": "day, order_id", "customers": "customer"}
     for table, where in ROW_TABLES.items():
         result = client.query(f"SELECT * FROM {table} WHERE {where} ORDER BY {order[table]}", parameters=params)
         for values in result.result_rows:
@@ -204,7 +206,7 @@ def expire(client: Client, site: Site, *, now: dt.datetime) -> dict[str, int]:
     if raw:
         rules += [("events", "toDate(ts, {tz:String}) < {raw:Date}"),
                   ("events_rejected", "toDate(received_at, {tz:String}) < {raw:Date}")]
-    if sessions:
+    if sessions:  # (customers are rebuilt from chain_orders at every pass: their old orders go with it)
         rules += [("chain_sessions", "day < {sessions:Date}"), ("chain_orders", "day < {sessions:Date}")]
     removed = {}
     for table, older in rules:

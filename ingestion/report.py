@@ -45,6 +45,7 @@ def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped:
         "products": compared(client, "products", p, before, "item_id", ("viewed", "purchased")),
         "search": compared(client, "search", p, before, "term", ("searches", "conversion_rate")),
         "form_fields": rows(client, "form_fields", p),
+        "repeat": rows(client, "repeat", p), "revival": rows(client, "revival", p),
     }
 
 

@@ -92,6 +92,7 @@ def rollup_site(
                                     timings=result.table_seconds)
         if progress:
             progress(i + 1, len(work))
+    _rebuild_site(client, site, tz=tz, now=now, closed_before=closed_before, timings=result.table_seconds)
     pending = _scalar(client, """
         SELECT minOrNull(toDate(start, {tz:String})) FROM (
             SELECT min(ts) AS start, max(ts) AS last FROM events
@@ -115,10 +116,11 @@ def rebuild_days(client: Client, site: Site, days: Iterable[dt.date], *, timeout
     kept = site.kept_from(today, site.keep_raw_days) or dt.date.min
     chosen = sorted(d for d in set(days) if kept <= d <= today)
     timings: dict[str, float] = {}
+    closed_before = now - dt.timedelta(seconds=timeout_s)
     for phase in PHASES:
         for chunk in _chunks(chosen):
-            _rebuild(client, site, chunk, in_phase(phase), tz=tz, closed_before=now - dt.timedelta(seconds=timeout_s),
-                     timings=timings)
+            _rebuild(client, site, chunk, in_phase(phase), tz=tz, closed_before=closed_before, timings=timings)
+    _rebuild_site(client, site, tz=tz, now=now, closed_before=closed_before, timings=timings)
     for table in TABLES:
         client.command(f"TRUNCATE TABLE {table.name}_staging")
     return chosen
@@ -229,6 +231,28 @@ def _rebuild(client: Client, site: Site, days: list[dt.date], tables: tuple[Tabl
             else:
                 client.command(f"ALTER TABLE {table.name} DROP PARTITION {partition}")
     return sessions
+
+
+def _rebuild_site(client: Client, site: Site, *, tz: zoneinfo.ZoneInfo, now: dt.datetime,
+                  closed_before: dt.datetime, timings: dict[str, float]) -> None:
+    """Rebuild the tables that span every day of the site ("site" phase, in order) in their staging
+    copies, then swap the site's partition in: a pass leaves them as a recompute would."""
+    today = now.astimezone(tz).date()
+    work = Pass(site=site, days=[today], lo=_midnight(today, tz), hi=_midnight(today + dt.timedelta(days=1), tz),
+                closed_before=closed_before)
+    tables = in_phase("site")
+    for table in tables:
+        client.command(f"TRUNCATE TABLE {table.name}_staging")
+    for table in tables:
+        started = time.monotonic()
+        client.command(table.sql(site), parameters=parameters(table, work))
+        timings[table.name] = timings.get(table.name, 0.0) + time.monotonic() - started
+    for table in tables:
+        filled = _scalar(client, f"SELECT count() FROM {table.name}_staging")
+        verb = "REPLACE" if filled else "DROP"
+        # The site id is checked to be [A-Za-z0-9_-] by the settings: safe as a partition literal.
+        source = f" FROM {table.name}_staging" if filled else ""
+        client.command(f"ALTER TABLE {table.name} {verb} PARTITION '{site.id}'{source}")
 
 
 def _midnight(day: dt.date, tz: zoneinfo.ZoneInfo) -> dt.datetime:

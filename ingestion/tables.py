@@ -24,7 +24,9 @@ from chainlens.core.settings import TRACKING_VIEWED, Site
 
 ALL = "all"  # segment columns' value in the total rows (GROUPING SETS)
 
-Phase = Literal["sessions", "orders", "answers"]
+# A day phase rebuilds its tables for the days a pass finds; "site" tables are rebuilt whole,
+# after them, at every pass (customers and repeat purchases span every day of the site).
+Phase = Literal["sessions", "orders", "answers", "site"]
 PHASES: tuple[Phase, ...] = ("sessions", "orders", "answers")
 
 
@@ -89,6 +91,8 @@ TABLES: tuple[Table, ...] = (
     Table("chain_orders", "orders", 'docs/metrics.md, "After the purchase"'),
     Table("fulfillment_daily", "orders", 'docs/metrics.md, "After the purchase"', every("device", "segment")),
     Table("satisfaction_daily", "answers", 'docs/metrics.md, "Satisfaction"', every("asked_at", "device", "segment")),
+    Table("customers", "site", 'docs/metrics.md, "Customers and repeat purchases"'),
+    Table("repeat_purchase_daily", "site", 'docs/metrics.md, "Customers and repeat purchases"', every("device")),
 )
 NAMES = tuple(t.name for t in TABLES)
 

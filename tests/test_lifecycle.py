@@ -142,7 +142,8 @@ async def test_forget_a_user_leaves_no_trace_and_the_tables_equal_a_recompute(sh
                            headers=SECRET)
     dry = await resp.json()
     assert resp.status == 200 and dry["dry_run"] and dry["sessions"] == 3 and dry["orders"] == 1
-    assert dry["rows"] == {"events": len(mine), "events_rejected": 3, "chain_sessions": 3, "chain_orders": 1}
+    assert dry["rows"] == {"events": len(mine), "events_rejected": 3, "chain_sessions": 3, "chain_orders": 1,
+                           "customers": 1}
     assert (await shop.rows("SELECT count() FROM events"))[0][0] == len(mine) + len(others)
 
     # Without the site's secret: refused.

@@ -14,6 +14,7 @@ import pytest
 
 from chainlens.core.loading import from_mapping
 from chainlens.core.settings import DEMO_CHAIN
+from chainlens.demo.returns import link_returns
 from chainlens.demo.shoppers import ShopperModel, aftercare
 from chainlens.store_access import site_parameters
 from ingestion import store, tables
@@ -54,8 +55,10 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         model = ShopperModel(seed=seed, change_at_ms=now - day, act=True)
         sessions = list(model.sessions(start_ms=now - 6 * day, end_ms=now - 3 * 3_600_000, count=1500))
         rng = random.Random(seed)
+        reports = [e for s in sessions for e in aftercare(s, rng, now_ms=now)]  # the back office's reports
+        link_returns(sessions, reports, seed=seed)  # some buyers order again
         events = [{**e, "ua": s.user_agent} for s in sessions for e in s.events]  # as a shop's export has them
-        events += [e for s in sessions for e in aftercare(s, rng, now_ms=now)]  # the back office's reports
+        events += reports
         if site.id == "outlet":
             events = [{**e, "step": OUTLET_STEPS.get(e.get("step") or "", e.get("step"))} for e in events]
         import_lines(client, [orjson.dumps(e) for e in events], site=site)

@@ -397,6 +397,36 @@ PARTITION BY (site_id, day)
 ORDER BY (site_id, hour, step, device)
 SETTINGS index_granularity = 8192;
 
+CREATE TABLE customers
+(
+    `site_id` LowCardinality(String),
+    `customer` String,
+    `first_order_at` DateTime64(3, 'UTC'),
+    `last_order_at` DateTime64(3, 'UTC'),
+    `orders` UInt64,
+    `revenue` Map(String, Float64),
+    `order_ids` Array(String)
+)
+ENGINE = MergeTree
+PARTITION BY site_id
+ORDER BY (site_id, customer)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE customers_staging
+(
+    `site_id` LowCardinality(String),
+    `customer` String,
+    `first_order_at` DateTime64(3, 'UTC'),
+    `last_order_at` DateTime64(3, 'UTC'),
+    `orders` UInt64,
+    `revenue` Map(String, Float64),
+    `order_ids` Array(String)
+)
+ENGINE = MergeTree
+PARTITION BY site_id
+ORDER BY (site_id, customer)
+SETTINGS index_granularity = 8192;
+
 CREATE TABLE events
 (
     `site_id` LowCardinality(String),
@@ -817,6 +847,54 @@ CREATE TABLE product_daily_staging
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
 ORDER BY (site_id, day, device, segment, item_id)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE repeat_purchase_daily
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `link` LowCardinality(String),
+    `device` LowCardinality(String),
+    `orders` UInt64,
+    `observable_30d` UInt64,
+    `repeat_30d` UInt64,
+    `observable_90d` UInt64,
+    `repeat_90d` UInt64,
+    `rate_90d` Nullable(Float64),
+    `observable_90d_others` UInt64,
+    `repeat_90d_others` UInt64,
+    `diff_90d` Nullable(Float64),
+    `diff_low` Nullable(Float64),
+    `diff_high` Nullable(Float64),
+    `orders_lost_90d` Nullable(Float64)
+)
+ENGINE = MergeTree
+PARTITION BY site_id
+ORDER BY (site_id, day, link, device)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE repeat_purchase_daily_staging
+(
+    `site_id` LowCardinality(String),
+    `day` Date,
+    `link` LowCardinality(String),
+    `device` LowCardinality(String),
+    `orders` UInt64,
+    `observable_30d` UInt64,
+    `repeat_30d` UInt64,
+    `observable_90d` UInt64,
+    `repeat_90d` UInt64,
+    `rate_90d` Nullable(Float64),
+    `observable_90d_others` UInt64,
+    `repeat_90d_others` UInt64,
+    `diff_90d` Nullable(Float64),
+    `diff_low` Nullable(Float64),
+    `diff_high` Nullable(Float64),
+    `orders_lost_90d` Nullable(Float64)
+)
+ENGINE = MergeTree
+PARTITION BY site_id
+ORDER BY (site_id, day, link, device)
 SETTINGS index_granularity = 8192;
 
 CREATE TABLE rollup_lease

@@ -1,0 +1,101 @@
+"""customers and repeat_purchase_daily against orders counted by hand (docs/metrics.md,
+"Customers and repeat purchases"): who a customer is across devices, shared devices and a later
+sign-in; which orders are observable for 30 and 90 days; a whole rebuild at every pass."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import Any
+
+from chainlens.core.fields import Client
+from chainlens.core.rows import validate_event
+from chainlens.core.spoolfile import rows_body
+from ingestion import store
+from ingestion.rollup import rollup
+from tests.test_rollups import NOW, NOW_MS, reset, site_settings, table
+
+D = 86_400_000
+
+
+def session(sid: str, aid: str, day: int, *, order: str = "", uid: str = "") -> list[dict[str, Any]]:
+    """A session `day` days before NOW: the cart, and a purchase of 40 EUR when `order` is set."""
+    t = NOW_MS + day * D
+    out = [{"id": str(uuid.uuid4()), "type": "page", "step": "cart", "ts": t, "sid": sid, "aid": aid, "sn": 1}]
+    if uid:
+        out.append({"id": str(uuid.uuid4()), "type": "identify", "ts": t + 1000, "sid": sid, "aid": aid, "sn": 1,
+                    "uid": uid})
+    if order:
+        out.append({"id": str(uuid.uuid4()), "type": "step", "step": "purchase", "ts": t + 60_000, "sid": sid,
+                    "aid": aid, "sn": 1, "order_id": order, "value": 40.0, "currency": "EUR"})
+    return out
+
+
+def delivery(order: str, day: int, *, late: bool) -> list[dict[str, Any]]:
+    t = NOW_MS + day * D
+    promised = t + 3 * D
+    return [{"id": str(uuid.uuid4()), "type": "step", "step": "shipped", "order_id": order, "ts": t + D,
+             "props": {"promised_by": promised}},
+            {"id": str(uuid.uuid4()), "type": "step", "step": "delivered", "order_id": order,
+             "ts": promised + (D if late else -D)}]
+
+
+def load_raw(client: Any, settings: Any, raws: list[dict[str, Any]], *, server: bool = False,
+             received_ms: int = NOW_MS) -> None:
+    site = settings.sites[0]
+    rows = [validate_event(r, site=site, client=Client(), received_ms=received_ms, sent_at=None, age_limit=False,
+                           server=server) for r in raws]
+    store.insert_events(client, rows_body(rows), token=str(uuid.uuid4()))
+
+
+def history() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    browser = [
+        *session("a1", "va1", -120, order="A1", uid="u-alice"),  # Alice on her laptop
+        *session("a2", "va2", -100, order="A2", uid="u-alice"),  # and on her phone: one customer
+        *session("b1", "vb", -110, order="B1"), *session("b2", "vb", -40, order="B2"),  # Bob, never signed in
+        *session("b3", "vb", -20, order="B3"),
+        *session("c1", "vc", -115, order="C1"),  # Carol buys before she signs in, 65 days later
+        *session("c2", "vc", -50, order="C2", uid="u-carol"),
+        *session("d1", "vs", -108, order="D1", uid="u-dan"),  # a shared device: Dan, Eve, and nobody
+        *session("e1", "vs", -105, order="E1", uid="u-eve"),
+        *session("s1", "vs", -104, order="S1"),
+    ]
+    return browser, [*delivery("A1", -120, late=True), *delivery("B1", -110, late=False)]
+
+
+def test_customers_and_repeat_purchases_by_hand(db: Any, tmp_path: Path) -> None:
+    reset(db)
+    for extra in ("customers", "repeat_purchase_daily"):
+        db.command(f"TRUNCATE TABLE {extra}")
+    settings = site_settings(tmp_path)
+    browser, reports = history()
+    load_raw(db, settings, browser)
+    load_raw(db, settings, reports, server=True)
+    rollup(db, settings, now=NOW)
+
+    customers = {r["customer"]: (r["orders"], r["order_ids"], r["revenue"]) for r in table(db, "customers")}
+    assert customers == {"u-alice": (2, ["A1", "A2"], {"EUR": 80.0}), "vb": (3, ["B1", "B2", "B3"], {"EUR": 120.0}),
+                         "u-carol": (2, ["C1", "C2"], {"EUR": 80.0}), "u-dan": (1, ["D1"], {"EUR": 40.0}),
+                         "u-eve": (1, ["E1"], {"EUR": 40.0}), "vs": (1, ["S1"], {"EUR": 40.0})}
+
+    def totals(link: str) -> tuple[int, ...]:
+        rows = table(db, "repeat_purchase_daily", f"link = '{link}' AND device = 'all'")
+        keys = ("orders", "observable_30d", "repeat_30d", "observable_90d", "repeat_90d", "observable_90d_others",
+                "repeat_90d_others")
+        return tuple(sum(r[k] for r in rows) for k in keys)
+
+    # 10 orders; B3 is 20 days old (not observable for 30 days); B2 and C2 not for 90. Within 30
+    # days A1 (A2 after 20) and B2 (B3 after 20) repeat; within 90, A1, B1 (70) and C1 (65).
+    assert totals("all") == (10, 9, 2, 7, 3, 0, 0)
+    assert totals("late") == (1, 1, 1, 1, 1, 1, 1)  # A1, against B1 delivered on time
+    assert totals("on_time") == (1, 1, 0, 1, 1, 1, 1)
+    (late,) = table(db, "repeat_purchase_daily", "link = 'late' AND device = 'all' AND orders > 0")
+    assert late["diff_90d"] is None  # on its day, no order on time to compare with
+
+    # A new order re-opens its customer's earlier one: Bob's B3 now has a successor within 30 days.
+    load_raw(db, settings, session("b4", "vb", -5, order="B4"), received_ms=NOW_MS + 500)
+    rollup(db, settings, now=NOW + dt.timedelta(seconds=1))
+    assert totals("all")[:3] == (11, 9, 2)
+    rollup(db, settings, now=NOW + dt.timedelta(days=30))  # B3 and B4 now observable for 30 days
+    assert totals("all")[:3] == (11, 11, 3)
