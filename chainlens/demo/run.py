@@ -38,6 +38,7 @@ from chainlens.core.loading import from_mapping
 from chainlens.core.owner import held_by
 from chainlens.core.settings import DEMO_CHAIN, Settings, Site
 from chainlens.core.toml_writer import dump_toml
+from chainlens.demo.returns import link_returns
 from chainlens.demo.shop import ShopServer
 from chainlens.demo.shoppers import BROKEN_PAYMENT, USER_AGENTS, Session, ShopperModel, aftercare
 from chainlens.store_access import run_query
@@ -51,6 +52,9 @@ CHANGE_DAYS = 1.5  # shipping costs jump for the last day and a half: the early 
 SALE_MINUTES, SALE = 150, 20  # the evening sale before now, at twenty times the usual traffic
 BROKEN_MINUTES = 30  # its last half hour: the payment page broken on Mobile Safari
 REPLAY_MINUTES, REPLAY_SPEED = 40, 40  # the restarted serve's clock: 40 min back, 40 times as fast
+# Months of orders before the week, imported as a shop's export, so that repeat purchases have 90
+# days to be seen (docs/metrics.md, "Customers and repeat purchases").
+HISTORY_DAYS, HISTORY_PER_DAY = 120, 400
 
 
 def demo_config(port: int, shop_port: int) -> dict[str, Any]:
@@ -104,6 +108,12 @@ def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | 
         per_day = max(1, (sessions or DAYS * PER_DAY) // DAYS)
         started = time.monotonic()
         now_ms = int(time.time() * 1000)
+        lines, linked = history_lines(shop.url, now_ms=now_ms, per_day=max(1, per_day * HISTORY_PER_DAY // PER_DAY))
+        (DEMO_DIR / "history.jsonl").write_bytes(b"\n".join(lines))
+        print(_cli(path, "import", str(DEMO_DIR / "history.jsonl"), "--site", "demo")
+              + f" ({HISTORY_DAYS - DAYS} days of history before the week, {linked} buyers coming back for "
+              f"another order, in {time.monotonic() - started:.1f} s)")
+        started = time.monotonic()
         sent, accepted = asyncio.run(_send_traffic(url, config, per_day=per_day, now_ms=now_ms))
         print(f"sent {sent} shopper sessions ({accepted} events accepted) in {time.monotonic() - started:.1f} s")
         _wait_loaded(url)
@@ -140,6 +150,20 @@ def run_demo(settings: Settings, *, keep_running: bool = False, sessions: int | 
         code = proc.wait(120)
     print(f"collector stopped (exit {code})")
     return 0 if code == 0 else 1
+
+
+def history_lines(origin: str, *, now_ms: int, per_day: int = HISTORY_PER_DAY) -> tuple[list[bytes], int]:
+    """The months before the week as a shop's export: sessions, the back office's reports, and
+    buyers who come back (chainlens/demo/returns.py); the lines and how many came back."""
+    day = 86_400_000
+    model = ShopperModel(seed=9, origin=origin, act=True)
+    sessions = list(model.sessions(start_ms=now_ms - HISTORY_DAYS * day, end_ms=now_ms - DAYS * day,
+                                   count=per_day * (HISTORY_DAYS - DAYS)))
+    rng = random.Random(13)
+    reports = [e for s in sessions for e in aftercare(s, rng, now_ms=now_ms)]
+    linked = link_returns(sessions, reports, seed=9)
+    lines = [orjson.dumps({**e, "ua": s.user_agent}) for s in sessions for e in s.events]
+    return lines + [orjson.dumps(e) for e in reports], linked
 
 
 def demo_sessions(origin: str, *, now_ms: int, per_day: int = PER_DAY) -> Iterator[Session]:
@@ -315,6 +339,13 @@ REPORT = [
 ]
 
 
+REPEAT_COLUMNS = ("link, orders, observable_90d, repeat_90d, round(rate_90d, 3) AS repeat_rate, "
+                  "round(rate_others, 3) AS others_rate, round(diff_90d * 100, 1) AS diff_pp, "
+                  "concat('[', toString(round(diff_low * 100, 1)), ', ', toString(round(diff_high * 100, 1)), ']') "
+                  "AS ci95_pp, round(orders_lost_90d, 1) AS orders_lost_90d, "
+                  "if(insufficient, 'insufficient', '') AS note")
+
+
 def _by_segment(site: Site) -> tuple[str, str, str, str]:
     """The checkout table with one abandonment-rate column per behavior segment."""
     columns = ", ".join(f"round(maxIf(abandonment_rate, segment = '{n}'), 3) AS {n}" for n in site.segment_names)
@@ -330,6 +361,17 @@ def _print_report(config: Path, settings: Settings, *, broken_at: dt.datetime) -
         query = f"SELECT {columns} FROM ({QUERIES[name]}) {tail}"
         out = run_query(settings, " ".join(query.split()), fmt="PrettyCompactMonoBlock", parameters=params)
         print(f"\n{title}\n" + out.decode().rstrip())
+    months = parameters(settings.sites[0], start=today - dt.timedelta(days=HISTORY_DAYS), end=today)
+    query = f"SELECT {REPEAT_COLUMNS} FROM ({QUERIES['repeat']})"
+    print(f"\nDo bad experiences cost future orders? Orders of the last {HISTORY_DAYS} days whose customer "
+          "ordered again within 90 days (of those observable for 90 days), against the link's complement\n"
+          + run_query(settings, " ".join(query.split()), fmt="PrettyCompactMonoBlock",
+                      parameters=months).decode().rstrip())
+    query = ("SELECT source, medium, campaign, revived_orders, customers, usual_gap_p90_days "
+             f"FROM ({QUERIES['revival']}) LIMIT 5")
+    print("\nLapsed customers who came back (after more than the usual gap between orders), by what brought them\n"
+          + run_query(settings, " ".join(query.split()), fmt="PrettyCompactMonoBlock",
+                      parameters=months).decode().rstrip())
     print("\nEarly warnings, hourly and live\n" + _cli(config, "alerts"))
     first = _cli(config, "sql", "SELECT toUnixTimestamp64Milli(detected_at) AS ms, device, message FROM alerts "
                  "WHERE kind = 'stall' AND step = 'checkout.payment' AND state = 'open' "
