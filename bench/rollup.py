@@ -4,8 +4,9 @@
 
 Generates about 10 million events (1.54 million sessions over 7 days, 3 to 10
 events each, bots, obstacles, select-step props, a product's items from the
-product step on and search terms included) straight into an
-embedded store with one INSERT … SELECT, then times:
+product step on, search terms, orders, signed-in buyers and visitors who buy
+again included) straight into an embedded store with one INSERT … SELECT, then
+times:
 - the full rollup (every table, every day) and the process's peak RSS during it;
 - one more day of traffic, then the incremental rollup (only that day is
   recomputed), and the ratio of the two;
@@ -38,7 +39,7 @@ from ingestion.tables import NAMES as TABLES  # noqa: E402
 
 GENERATE = """
 INSERT INTO events (site_id, event_id, session_id, anon_id, session_number, type, step, name, ts, client_ts,
-                    received_at, url, referrer, props, device, is_bot)
+                    received_at, url, referrer, props, device, is_bot, order_id, value, currency, user_id)
 WITH ['discover', 'search', 'select', 'cart', 'checkout.info', 'checkout.shipping', 'checkout.payment',
       'checkout.review', 'purchase'] AS chain,
      ['shipping_cost_shown', 'payment_declined', 'account_required', 'out_of_stock'] AS kinds,
@@ -66,7 +67,12 @@ SELECT 'demo', generateUUIDv4(s * 16 + j), concat('s', toString(s)), concat('a',
                map('utm_source', ['news', 'insta', 'ads'][1 + bitShiftRight(h, 21) % 3], 'utm_medium', 'email',
                    'utm_campaign', concat('c', toString(bitShiftRight(h, 23) % 20))),
                type = 'page', map('clicks', toString(j)), map()),
-       ['desktop', 'mobile', 'tablet'][1 + bitShiftRight(h, 7) % 3], h % 50 = 0
+       ['desktop', 'mobile', 'tablet'][1 + bitShiftRight(h, 7) % 3], h % 50 = 0,
+       -- a purchase is an order (its session's id), 39.8 EUR; a visitor (one of a million) often
+       -- buys again in another session, and a third of the buyers are signed in
+       if(step = 'purchase', concat('o', toString(s)), ''), if(step = 'purchase', 39.8, NULL),
+       if(step = 'purchase', 'EUR', ''),
+       if(step = 'purchase' AND bitShiftRight(h, 33) % 3 = 0, concat('u', toString(h % 1000000)), '')
 FROM
 (
     SELECT number + {first:UInt64} AS s, cityHash64(s) AS h,

@@ -5,14 +5,22 @@ sign-in; which orders are observable for 30 and 90 days; a whole rebuild at ever
 from __future__ import annotations
 
 import datetime as dt
+import random
 import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
+import pytest
+
 from chainlens.core.fields import Client
 from chainlens.core.rows import validate_event
 from chainlens.core.spoolfile import rows_body
+from chainlens.demo.returns import link_returns
+from chainlens.demo.shoppers import ShopperModel, aftercare
 from ingestion import store
+from ingestion.figures import parameters, rows
+from ingestion.imports import import_lines
 from ingestion.rollup import rollup
 from tests.test_rollups import NOW, NOW_MS, reset, site_settings, table
 
@@ -99,3 +107,25 @@ def test_customers_and_repeat_purchases_by_hand(db: Any, tmp_path: Path) -> None
     assert totals("all")[:3] == (11, 9, 2)
     rollup(db, settings, now=NOW + dt.timedelta(days=30))  # B3 and B4 now observable for 30 days
     assert totals("all")[:3] == (11, 11, 3)
+
+
+@pytest.mark.slow  # two months of the shopper model, rolled up: `make test`, not the fast loop
+def test_the_demo_model_brings_fewer_buyers_back_after_a_late_delivery_or_a_bad_answer(
+        db: Any, tmp_path: Path) -> None:
+    reset(db)
+    settings = site_settings(tmp_path)
+    model = ShopperModel(seed=21, act=True)
+    sessions = list(model.sessions(start_ms=NOW_MS - 160 * D, end_ms=NOW_MS - 95 * D, count=16_000))
+    rng = random.Random(21)
+    reports = [e for s in sessions for e in aftercare(s, rng, now_ms=NOW_MS)]
+    assert link_returns(sessions, reports, seed=21) > 100
+    lines = [orjson.dumps({**e, "ua": s.user_agent}) for s in sessions for e in s.events]
+    import_lines(db, lines + [orjson.dumps(e) for e in reports], site=settings.sites[0])
+    rollup(db, settings, now=NOW)
+    figures = {r["link"]: r for r in rows(db, "repeat", parameters(
+        settings.sites[0], start=(NOW - dt.timedelta(days=170)).date(), end=NOW.date()))}
+    for bad in ("late", "detractor"):
+        assert figures[bad]["observable_90d"] >= 30 and figures[bad]["diff_high"] < 0, figures[bad]
+    assert figures["promoter"]["diff_low"] > 0
+    # every order of the window was observed for its whole 90 days
+    assert figures["all"]["observable_90d"] == figures["all"]["orders"]
