@@ -12,6 +12,9 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from chainlens.core.fields import Client
 from chainlens.core.rows import validate_event
@@ -129,3 +132,81 @@ def test_the_demo_model_brings_fewer_buyers_back_after_a_late_delivery_or_a_bad_
     assert figures["promoter"]["diff_low"] > 0
     # every order of the window was observed for its whole 90 days
     assert figures["all"]["observable_90d"] == figures["all"]["orders"]
+
+
+@st.composite
+def buyers(draw: Any) -> list[dict[str, Any]]:
+    """Orders of a few shoppers over 200 days: devices (visitor ids) shared or not, sign-ins (user
+    ids) on some sessions, late and on-time deliveries."""
+    raws: list[dict[str, Any]] = []
+    for n in range(draw(st.integers(1, 8))):
+        aid = draw(st.sampled_from(["v1", "v2", "v3", "v4", "v5"]))
+        uid = draw(st.sampled_from(["", "", "u1", "u2", "u3"]))
+        day = draw(st.sampled_from([-5, -20, -35, -60, -95, -100, -130]))  # a few days: quick rollups
+        order = f"O{n}" if draw(st.integers(0, 4)) else ""
+        raws += session(f"s{n}", aid, day, order=order, uid=uid)
+        if order and draw(st.booleans()):
+            raws += delivery(order, day, late=draw(st.booleans()))
+    return raws
+
+
+def expected(raws: list[dict[str, Any]]) -> tuple[dict[str, list[str]], dict[str, tuple[int, ...]]]:
+    """customers' order ids and repeat_purchase_daily's sums per link, from the definitions."""
+    users_of_visitor: dict[str, set[str]] = {}
+    session_user: dict[str, str] = {}
+    for r in raws:
+        if r.get("uid"):
+            session_user[r["sid"]] = r["uid"]
+            users_of_visitor.setdefault(r["aid"], set()).add(r["uid"])
+    late: dict[str, bool] = {}
+    promised: dict[str, int] = {}
+    for r in raws:
+        if r.get("step") == "shipped":
+            promised[r["order_id"]] = r["props"]["promised_by"]
+        elif r.get("step") == "delivered":
+            late[r["order_id"]] = r["ts"] > promised[r["order_id"]]
+    orders = []
+    for r in raws:
+        if r.get("step") == "purchase" and r.get("sid"):
+            one = users_of_visitor.get(r["aid"], set())
+            customer = session_user.get(r["sid"]) or (next(iter(one)) if len(one) == 1 else r["aid"])
+            orders.append((customer, r["ts"], r["order_id"]))
+    customers: dict[str, list[str]] = {}
+    for customer, _, order in orders:
+        customers.setdefault(customer, []).append(order)
+    horizon = NOW_MS - 1800 * 1000
+    sums: dict[str, list[int]] = {}
+    for customer, ts, order in orders:
+        later = sorted(t for c, t, o in orders if c == customer and (t, o) > (ts, order))
+        links = ["all"] + ([("late" if late[order] else "on_time")] if order in late else [])
+        for link in links:
+            row = sums.setdefault(link, [0] * 5)
+            seen30, seen90 = ts + 30 * D <= horizon, ts + 90 * D <= horizon
+            row[0] += 1
+            row[1] += seen30
+            row[2] += seen30 and bool(later) and later[0] <= ts + 30 * D
+            row[3] += seen90
+            row[4] += seen90 and bool(later) and later[0] <= ts + 90 * D
+    return ({c: sorted(o) for c, o in customers.items()}, {k: tuple(v) for k, v in sums.items()})
+
+
+@pytest.mark.slow  # the property runs: `make test`, not the fast loop
+@hsettings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow])
+@given(raws=buyers())
+def test_customers_and_repeats_match_the_definitions(db: Any, tmp_path: Path, raws: list[dict[str, Any]]) -> None:
+    reset(db)
+    settings = site_settings(tmp_path)
+    load_raw(db, settings, [r for r in raws if r.get("sid")])
+    if any(not r.get("sid") for r in raws):
+        load_raw(db, settings, [r for r in raws if not r.get("sid")], server=True)
+    rollup(db, settings, now=NOW, since=(NOW - dt.timedelta(days=140)).date())  # the days that hold events
+    want_customers, want_sums = expected(raws)
+    assert {r["customer"]: r["order_ids"] for r in table(db, "customers")} == want_customers
+    keys = ("orders", "observable_30d", "repeat_30d", "observable_90d", "repeat_90d")
+    got: dict[str, list[int]] = {}
+    for r in table(db, "repeat_purchase_daily", "device = 'all'"):
+        row = got.setdefault(r["link"], [0] * 5)
+        for i, k in enumerate(keys):
+            row[i] += r[k]
+    assert {k: tuple(v) for k, v in got.items() if v[0] and k in ("all", "late", "on_time")} == want_sums

@@ -49,14 +49,12 @@ VIEWED = {113: 30, 101: 25, 102: 20, 104: 10, 105: 10, 103: 5}
 TERMS = {"tent": 25, "trail shoes": 20, "rain jacket": 15, "waterproof boots": 12, "socks": 10,
          "gift card": 10, "headlamp": 8}
 NO_RESULTS = ("waterproof boots", "gift card")
-# The details form: seconds a shopper spends in each field; how often the postcode pattern
-# refuses what they type and the phone field (optional, but it looks required) makes them pause;
-# and what each does to the chance to go on (the others' chance rises so the mean stays).
+# The details form: seconds a shopper spends in each field, and how often the postcode pattern
+# refuses what they type and the phone field (optional, but it looks required) makes them pause,
+# among those who leave the step and those who go on.
 FIELD_SECONDS = {"email": 6, "password": 9, "address": 12, "postcode": 4, "phone": 7}
-POSTCODE_ERROR, POSTCODE_HIT = 0.15, 0.7
-PHONE_PAUSE, PHONE_HIT = 0.2, 0.8
-POSTCODE_OK = (1 - POSTCODE_ERROR * POSTCODE_HIT) / (1 - POSTCODE_ERROR)
-PHONE_OK = (1 - PHONE_PAUSE * PHONE_HIT) / (1 - PHONE_PAUSE)
+POSTCODE_ERROR = {False: 0.35, True: 0.10}
+PHONE_PAUSE = {False: 0.40, True: 0.15}
 PAGES = {
     "discover": "/", "search": "/search", "select": "/product/{sku}", "cart": "/cart",
     "checkout.info": "/checkout/info", "checkout.shipping": "/checkout/shipping",
@@ -279,16 +277,15 @@ class Walk:
         forced_account = self.rng.random() < 0.35
         if forced_account:
             self.emit("obstacle", "checkout.info", "account_required")
-        # The details form (the forms add-on's reports): a postcode pattern that refuses some
-        # shoppers' way of writing it, a phone field that looks required though it is not. Drawn
-        # from the session's own generator, the seeded shoppers' other choices stay as they were,
-        # and the chance to go on is, on average, what it was.
-        form = random.Random(self.base["sid"])
-        postcode_error, phone_pause = form.random() < POSTCODE_ERROR, form.random() < PHONE_PAUSE
-        p = ((0.55 if forced_account else 0.85) * (POSTCODE_HIT if postcode_error else POSTCODE_OK)
-             * (PHONE_HIT if phone_pause else PHONE_OK))
         entered = self.clock
-        goes_on = self.stays(p, "checkout.info", 1.6 if forced_account else 1)
+        goes_on = self.stays(0.55 if forced_account else 0.85, "checkout.info", 1.6 if forced_account else 1)
+        # The details form (the forms add-on's reports): a postcode pattern that refuses some
+        # shoppers' way of writing it, and a phone field that looks required though it is not, both
+        # met more often by those who leave. Drawn from the session's own generator once the
+        # shopper's choice is made, so the seeded shoppers' other choices stay as they were.
+        form = random.Random(self.base["sid"])
+        postcode_error = form.random() < POSTCODE_ERROR[goes_on]
+        phone_pause = form.random() < PHONE_PAUSE[goes_on]
         self.fill_in(form, entered, goes_on, account=forced_account, postcode_error=postcode_error,
                      phone_pause=phone_pause)
         return goes_on
