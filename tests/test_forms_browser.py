@@ -204,3 +204,46 @@ def test_the_add_on_never_throws_into_the_page(env: dict[str, Any]) -> None:
                        "AND props['form'] = 'late'")
     fields = {r["field"] for r in wait_for_sync(arrived, what="the late form's fields")}
     assert fields == {"text0", "textarea2"}  # by type and place; the shadow root's field is not seen
+
+
+STORE_VALIDATED = """
+<form id="contact" action="/checkout/shipping" method="get" novalidate>
+  <label>Phone <input name="phone"></label>
+  <button>Continue</button>
+</form>
+<script>
+  // The store's own validation: no browser checks; an error is marked with aria-invalid.
+  document.getElementById('contact').addEventListener('submit', e => {
+    const phone = e.target.elements.phone;
+    if (!/^[0-9 +]{6,}$/.test(phone.value)) {
+      e.preventDefault(); phone.setAttribute('aria-invalid', 'true');
+    } else phone.removeAttribute('aria-invalid');
+  });
+</script>"""
+
+
+def test_an_error_the_stores_own_validation_marks_counts_and_stops_the_submit(env: dict[str, Any]) -> None:
+    pages, srv = env["pages"], env["srv"]
+    pages.routes["/checkout/info"] = (html(env["tag"], STORE_VALIDATED), {})
+    try:
+        page = checkout(env)
+        page.click("input[name=phone]")
+        page.keyboard.type("12")
+        page.click("button")  # prevented, aria-invalid set: an attempt, not a submit
+        page.click("input[name=phone]")
+        page.keyboard.type("34567")
+        submit_and_wait(page)
+        assert page.errors == []
+        sid = page.evaluate("JSON.parse(localStorage.chainlens_id).s")
+        leave(page)
+    finally:
+        pages.routes["/checkout/info"] = (html(env["tag"], FORM), {})
+
+    def reported() -> list[dict[str, Any]]:
+        return srv.sql(f"SELECT name, props FROM events WHERE session_id = '{sid}' AND name IN "
+                       "('form_field', 'form_report') AND props['form'] = 'contact' ORDER BY ts")
+    got = wait_for_sync(reported, what="the contact form's reports")
+    fields = [r["props"] for r in got if r["name"] == "form_field"]
+    assert sum(int(p["errors"]) for p in fields) == 1 and sum(int(p["corrections"]) for p in fields) == 1
+    outcomes = [r["props"] for r in got if r["name"] == "form_report"]
+    assert [(p["outcome"], p["attempts"]) for p in outcomes] == [("submitted", "2")]
