@@ -17,12 +17,10 @@ listed with their own time, summed over the page's calls (the median run's).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gzip
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,13 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from rollup import generate  # noqa: E402  (bench/rollup.py)
+from rollup import rolled_up_week  # noqa: E402  (bench/rollup.py)
 
-from chainlens.core.loading import from_mapping  # noqa: E402
 from collector import dashboard  # noqa: E402
-from ingestion import report, store  # noqa: E402
+from ingestion import report  # noqa: E402
 from ingestion.report import report_range  # noqa: E402
-from ingestion.rollup import rollup  # noqa: E402
 
 
 def main() -> None:
@@ -45,23 +41,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="keep the rolled-up store here, and reuse it when it is there")
     args = parser.parse_args()
-    work = args.keep or Path(tempfile.mkdtemp(prefix="chainlens-dashboard-bench-"))
-    reuse = bool(args.keep and (work / "db").exists())
-    settings = from_mapping({"store": {"dsn": f"chdb://{work}/db"}, "collector": {"spool_dir": str(work / "spool")}})
-    site = settings.sites[0]
-    client = store.connect(settings.store.dsn)
-    store.ensure_schema(client)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    start = (now - dt.timedelta(days=8)).replace(hour=0, minute=0, second=0)
-    if reuse:
-        now = client.query("SELECT max(ts) FROM events").result_rows[0][0].replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
-        print(f"the store in {work}, as an earlier run left it")
-    else:
-        total = generate(client, first=0, count=args.sessions, start=start, days=7,
-                         received=now - dt.timedelta(days=1))
-        t = time.monotonic()
-        rollup(client, settings, now=now)
-        print(f"{total:,} events in {args.sessions:,} sessions over 7 days, rolled up in {time.monotonic() - t:.1f} s")
+    week = rolled_up_week(args.sessions, args.keep, "chainlens-dashboard-bench-")
+    client, site, work = week.client, week.settings.sites[0], week.work
     template = dashboard._env().get_template("dashboard.html")
     figures, pages, html = [], [], ""
     spent: list[dict[str, float]] = []

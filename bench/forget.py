@@ -12,10 +12,8 @@ forgets another visitor, so a kept store can be asked again.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,12 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from rollup import generate  # noqa: E402  (bench/rollup.py)
+from rollup import rolled_up_week  # noqa: E402  (bench/rollup.py)
 
-from chainlens.core.loading import from_mapping  # noqa: E402
 from chainlens.privacy import summary_text  # noqa: E402
-from ingestion import lifecycle, store  # noqa: E402
-from ingestion.rollup import rollup  # noqa: E402
+from ingestion import lifecycle  # noqa: E402
 
 
 def main() -> None:
@@ -36,21 +32,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=1_540_000)
     parser.add_argument("--keep", type=Path, help="keep the rolled-up store here, and reuse it when it is there")
     args = parser.parse_args()
-    work = args.keep or Path(tempfile.mkdtemp(prefix="chainlens-forget-bench-"))
-    reuse = bool(args.keep and (work / "db").exists())
-    settings = from_mapping({"store": {"dsn": f"chdb://{work}/db"}, "collector": {"spool_dir": str(work / "spool")}})
-    site = settings.sites[0]
-    client = store.connect(settings.store.dsn)
-    store.ensure_schema(client)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    if reuse:
-        now = client.query("SELECT max(ts) FROM events").result_rows[0][0].replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
-    else:
-        start = (now - dt.timedelta(days=8)).replace(hour=0, minute=0, second=0)
-        generate(client, first=0, count=args.sessions, start=start, days=7, received=now - dt.timedelta(days=1))
-        t = time.monotonic()
-        rollup(client, settings, now=now)
-        print(f"rolled up in {time.monotonic() - t:.1f} s")
+    week = rolled_up_week(args.sessions, args.keep, "chainlens-forget-bench-")
+    client, site, now, work = week.client, week.settings.sites[0], week.now, week.work
     events = client.query("SELECT count() FROM events").result_rows[0][0]
     # A visitor with the most sessions among those not forgotten yet.
     (visitor, sessions), = client.query(

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,37 @@ def generate(client: Any, *, first: int, count: int, start: dt.datetime, days: i
     client.command(GENERATE, parameters={"first": first, "count": count, "start": start,
                                          "span_ms": days * 86_400_000 - 3 * 3_600_000, "received": received})
     return int(client.query("SELECT count() FROM events").result_rows[0][0])
+
+
+@dataclass
+class Week:
+    """A rolled-up week of generated events in an embedded store (the dashboard and forget benches)."""
+
+    client: Any
+    settings: Any
+    now: dt.datetime
+    work: Path
+
+
+def rolled_up_week(sessions: int, keep: Path | None, prefix: str) -> Week:
+    """`sessions` over 7 days generated and rolled up in a fresh store, or the store an earlier
+    run left in `keep` (then `now` is a day past its last event)."""
+    work = keep or Path(tempfile.mkdtemp(prefix=prefix))
+    reuse = bool(keep and (work / "db").exists())
+    settings = from_mapping({"store": {"dsn": f"chdb://{work}/db"}, "collector": {"spool_dir": str(work / "spool")}})
+    client = store.connect(settings.store.dsn)
+    store.ensure_schema(client)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    if reuse:
+        last = client.query("SELECT max(ts) FROM events").result_rows[0][0]
+        print(f"the store in {work}, as an earlier run left it")
+        return Week(client, settings, last.replace(tzinfo=dt.UTC) + dt.timedelta(days=1), work)
+    start = (now - dt.timedelta(days=8)).replace(hour=0, minute=0, second=0)
+    total = generate(client, first=0, count=sessions, start=start, days=7, received=now - dt.timedelta(days=1))
+    t = time.monotonic()
+    rollup(client, settings, now=now)
+    print(f"{total:,} events in {sessions:,} sessions over 7 days, rolled up in {time.monotonic() - t:.1f} s")
+    return Week(client, settings, now, work)
 
 
 class PeakRss:

@@ -400,6 +400,13 @@ def test_the_dashboard_reads_on_a_phone_passes_axe_and_gives_its_tables_away(dem
     context.close()
 
 
+def shown(page: Any, table: str) -> dict[str, list[str]]:
+    """A table's rows on the page, by their first cell: the other cells' text."""
+    cells = page.eval_on_selector_all(f"#{table} tr", "rows => rows.slice(1).map(r => "
+                                      "[...r.children].map(c => c.textContent.trim()))")
+    return {c[0]: c[1:] for c in cells}
+
+
 def test_the_breakdowns_equal_the_events(demo: dict[str, Any]) -> None:
     """Browser and invalid form fields on the dashboard, counted again from the raw events."""
     srv = demo["srv"]
@@ -409,22 +416,17 @@ def test_the_breakdowns_equal_the_events(demo: dict[str, Any]) -> None:
     page = demo["browser"].new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.goto(f"{srv.url}/dashboard?site=demo&from={start}&to={end}")
 
-    def shown(table: str) -> dict[str, list[str]]:
-        cells = page.eval_on_selector_all(f"#{table} tr", "rows => rows.slice(1).map(r => "
-                                          "[...r.children].map(c => c.textContent.trim()))")
-        return {c[0]: c[1:] for c in cells}
-
     sessions = ("SELECT session_id, argMin(browser, ts) AS browser, min(ts) AS started, "
                 "countIf(step = 'purchase') > 0 AS bought, "
                 "groupUniqArrayIf(concat(step, ': ', props['field']), type = 'obstacle' AND name = 'form_invalid') "
                 "AS fields FROM events WHERE site_id = 'demo' AND NOT is_bot AND NOT startsWith(session_id, 'order:') "
                 f"GROUP BY session_id HAVING toDate(started) BETWEEN '{start}' AND '{end}'")
     browsers = srv.sql(f"SELECT browser, count() AS n, countIf(bought) AS orders FROM ({sessions}) GROUP BY browser")
-    table = shown("breakdown-browser")
+    table = shown(page, "breakdown-browser")
     assert {b: table[b][0] for b in table} == {r["browser"]: str(r["n"]) for r in browsers}
     assert {b: table[b][2] for b in table} == {r["browser"]: str(r["orders"]) for r in browsers}
     fields = srv.sql(f"SELECT f, count() AS n FROM ({sessions}) ARRAY JOIN fields AS f GROUP BY f")
-    table = shown("breakdown-invalid-field")
+    table = shown(page, "breakdown-invalid-field")
     assert fields and {f: table[f][0] for f in table} == {r["f"]: str(r["n"]) for r in fields}
     page.close()
 
@@ -562,11 +564,6 @@ def test_products_and_search_equal_the_events(demo: dict[str, Any]) -> None:
     page = demo["browser"].new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.goto(f"{srv.url}/dashboard?site=demo&from={start}&to={end}")
 
-    def shown(table: str) -> dict[str, list[str]]:
-        cells = page.eval_on_selector_all(f"#{table} tr", "rows => rows.slice(1).map(r => "
-                                          "[...r.children].map(c => c.textContent.trim()))")
-        return {c[0]: c[1:] for c in cells}
-
     scope = ("site_id = 'demo' AND NOT is_bot AND NOT startsWith(session_id, 'order:') AND session_id IN "
              "(SELECT session_id FROM events WHERE site_id = 'demo' GROUP BY session_id "
              f"HAVING toDate(min(ts)) BETWEEN '{start}' AND '{end}')")
@@ -577,7 +574,7 @@ def test_products_and_search_equal_the_events(demo: dict[str, Any]) -> None:
         f"uniqExactIf(session_id, step = 'purchase') AS bought FROM events "
         "ARRAY JOIN JSONExtract(props['item_list'], 'Array(Tuple(String, String))') AS item "
         f"WHERE {scope} AND mapContains(props, 'item_list') GROUP BY name")
-    table = shown("products-table")
+    table = shown(page, "products-table")
     truth = {r["name"]: [str(r["viewed"]), str(r["carted"]), str(r["bought"])] for r in items}
     assert len(table) == len(truth) == 6  # the demo's catalogue
     assert {k: [v[1], v[3], v[5]] for k, v in table.items()} == truth
@@ -591,7 +588,7 @@ def test_products_and_search_equal_the_events(demo: dict[str, Any]) -> None:
         f"WHERE {scope} AND type IN ('page', 'step') AND step != '' GROUP BY session_id) "
         "WHERE final = 'search' AND last != '' GROUP BY last")
     left = {r["last"]: r["n"] for r in exits}
-    table = shown("search-terms")
+    table = shown(page, "search-terms")
     assert len(table) == len(terms) == 7  # the demo's search terms
     assert {t: [v[2], v[3], v[5]] for t, v in table.items()} == {
         r["term"]: [str(r["sessions"]), str(left.get(r["term"], 0)), str(r["orders"])] for r in terms}
