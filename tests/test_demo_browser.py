@@ -400,6 +400,16 @@ def test_the_dashboard_reads_on_a_phone_passes_axe_and_gives_its_tables_away(dem
     context.close()
 
 
+def last_days_dashboard(demo: dict[str, Any]) -> tuple[Any, str, str]:
+    """The dashboard at 1280 px for the three days before today, over the imported history."""
+    history(demo)
+    today = dt.datetime.now(dt.UTC).date()
+    start, end = (today - dt.timedelta(days=3)).isoformat(), (today - dt.timedelta(days=1)).isoformat()
+    page = demo["browser"].new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{demo['srv'].url}/dashboard?site=demo&from={start}&to={end}")
+    return page, start, end
+
+
 def shown(page: Any, table: str) -> dict[str, list[str]]:
     """A table's rows on the page, by their first cell: the other cells' text."""
     cells = page.eval_on_selector_all(f"#{table} tr", "rows => rows.slice(1).map(r => "
@@ -410,11 +420,7 @@ def shown(page: Any, table: str) -> dict[str, list[str]]:
 def test_the_breakdowns_equal_the_events(demo: dict[str, Any]) -> None:
     """Browser and invalid form fields on the dashboard, counted again from the raw events."""
     srv = demo["srv"]
-    history(demo)
-    today = dt.datetime.now(dt.UTC).date()
-    start, end = (today - dt.timedelta(days=3)).isoformat(), (today - dt.timedelta(days=1)).isoformat()
-    page = demo["browser"].new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.goto(f"{srv.url}/dashboard?site=demo&from={start}&to={end}")
+    page, start, end = last_days_dashboard(demo)
 
     sessions = ("SELECT session_id, argMin(browser, ts) AS browser, min(ts) AS started, "
                 "countIf(step = 'purchase') > 0 AS bought, "
@@ -558,11 +564,7 @@ def test_the_lift_of_acting_on_the_dashboard(demo: dict[str, Any]) -> None:
 def test_products_and_search_equal_the_events(demo: dict[str, Any]) -> None:
     """The products and site search reports, counted again from the raw events."""
     srv = demo["srv"]
-    history(demo)
-    today = dt.datetime.now(dt.UTC).date()
-    start, end = (today - dt.timedelta(days=3)).isoformat(), (today - dt.timedelta(days=1)).isoformat()
-    page = demo["browser"].new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.goto(f"{srv.url}/dashboard?site=demo&from={start}&to={end}")
+    page, start, end = last_days_dashboard(demo)
 
     scope = ("site_id = 'demo' AND NOT is_bot AND NOT startsWith(session_id, 'order:') AND session_id IN "
              "(SELECT session_id FROM events WHERE site_id = 'demo' GROUP BY session_id "
