@@ -5,9 +5,12 @@
 Generates about 10 million events (1.54 million sessions over 7 days, 3 to 10
 events each, bots, obstacles, select-step props, a product's items from the
 product step on, search terms, orders, signed-in buyers and visitors who buy
-again included) straight into an embedded store with one INSERT … SELECT, then
-times:
-- the full rollup (every table, every day) and the process's peak RSS during it;
+again included; then each order's back-office reports and satisfaction answer, the
+forms add-on's reports and the risk script's moments and outcomes) straight into an
+embedded store with INSERT … SELECT, then times:
+- the floor: one bare session-level pass over the same events (`FLOOR`);
+- the full rollup (every table, every day), its ratio to the floor, and the process's
+  peak RSS during it;
 - one more day of traffic, then the incremental rollup (only that day is
   recomputed), and the ratio of the two;
 - each cookbook query that reads rollup tables (docs/queries.md), median of 5 runs.
@@ -86,10 +89,81 @@ FROM
 ARRAY JOIN range(n) AS j
 """
 
+# What comes after and around the sessions, from their own events: for each order the back
+# office's reports (shipped with carrier and promise, tracking viewed, delivered, a fifth of them
+# late, 8% returned with a reason) and a satisfaction answer for 45%; on the checkout's details
+# step the forms add-on's reports (four fields, the postcode wrong for a fifth, a `submitted` or
+# `left` report); on the payment step a risk moment for a third of the sessions (exit intent,
+# idle or return after hide; a tenth held out) and the offer's outcome.
+AROUND = """
+INSERT INTO events (site_id, event_id, session_id, anon_id, session_number, type, step, name, ts, client_ts,
+                    received_at, url, referrer, props, device, is_bot, order_id, value, currency, user_id)
+SELECT site_id, generateUUIDv4(cityHash64(event_id, k)),
+       if(about_order, concat('order:', order_id), session_id), if(about_order, '', anon_id), session_number,
+       report.1, report.2, report.3, fromUnixTimestamp64Milli(report.4, 'UTC') AS at, at,
+       {received:DateTime64(3)}, url, '', report.5, device, false, if(about_order, order_id, ''), NULL, '', ''
+FROM
+(
+    SELECT site_id, event_id, session_id, anon_id, session_number, step, url, device, order_id,
+           step = 'purchase' AS about_order, cityHash64(event_id) AS h, toUnixTimestamp64Milli(ts) AS t,
+           h % 5 = 0 AS late, ['postal', 'ups', 'dhl'][1 + bitShiftRight(h, 3) % 3] AS carrier,
+           ['email', 'address', 'postcode', 'phone'] AS fields,
+           multiIf(
+               step = 'purchase',
+               arrayConcat(
+                   [('step', 'shipped', '', t + 6 * 3600000 + bitShiftRight(h, 5) % (24 * 3600000),
+                     map('carrier', carrier, 'promised_by',
+                         formatDateTime(fromUnixTimestamp64Milli(t + 72 * 3600000, 'UTC'), '%Y-%m-%dT%H:%i:%S.000Z')))],
+                   if(bitShiftRight(h, 7) % 10 < 6, [('step', 'tracking_viewed', '', t + 40 * 3600000, map())], []),
+                   [('step', 'delivered', '', t + if(late, 80, 50) * 3600000 + bitShiftRight(h, 9) % (20 * 3600000),
+                     map())],
+                   if(bitShiftRight(h, 11) % 100 < 8,
+                      [('step', 'returned', '', t + 200 * 3600000,
+                        map('reason', ['too_small', 'damaged', 'not_as_described', ''][1 + bitShiftRight(h, 13) % 4]))],
+                      []),
+                   if(bitShiftRight(h, 15) % 100 < 45,
+                      [('track', '', 'feedback', t + 120 * 3600000,
+                        map('score', toString(if(late, 4, 8) + bitShiftRight(h, 17) % 3), 'asked_at', 'delivery'))],
+                      [])),
+               step = 'checkout.info',
+               arrayConcat(
+                   arrayMap(i -> ('track', step, 'form_field', t + i * 9000,
+                                  map('form', 'details', 'field', fields[i], 'ms', toString(3000 + i * 1000 + h % 4000),
+                                      'errors', toString(i = 3 AND bitShiftRight(h, 19) % 5 = 0),
+                                      'corrections', toString(i = 3 AND bitShiftRight(h, 19) % 5 = 0),
+                                      'autofilled', toString(i = 1 AND h % 3 = 0))),
+                            range(1, 5)),
+                   [('track', step, 'form_report', t + 40000,
+                     map('form', 'details', 'outcome', if(bitShiftRight(h, 21) % 3 = 0, 'left', 'submitted'),
+                         'attempts', '1', 'last_field', 'phone'))]),
+               bitShiftRight(h, 23) % 3 = 0,  -- the payment step: a risk moment for a third
+               arrayConcat(
+                   [('track', step, 'intervention', t + 5000,
+                     map('trigger', ['exit_intent', 'idle', 'return_after_hide'][1 + bitShiftRight(h, 25) % 3],
+                         'arm', if(bitShiftRight(h, 27) % 10 = 0, 'holdout', 'treatment')))],
+                   if(bitShiftRight(h, 27) % 10 != 0 AND bitShiftRight(h, 29) % 4 = 0,
+                      [('track', step, 'intervention_outcome', t + 9000, map('outcome', 'accepted', 'cost', '5'))],
+                      [])),
+               []) AS reports
+    FROM
+    (
+        SELECT * FROM events  -- each order's first purchase event, each session's first on those steps
+        WHERE type IN ('page', 'step') AND step IN ('purchase', 'checkout.info', 'checkout.payment')
+            AND startsWith(session_id, 's') AND toUInt64(substring(session_id, 2)) >= {first:UInt64}
+        ORDER BY ts
+        LIMIT 1 BY session_id, step
+    )
+)
+ARRAY JOIN reports AS report, arrayEnumerate(reports) AS k
+"""
+
 
 def generate(client: Any, *, first: int, count: int, start: dt.datetime, days: int, received: dt.datetime) -> int:
+    """`count` sessions from number `first` on, then the reports and answers about their orders
+    and the add-ons' records around them."""
     client.command(GENERATE, parameters={"first": first, "count": count, "start": start,
                                          "span_ms": days * 86_400_000 - 3 * 3_600_000, "received": received})
+    client.command(AROUND, parameters={"first": first, "received": received})
     return int(client.query("SELECT count() FROM events").result_rows[0][0])
 
 
@@ -147,6 +221,26 @@ class PeakRss:
         self._thread.join()
 
 
+# The pass no rollup can avoid: every event read once and grouped by session (first and last
+# time, count, landing URL, the (time, type, step) of each event), into a table that keeps nothing.
+FLOOR = """
+INSERT INTO bench_floor
+SELECT session_id, min(ts), max(ts), count(), argMin(url, ts), groupArray((ts, type, step))
+FROM events WHERE site_id = {site:String}
+GROUP BY session_id
+SETTINGS optimize_aggregation_in_order = 1
+"""
+
+
+def bare_session_pass(client: Any, settings: Any) -> float:
+    client.command("CREATE TABLE IF NOT EXISTS bench_floor (session_id String, started DateTime64(3), "
+                   "ended DateTime64(3), events UInt64, landing String, "
+                   "steps Array(Tuple(DateTime64(3), String, String))) ENGINE = Null")
+    t = time.monotonic()
+    client.command(FLOOR, parameters={"site": settings.sites[0].id})
+    return time.monotonic() - t
+
+
 def rss() -> int:
     return int(re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024  # type: ignore
 
@@ -167,6 +261,8 @@ def main() -> None:
                      received=now - dt.timedelta(days=1))
     print(f"generated {total:,} events in {args.sessions:,} sessions over {args.days} days "
           f"({time.monotonic() - t:.1f} s)")
+    floor_s = bare_session_pass(client, settings)
+    print(f"the floor, one bare session pass over the same events: {floor_s:.2f} s")
     baseline_rss = rss()
     with PeakRss() as peak:
         t = time.monotonic()
@@ -176,10 +272,12 @@ def main() -> None:
     print(f"full rollup: {full_s:.2f} s for {len(full.days)} days, {full.sessions:,} sessions; "
           f"peak RSS {peak.peak / 2**30:.2f} GiB (before: {baseline_rss / 2**30:.2f} GiB)")
     built = sum(full.table_seconds.values())
-    print("  time per table (share of the full rollup): " + ", ".join(
-        f"{k} {v:.2f} s ({v / full_s:.0%})" for k, v in full.table_seconds.items()))
-    print(f"  partition swaps and the rest: {full_s - built:.2f} s ({(full_s - built) / full_s:.0%})")
-    print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
+    print(f"  {'table':<28} {'seconds':>8} {'share':>6} {'x floor':>8} {'rows':>10}")
+    for name, seconds in full.table_seconds.items():
+        print(f"  {name:<28} {seconds:8.2f} {seconds / full_s:6.0%} {seconds / floor_s:8.2f} {rows[name]:>10,}")
+    print(f"  {'partition swaps and the rest':<28} {full_s - built:8.2f} {(full_s - built) / full_s:6.0%} "
+          f"{(full_s - built) / floor_s:8.2f}")
+    print(f"  {'full rollup':<28} {full_s:8.2f} {1:6.0%} {full_s / floor_s:8.2f}   (target: at most 12x the floor)")
 
     day_sessions = args.sessions // args.days
     new_start = start + dt.timedelta(days=args.days)

@@ -179,18 +179,9 @@ def _days_to_recompute(
         first, last = since or _first_day(client, site), min(until or today, today)
         if first is None or first > last:
             return []
-        # Only days with events or with rollup rows to replace: a long range costs what it holds.
-        held = client.query("""
-            SELECT DISTINCT toDate(ts, {tz:String}) AS day FROM events
-            WHERE site_id = {site:String} AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
-            UNION DISTINCT
-            SELECT DISTINCT day FROM chain_sessions
-            WHERE site_id = {site:String} AND day BETWEEN {first:Date} AND {last:Date}""",
-            parameters={"site": site.id, "tz": site.timezone, "first": first, "last": last,
-                        "lo": _midnight(first, tz), "hi": _midnight(last + dt.timedelta(days=1), tz)}).result_rows
-        return sorted(r[0] for r in held if first <= r[0] <= last)
+        return _held(client, site, _range(first, last), tz=tz)
     if state is None:  # the first run: everything there is
-        return _range(_first_day(client, site), today)
+        return _held(client, site, _range(_first_day(client, site), today), tz=tz)
     watermark, pending_from = state
     # Start days of the sessions that received anything since the last run (late events included).
     touched = client.query("""
@@ -203,7 +194,25 @@ def _days_to_recompute(
     days = {row[0] for row in touched}
     if pending_from is not None:  # sessions open last time may have closed since
         days.update(_range(pending_from, today))
-    return sorted(d for d in days if d <= today)
+    return _held(client, site, sorted(d for d in days if d <= today), tz=tz)
+
+
+def _held(client: Client, site: Site, days: list[dt.date], *, tz: zoneinfo.ZoneInfo) -> list[dt.date]:
+    """The days among `days` with events or with rollup rows to replace: a day with neither would
+    be rebuilt to nothing, and its pass would still scan the events around it."""
+    if not days:
+        return []
+    first, last = days[0], days[-1]
+    held = client.query("""
+        SELECT DISTINCT toDate(ts, {tz:String}) AS day FROM events
+        WHERE site_id = {site:String} AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
+        UNION DISTINCT
+        SELECT DISTINCT day FROM chain_sessions
+        WHERE site_id = {site:String} AND day BETWEEN {first:Date} AND {last:Date}""",
+        parameters={"site": site.id, "tz": site.timezone, "first": first, "last": last,
+                    "lo": _midnight(first, tz), "hi": _midnight(last + dt.timedelta(days=1), tz)}).result_rows
+    kept = {r[0] for r in held}
+    return [d for d in days if d in kept]
 
 
 def _rebuild(client: Client, site: Site, days: list[dt.date], tables: tuple[Table, ...], *, tz: zoneinfo.ZoneInfo,

@@ -122,19 +122,25 @@ FROM
                 toDate(started_at, {tz:String}) AS day,
                 argMin(device, ts) AS device,
                 if(argMin(session_number, ts) <= 1, 'new', 'returning') AS visitor,
-                minMapIf([step], [toUnixTimestamp64Milli(ts)], has(chain, step)) AS first_entry,
-                -- steps by first entry; equal times keep chain order
-                arraySort(p -> (p.2, indexOf(chain, p.1)), arrayZip(first_entry.1, first_entry.2)) AS ordered,
+                -- steps by first entry (each step's first visit in time order); equal times keep chain order
+                arraySort(p -> (p.2, indexOf(chain, p.1)),
+                          groupArrayIf((step, toUnixTimestamp64Milli(ts)), has(chain, step))) AS visits,
+                arrayFilter((p, i) -> indexOf(visits.1, p.1) = i, visits, arrayEnumerate(visits)) AS ordered,
                 arraySort(groupUniqArrayIf((step, name), type = 'obstacle' AND has(chain, step))) AS obstacles,
                 -- docs/metrics.md "Fast Track In Stock": the site's product step, props and days ([sites.fast_track])
-                uniqExactIf(event_id, type = 'step' AND step = {ft_step:String}) AS detail_views,
-                uniqExactIf(event_id, type = 'step' AND step = {ft_step:String}
-                            AND props[{ft_in_stock:String}] = 'true'
-                            AND toFloat64OrNull(props[{ft_ship_days:String}]) <= {ft_days:Float64}) AS fast_track_views,
+                -- (the props of the product step's events only: a lookup in every event's props costs more)
+                groupArrayIf((event_id, props), type = 'step' AND step = {ft_step:String}) AS detail_copies,
+                arrayFilter((e, i) -> indexOf(detail_copies.1, e.1) = i, detail_copies, arrayEnumerate(detail_copies))
+                    AS detail_events,
+                length(detail_events) AS detail_views,
+                toUInt64(arrayCount(e -> e.2[{ft_in_stock:String}] = 'true'
+                                         AND toFloat64OrNull(e.2[{ft_ship_days:String}]) <= {ft_days:Float64},
+                                    detail_events)) AS fast_track_views,
                 uniqExact(event_id) AS events,
                 -- each order once: by its id, else by the event (a retried copy has the same id)
-                groupUniqArrayIf((if(order_id = '', toString(event_id), order_id), assumeNotNull(value)),
-                                 step = chain[length(chain)] AND value IS NOT NULL) AS orders,
+                arrayDistinct(arrayMap(o -> (if(o.1 = '', toString(o.2), o.1), o.3),
+                    groupUniqArrayIf((order_id, event_id, assumeNotNull(value)),
+                                     step = chain[length(chain)] AND value IS NOT NULL))) AS orders,
                 argMaxIf(currency, ts, step = chain[length(chain)] AND currency != '') AS currency,
                 -- orders (by id) on the last step that none of their events gave a readable value
                 toUInt32(uniqExactIf(order_id, step = chain[length(chain)] AND order_id != '')
@@ -160,7 +166,7 @@ FROM
                     AS cart_value,
                 toUnixTimestamp64Milli(minIf(ts, type = 'track' AND name = 'engage')) AS engaged_ms,
                 -- the clicks the snippet counted when the goal step's first page view or step event came
-                argMinIf(toUInt32OrZero(props['clicks']), ts, step = {goal:String} AND type IN ('page', 'step'))
+                toUInt32OrZero(argMinIf(props, ts, step = {goal:String} AND type IN ('page', 'step'))['clicks'])
                     AS clicks_at_goal,
                 -- docs/metrics.md "Breakdowns"
                 argMin(browser, ts) AS browser,
@@ -169,8 +175,8 @@ FROM
                 arraySort(groupUniqArrayIf(name, type = 'track' AND name != ''
                                            AND name NOT IN ('engage', 'intervention', 'intervention_outcome',
                                                         'form_field', 'form_report'))) AS tracks,
-                arraySort(groupUniqArrayIf((step, props['field']), type = 'obstacle' AND name = 'form_invalid'
-                                           AND props['field'] != '')) AS invalid_fields
+                arraySort(arrayDistinct(arrayFilter(f -> f.2 != '', arrayMap(e -> (e.1, e.2['field']),
+                    groupArrayIf((step, props), type = 'obstacle' AND name = 'form_invalid'))))) AS invalid_fields
             FROM events
             WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
                 -- the back office's reports are the order's (chain_orders); a shopper's own pages after
