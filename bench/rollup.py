@@ -155,6 +155,7 @@ FROM
     )
 )
 ARRAY JOIN reports AS report, arrayEnumerate(reports) AS k
+WHERE report.4 <= toUnixTimestamp64Milli({received:DateTime64(3)})  -- what has happened by then
 """
 
 

@@ -2,10 +2,11 @@
 -- the purchase"). The purchase is the order's first event on the last chain step; what the back
 -- office reported later (shipped, delivered, returned, in any order, months later) and the
 -- shopper's answers are found by order id; tracking views by order id or by the buyer. Device,
--- segment, source and obstacles come from the purchase session in chain_sessions.
+-- segment, source, medium, campaign and obstacles come from the purchase session in
+-- chain_sessions.
 INSERT INTO chain_orders_staging (site_id, day, order_id, session_id, purchased_at, device, segment, source, value,
     currency, met_obstacle, shipped_at, delivered_at, promised_by, carrier, hours_to_ship, hours_to_deliver, on_time,
-    tracking_viewed, returned, return_reason, score, asked_at, dated_before_purchase)
+    tracking_viewed, returned, return_reason, score, asked_at, dated_before_purchase, medium, campaign)
 SELECT
     o.site_id, o.day, o.order_id, o.session_id, o.purchased_at, o.device, s.segment, s.source, o.value, o.currency,
     s.met, o.shipped_at, o.delivered_at, o.promised_by, o.carrier,
@@ -18,7 +19,7 @@ SELECT
     if(o.delivered_at IS NULL OR o.promised_by IS NULL, NULL, o.delivered_at <= o.promised_by) AS on_time,
     o.tracked OR (t.anon_id != '' AND t.last_view > o.purchased_at) AS tracking_viewed,
     o.returned, o.return_reason, o.score, o.asked_at,
-    o.shipped_at < o.purchased_at OR o.delivered_at < o.purchased_at AS dated_before_purchase
+    o.shipped_at < o.purchased_at OR o.delivered_at < o.purchased_at AS dated_before_purchase, s.medium, s.campaign
 FROM
 (
     SELECT
@@ -53,7 +54,7 @@ FROM
 ) AS o
 LEFT JOIN
 (
-    SELECT session_id, segment, source, notEmpty(obstacle_kinds) AS met
+    SELECT session_id, segment, source, medium, campaign, notEmpty(obstacle_kinds) AS met
     FROM chain_sessions
     WHERE site_id = {site:String} AND day BETWEEN {first_day:Date} - 1 AND {last_day:Date}
 ) AS s

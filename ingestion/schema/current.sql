@@ -170,7 +170,9 @@ CREATE TABLE chain_orders
     `return_reason` String,
     `score` Nullable(UInt8),
     `asked_at` LowCardinality(String),
-    `dated_before_purchase` Bool DEFAULT false
+    `dated_before_purchase` Bool DEFAULT false,
+    `medium` LowCardinality(String) DEFAULT '',
+    `campaign` String DEFAULT ''
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
@@ -202,7 +204,9 @@ CREATE TABLE chain_orders_staging
     `return_reason` String,
     `score` Nullable(UInt8),
     `asked_at` LowCardinality(String),
-    `dated_before_purchase` Bool DEFAULT false
+    `dated_before_purchase` Bool DEFAULT false,
+    `medium` LowCardinality(String) DEFAULT '',
+    `campaign` String DEFAULT ''
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
