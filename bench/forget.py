@@ -37,7 +37,8 @@ def main() -> None:
     events = client.query("SELECT count() FROM events").result_rows[0][0]
     # A visitor with the most sessions among those not forgotten yet.
     (visitor, sessions), = client.query(
-        "SELECT anon_id, uniqExact(session_id) AS n FROM events GROUP BY anon_id ORDER BY n DESC, anon_id "
+        "SELECT anon_id, uniqExact(session_id) AS n FROM events WHERE anon_id != '' GROUP BY anon_id "
+        "ORDER BY n DESC, anon_id "
         "LIMIT 1").result_rows
     print(f"store: {events:,} events; forgetting visitor {visitor} ({sessions} sessions)\n")
     t = time.monotonic()
