@@ -8,10 +8,11 @@ FROM (SELECT step, step_index, sum(reached) AS reached, sum(continued) AS contin
       FROM checkout_abandonment_daily WHERE site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}
         AND device = {device:String} AND visitor = {all:String}
         AND segment = {segment:String} GROUP BY step, step_index) AS a
-LEFT JOIN (SELECT abandoned_at AS step, quantileExactInclusive(0.5)(ms_before_abandon) AS median_ms
-           FROM chain_sessions WHERE site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}
+LEFT JOIN (SELECT step, quantileExactInclusiveArray(0.5)(ms_before_abandon_values) AS median_ms
+           FROM checkout_abandonment_daily WHERE site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}
+             AND device != {all:String} AND visitor != {all:String} AND segment != {all:String}
              AND ({device:String} = {all:String} OR device = {device:String})
              AND ({segment:String} = {all:String} OR segment = {segment:String})
-             AND abandoned_at != '' GROUP BY abandoned_at) AS w
+           GROUP BY step HAVING sum(length(ms_before_abandon_values)) > 0) AS w
 ON a.step = w.step
 ORDER BY a.step_index

@@ -9,8 +9,12 @@ FROM (SELECT landing_path, sum(sessions) AS sessions, sum(engaged_7s) AS engaged
         AND landing_path != {all:String} AND source = {all:String}
         AND device = {device:String} AND segment = {segment:String}
       GROUP BY landing_path) AS l
-LEFT JOIN (SELECT landing_path, quantileExactInclusive(0.5)(first_interaction_ms) / 1000 AS median_s
-           FROM chain_sessions WHERE site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}
+LEFT JOIN (SELECT landing_path, if(sum(length(first_interaction_ms_values)) = 0, NULL,
+                  quantileExactInclusiveArray(0.5)(first_interaction_ms_values) / 1000) AS median_s
+           FROM landing_engagement_daily
+           WHERE site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}
+             AND landing_path != {all:String} AND source != {all:String} AND device != {all:String}
+             AND segment != {all:String}
              AND ({device:String} = {all:String} OR device = {device:String})
              AND ({segment:String} = {all:String} OR segment = {segment:String}) GROUP BY landing_path) AS w
 ON l.landing_path = w.landing_path

@@ -3,9 +3,11 @@
 -- furthest(s) > k; abandoned(k) = furthest(s) = k; abandonment_rate = abandoned / reached;
 -- median_ms_before_abandon(k): the exact, interpolated median of chain_sessions'
 -- ms_before_abandon over sessions abandoned at k.
--- Each session counts in the eight (device, visitor, segment) groups of chainlens_cuts.
+-- Each session counts in the eight (device, visitor, segment) groups of chainlens_cuts; the
+-- rows with all three broken out keep the abandoners' times (ms_before_abandon_values) for
+-- range medians.
 INSERT INTO checkout_abandonment_daily_staging (site_id, day, step, step_index, device, visitor, segment, reached,
-    continued, abandoned, abandonment_rate, median_ms_before_abandon)
+    continued, abandoned, abandonment_rate, median_ms_before_abandon, ms_before_abandon_values)
 WITH {chain:Array(String)} AS chain
 SELECT
     site_id, day, step, step_index,
@@ -15,7 +17,10 @@ SELECT
     countIf(furthest_index = step_index) AS abandoned,
     abandoned / reached AS abandonment_rate,
     if(abandoned = 0, NULL, quantileExactInclusiveIf(0.5)(ms_before_abandon, furthest_index = step_index))
-        AS median_ms_before_abandon
+        AS median_ms_before_abandon,
+    groupArrayIf(assumeNotNull(ms_before_abandon), furthest_index = step_index AND ms_before_abandon IS NOT NULL
+                 AND device != {all:String} AND visitor != {all:String} AND segment != {all:String})
+        AS ms_before_abandon_values
 FROM
 (
     SELECT

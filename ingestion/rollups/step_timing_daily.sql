@@ -1,17 +1,20 @@
 -- step_timing_daily (docs/metrics.md, "Step timing"): the transitions chain_sessions
 -- holds per session, grouped; quantiles are over transitions, exact, interpolated
 -- linearly between closest ranks.
--- Each session counts in the eight (device, visitor, segment) groups of chainlens_cuts.
+-- Each session counts in the eight (device, visitor, segment) groups of chainlens_cuts; the
+-- rows with all three broken out keep the transitions' times (ms_values) for range quantiles.
 INSERT INTO step_timing_daily_staging (site_id, day, step, next_step, device, visitor, segment, transitions,
-    p50_ms, p75_ms, p90_ms, p99_ms)
-SELECT site_id, day, step, next_step, device, visitor, segment, transitions, q[1], q[2], q[3], q[4]
+    p50_ms, p75_ms, p90_ms, p99_ms, ms_values)
+SELECT site_id, day, step, next_step, device, visitor, segment, transitions, q[1], q[2], q[3], q[4], ms_values
 FROM
 (
     SELECT
         site_id, day, step, next_step,
         cut.1 AS device, cut.2 AS visitor, cut.3 AS segment,
         count() AS transitions,
-        quantilesExactInclusive(0.5, 0.75, 0.9, 0.99)(ms) AS q
+        quantilesExactInclusive(0.5, 0.75, 0.9, 0.99)(ms) AS q,
+        groupArrayIf(ms, device != {all:String} AND visitor != {all:String} AND segment != {all:String})
+            AS ms_values
     FROM
     (
         SELECT site_id, day, chainlens_cuts(device, visitor, segment, {all:String}) AS cuts,

@@ -342,7 +342,8 @@ CREATE TABLE checkout_abandonment_daily
     `abandoned` UInt64,
     `abandonment_rate` Float64,
     `median_ms_before_abandon` Nullable(Float64),
-    `segment` LowCardinality(String)
+    `segment` LowCardinality(String),
+    `ms_before_abandon_values` Array(Float64)
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
@@ -363,7 +364,8 @@ CREATE TABLE checkout_abandonment_daily_staging
     `abandoned` UInt64,
     `abandonment_rate` Float64,
     `median_ms_before_abandon` Nullable(Float64),
-    `segment` LowCardinality(String)
+    `segment` LowCardinality(String),
+    `ms_before_abandon_values` Array(Float64)
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
@@ -729,7 +731,8 @@ CREATE TABLE landing_engagement_daily
     `engaged_7s` UInt64,
     `bounced` UInt64,
     `reached_select_in_3_clicks` UInt64,
-    `median_s_to_first_interaction` Nullable(Float64)
+    `median_s_to_first_interaction` Nullable(Float64),
+    `first_interaction_ms_values` Array(Float64)
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
@@ -748,7 +751,8 @@ CREATE TABLE landing_engagement_daily_staging
     `engaged_7s` UInt64,
     `bounced` UInt64,
     `reached_select_in_3_clicks` UInt64,
-    `median_s_to_first_interaction` Nullable(Float64)
+    `median_s_to_first_interaction` Nullable(Float64),
+    `first_interaction_ms_values` Array(Float64)
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
@@ -1054,7 +1058,8 @@ CREATE TABLE step_timing_daily
     `p75_ms` Float64,
     `p90_ms` Float64,
     `p99_ms` Float64,
-    `segment` LowCardinality(String)
+    `segment` LowCardinality(String),
+    `ms_values` Array(Float64)
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
@@ -1075,7 +1080,8 @@ CREATE TABLE step_timing_daily_staging
     `p75_ms` Float64,
     `p90_ms` Float64,
     `p99_ms` Float64,
-    `segment` LowCardinality(String)
+    `segment` LowCardinality(String),
+    `ms_values` Array(Float64)
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
