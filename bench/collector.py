@@ -217,7 +217,7 @@ COMPONENTS = [
 ]
 
 
-def profile(url: str, lua: Path, pid: int, *, seconds: int, work: Path) -> None:
+def profile(url: str, lua: Path, pid: int, *, seconds: int, work: Path, events: int = 1) -> None:
     spy = Path(sys.executable).parent / "py-spy"
     if not spy.exists():
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "py-spy"], check=True)
@@ -226,7 +226,7 @@ def profile(url: str, lua: Path, pid: int, *, seconds: int, work: Path) -> None:
     sampler = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "500",
                                 "--duration", str(seconds), "--output", str(out), "--nonblocking"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    r = wrk(url, lua, seconds=seconds, events=1)
+    r = wrk(url, lua, seconds=seconds, events=events)
     sampler.wait(60)
     per_request = (cpu_s(pid) - cpu) / r["requests"] * 1e6
     totals: dict[str, int] = {}
@@ -242,7 +242,7 @@ def profile(url: str, lua: Path, pid: int, *, seconds: int, work: Path) -> None:
                 break
         totals[label] = totals.get(label, 0) + int(count)
     samples = sum(totals.values()) or 1
-    print(f"\nworker CPU per single-event request: {per_request:,.0f} µs ({r['rps']:,.0f} req/s under py-spy), "
+    print(f"\nworker CPU per {events}-event request: {per_request:,.0f} µs ({r['rps']:,.0f} req/s under py-spy), "
           f"by where py-spy found it ({samples:,} samples):")
     for label, count in sorted(totals.items(), key=lambda kv: -kv[1]):
         print(f"  {label:<76} {count / samples * per_request:7.1f} µs  {count / samples:6.1%}")
@@ -268,6 +268,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="also sample the accept worker with py-spy during a 1-event run and print where "
                              "its CPU per request goes (pip installs py-spy into the venv when missing)")
+    parser.add_argument("--profile-events", type=int, default=1, help="the events per beacon of the profiled run")
     args = parser.parse_args()
     ensure_wrk()
     work = Path(tempfile.mkdtemp(prefix="chainlens-bench-"))
@@ -339,7 +340,7 @@ def main() -> None:
     for n in range(1, args.rounds + 1):
         fifties.append(measured(f"round {n}: chainlens serve, 50-event", 50)["eps"])
     if args.profile:
-        profile(url, lua, workers[0], seconds=args.seconds, work=work)
+        profile(url, lua, workers[0], seconds=args.seconds, work=work, events=args.profile_events)
     # p99 at 80% of the maximum single-event rate, with few and with many connections.
     top = statistics.median(r["rps"] for r in singles)
     tails = {}

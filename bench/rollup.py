@@ -290,6 +290,9 @@ def main() -> None:
         inc_s = time.monotonic() - t
     print(f"one more day: {added:,} events; incremental rollup {inc_s:.2f} s for {len(inc.days)} day(s) "
           f"{[d.isoformat() for d in inc.days]}, {inc.sessions:,} sessions; peak RSS {peak_inc.peak / 2**30:.2f} GiB")
+    inc_built = sum(inc.table_seconds.values())
+    print("  time per table: " + ", ".join(f"{k} {v:.2f}" for k, v in inc.table_seconds.items()))
+    print(f"  finding the days, partition swaps and the rest: {inc_s - inc_built:.2f} s")
     print(f"incremental / full: {inc_s / full_s:.2f} (the new day is {1 / (args.days + 1):.2f} of the history)")
 
     queries = re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "queries.md").read_text(), re.S)

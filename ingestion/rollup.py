@@ -221,7 +221,9 @@ def _rebuild(client: Client, site: Site, days: list[dt.date], tables: tuple[Tabl
     Returns the sessions the pass built (0 for a phase without chain_sessions)."""
     for table in tables:
         client.command(f"TRUNCATE TABLE {table.name}_staging")
-    work = Pass(site=site, days=days, lo=_midnight(days[0] - dt.timedelta(days=1), tz),
+    # Everything a day's sessions, orders or answers hold is at or after that day's midnight (a
+    # session's day is its first event's); sessions last under a day, so a day after the last.
+    work = Pass(site=site, days=days, lo=_midnight(days[0], tz),
                 hi=_midnight(days[-1] + dt.timedelta(days=2), tz), closed_before=closed_before)
     for table in tables:
         started = time.monotonic()

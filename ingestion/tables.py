@@ -118,7 +118,7 @@ class Pass:
 
     site: Site
     days: list[dt.date]
-    lo: dt.datetime  # the scan's bounds: a day either side of the days asked for
+    lo: dt.datetime  # the scan's bounds: the first day's midnight, and a day past the last day
     hi: dt.datetime
     closed_before: dt.datetime
 

@@ -6,8 +6,9 @@
 --   day            the session's first event, in the site's time zone
 -- Bots are excluded. min/max are unchanged by a retried event's copies; counts
 -- use uniqExact(event_id), so each event id is counted once.
--- {lo}/{hi} bound the scan to the days asked for, a day either side (sessions
--- are assumed to last less than a day).
+-- {lo}/{hi} bound the scan to the days asked for: from the first one's midnight (a session's
+-- events come at or after its first) to a day past the last (sessions are assumed to last less
+-- than a day).
 -- The segment is the first of the site's [[sites.segments]] whose `where` holds (put in
 -- place of the SEGMENTS marker by ingestion/rollup.py), then the built-ins ("Behavior segments").
 INSERT INTO chain_sessions_staging (site_id, day, session_id, anon_id, started_at, ended_at, device, visitor,
