@@ -123,16 +123,20 @@ FROM
                 toDate(started_at, {tz:String}) AS day,
                 argMin(device, ts) AS device,
                 if(argMin(session_number, ts) <= 1, 'new', 'returning') AS visitor,
-                -- steps by first entry (each step's first visit in time order); equal times keep chain order
+                -- steps by first entry: the visits sorted by step and time, each step's first kept (a sort,
+                -- so a long session stays cheap), then in time order; equal times keep chain order
+                arraySort(p -> (p.1, p.2), groupArrayIf((step, toUnixTimestamp64Milli(ts)), has(chain, step)))
+                    AS visits,
                 arraySort(p -> (p.2, indexOf(chain, p.1)),
-                          groupArrayIf((step, toUnixTimestamp64Milli(ts)), has(chain, step))) AS visits,
-                arrayFilter((p, i) -> indexOf(visits.1, p.1) = i, visits, arrayEnumerate(visits)) AS ordered,
+                          arrayFilter((p, i) -> i = 1 OR p.1 != visits[i - 1].1, visits, arrayEnumerate(visits)))
+                    AS ordered,
                 arraySort(groupUniqArrayIf((step, name), type = 'obstacle' AND has(chain, step))) AS obstacles,
                 -- docs/metrics.md "Fast Track In Stock": the site's product step, props and days ([sites.fast_track])
                 -- (the props of the product step's events only: a lookup in every event's props costs more)
-                groupArrayIf((event_id, props), type = 'step' AND step = {ft_step:String}) AS detail_copies,
-                arrayFilter((e, i) -> indexOf(detail_copies.1, e.1) = i, detail_copies, arrayEnumerate(detail_copies))
-                    AS detail_events,
+                arraySort(e -> e.1, groupArrayIf((event_id, props), type = 'step' AND step = {ft_step:String}))
+                    AS detail_copies,  -- each event once: its copies are next to each other once sorted
+                arrayFilter((e, i) -> i = 1 OR e.1 != detail_copies[i - 1].1, detail_copies,
+                            arrayEnumerate(detail_copies)) AS detail_events,
                 length(detail_events) AS detail_views,
                 toUInt64(arrayCount(e -> e.2[{ft_in_stock:String}] = 'true'
                                          AND toFloat64OrNull(e.2[{ft_ship_days:String}]) <= {ft_days:Float64},
