@@ -7,40 +7,48 @@
 -- By device and segment and their 'all' totals, over the sessions chain_sessions holds.
 INSERT INTO product_daily_staging (site_id, day, item_id, device, segment, item_name, viewed, carted,
     checkout_abandoned, purchased, units, revenue)
-SELECT site_id, day, item_id, cut.1 AS device, cut.2 AS segment, max(item_name) AS item_name,
-    countIf(viewed) AS viewed, countIf(carted) AS carted,
-    countIf(in_checkout AND has({checkout:Array(String)}, abandoned_at)) AS checkout_abandoned,
-    countIf(bought) AS purchased, sum(units) AS units, round(sum(revenue), 2) AS revenue
+SELECT site_id, day, item_id, cut.1 AS device, cut.2 AS segment, max(name) AS item_name,
+    sum(v) AS viewed, sum(c) AS carted, sum(a) AS checkout_abandoned, sum(b) AS purchased, sum(u) AS units,
+    round(sum(r), 2) AS revenue
 FROM
 (
-    SELECT session_id, item.1 AS item_id, max(item.2) AS item_name, max(step = {product:String}) AS viewed,
-        max(step = {cart:String}) AS carted, max(has({checkout:Array(String)}, step)) AS in_checkout,
-        max(step = {last:String}) AS bought,
-        -- a purchase's lines, each once: (order, line number, units, price × units)
-        groupUniqArrayIf((order_key, line, ifNull(amount.2, 1), amount.1 * ifNull(amount.2, 1)),
-                         step = {last:String}) AS lines,
-        arraySum(arrayMap(l -> l.3, lines)) AS units,
-        arraySum(arrayMap(l -> ifNull(l.4, 0), lines)) AS revenue
+    -- counted by device and segment first, then those counts summed into the totals
+    SELECT site_id, day, item_id,
+        [(device, segment), (device, {all:String}), ({all:String}, segment), ({all:String}, {all:String})] AS cuts,
+        max(item_name) AS name, countIf(viewed) AS v, countIf(carted) AS c,
+        countIf(in_checkout AND has({checkout:Array(String)}, abandoned_at)) AS a,
+        countIf(bought) AS b, sum(units) AS u, sum(revenue) AS r
     FROM
     (
-        SELECT session_id, step, if(order_id = '', toString(event_id), order_id) AS order_key,
-            JSONExtract(props['item_list'], 'Array(Tuple(String, String))') AS items,
-            arrayResize(JSONExtract(props['item_amounts'], 'Array(Tuple(Nullable(Float64), Nullable(Float64)))'),
-                        length(items)) AS amounts
-        FROM events
-        WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
-            AND mapContains(props, 'item_list') AND NOT startsWith(session_id, 'order:')
-    )
-    ARRAY JOIN items AS item, amounts AS amount, arrayEnumerate(items) AS line
-    WHERE item.1 != ''
-    GROUP BY session_id, item_id
-) AS products
-INNER JOIN
-(
-    SELECT session_id, site_id, day, abandoned_at,
-        [(device, segment), (device, {all:String}), ({all:String}, segment), ({all:String}, {all:String})] AS cuts
-    FROM chain_sessions_staging
-    WHERE site_id = {site:String} AND day IN {days:Array(Date)}
-) AS s USING (session_id)
+        SELECT session_id, item.1 AS item_id, max(item.2) AS item_name, max(step = {product:String}) AS viewed,
+            max(step = {cart:String}) AS carted, max(has({checkout:Array(String)}, step)) AS in_checkout,
+            max(step = {last:String}) AS bought,
+            -- a purchase's lines, each once: (order, line number, units, price × units)
+            groupUniqArrayIf((order_key, line, ifNull(amount.2, 1), amount.1 * ifNull(amount.2, 1)),
+                             step = {last:String}) AS lines,
+            arraySum(arrayMap(l -> l.3, lines)) AS units,
+            arraySum(arrayMap(l -> ifNull(l.4, 0), lines)) AS revenue
+        FROM
+        (
+            SELECT session_id, step, if(order_id = '', toString(event_id), order_id) AS order_key,
+                JSONExtract(props['item_list'], 'Array(Tuple(String, String))') AS items,
+                arrayResize(JSONExtract(props['item_amounts'], 'Array(Tuple(Nullable(Float64), Nullable(Float64)))'),
+                            length(items)) AS amounts
+            FROM events
+            WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
+                AND mapContains(props, 'item_list') AND NOT startsWith(session_id, 'order:')
+        )
+        ARRAY JOIN items AS item, amounts AS amount, arrayEnumerate(items) AS line
+        WHERE item.1 != ''
+        GROUP BY session_id, item_id
+    ) AS products
+    INNER JOIN
+    (
+        SELECT session_id, site_id, day, abandoned_at, device, segment
+        FROM chain_sessions_staging
+        WHERE site_id = {site:String} AND day IN {days:Array(Date)}
+    ) AS s USING (session_id)
+    GROUP BY site_id, day, item_id, device, segment
+)
 ARRAY JOIN cuts AS cut
 GROUP BY site_id, day, item_id, device, segment
