@@ -1,6 +1,6 @@
 """Collector throughput and latency, durable ack on, beside a bare aiohttp handler.
 
-    .venv/bin/python bench/collector.py [--seconds 5] [--rounds 3] [--profile]
+    .venv/bin/python bench/collector.py [--seconds 5] [--rounds 3] [--profile [--profile-events N]]
 
 wrk (Debian's package; installed when missing and apt-get is usable) runs
 pinned to core 0; the servers under test run pinned to core 1, all up at once
@@ -266,8 +266,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="bare and chainlens runs alternate this many times; the ratio is their median")
     parser.add_argument("--profile", action="store_true",
-                        help="also sample the accept worker with py-spy during a 1-event run and print where "
-                             "its CPU per request goes (pip installs py-spy into the venv when missing)")
+                        help="also sample the accept worker with py-spy during a run (of --profile-events "
+                             "per beacon) and print where its CPU per request goes (pip installs py-spy into the "
+                             "venv when missing)")
     parser.add_argument("--profile-events", type=int, default=1, help="the events per beacon of the profiled run")
     args = parser.parse_args()
     ensure_wrk()
