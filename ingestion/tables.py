@@ -147,6 +147,7 @@ PARAMETERS: dict[str, Callable[[Pass], Any]] = {
     "ft_days": lambda p: float(p.site.fast_track.within_days),
     "min_sample": lambda p: p.site.obstacle_min_sample,
     "cart": lambda p: p.site.checkout_from,
+    "last_checkout": lambda p: p.site.checkout_steps[-1],
     "cart_index": lambda p: p.site.chain.index(p.site.checkout_from) + 1,
     "product": lambda p: p.site.product_step,
     "search": lambda p: p.site.search_step,

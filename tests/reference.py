@@ -114,6 +114,13 @@ def sessions(events: list[Ev], *, chain: list[str], tz: str, now_ms: int, timeou
 
 # docs/metrics.md "Behavior segments", with the default thresholds and the site's own segments
 # as (name, Python predicate) pairs standing for their `where`.
+def checkout_ms(s: Session, *, cart: str, last_checkout: str) -> float | None:
+    """docs/metrics.md "Checkout time": entering the last checkout step minus entering the cart."""
+    if cart not in s.entered or last_checkout not in s.entered:
+        return None
+    return float(s.entered[last_checkout] - s.entered[cart])
+
+
 def segment(ss: list[Session], chain: list[str], *, cart: str = "cart",
             own: tuple[tuple[str, Callable[[Session], bool]], ...] = ()) -> None:
     for s in ss:

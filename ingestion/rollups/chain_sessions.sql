@@ -16,7 +16,7 @@ INSERT INTO chain_sessions_staging (site_id, day, session_id, anon_id, started_a
     detail_views, fast_track_views, events, transitions, ms_before_abandon, revenue, currency, source,
     medium, campaign, term, content, click_id, referrer_host, landing_path, pages, product_views, searches,
     cart_value, first_interaction_ms, clicks_to_goal, earlier_cart, segment, orders_value_unknown, browser, os,
-    referrer_page, tracks, invalid_fields)
+    referrer_page, tracks, invalid_fields, checkout_ms)
 SELECT
     site_id, day, session_id, anon_id, started_at, ended_at, device, visitor, steps, entered, furthest_index,
     furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds, detail_views, fast_track_views, events,
@@ -31,7 +31,7 @@ SELECT
         product_views >= {researcher_views:UInt32} OR searches >= {researcher_searches:UInt32}, 'researcher',
         earlier_cart, 'returning_to_finish',
         'browser') AS segment,
-    orders_value_unknown, browser, os, referrer_page, tracks, invalid_fields
+    orders_value_unknown, browser, os, referrer_page, tracks, invalid_fields, checkout_ms
 FROM
 (
     SELECT
@@ -40,7 +40,7 @@ FROM
         fast_track_views, events, transitions, ms_before_abandon, revenue, currency, source, medium, campaign,
         term, content, click_id, referrer_host, landing_path, pages, product_views, searches, cart_value,
         first_interaction_ms, clicks_to_goal, orders_value_unknown, browser, os, referrer_page, tracks,
-        invalid_fields,
+        invalid_fields, checkout_ms,
         -- docs/metrics.md "Behavior segments": an earlier session of the visitor reached the cart
         -- step without a purchase, in these days (a window over a narrow pass: the session, its
         -- visitor, start and whether it left a cart) or the returning_days before them
@@ -87,6 +87,10 @@ FROM
             -- docs/metrics.md "Time before abandoning"
             if(abandoned_at = '', NULL, toFloat64(toUnixTimestamp64Milli(ended_at)
                 - toUnixTimestamp64Milli(entered[indexOf(steps, abandoned_at)]))) AS ms_before_abandon,
+            -- docs/metrics.md "Checkout time"
+            if(has(steps, {cart:String}) AND has(steps, {last_checkout:String}),
+               toFloat64(toUnixTimestamp64Milli(entered[indexOf(steps, {last_checkout:String})])
+                   - toUnixTimestamp64Milli(entered[indexOf(steps, {cart:String})])), NULL) AS checkout_ms,
             -- docs/metrics.md "Orders and revenue"
             -- summed in one order, to the cent, so a second pass gives the same bits
             round(arraySum(arrayMap(o -> o.2, arraySort(orders))), 2) AS revenue, currency,

@@ -264,7 +264,8 @@ CREATE TABLE chain_sessions
     `tracks` Array(LowCardinality(String)),
     `invalid_fields` Array(Tuple(
         step LowCardinality(String),
-        field String))
+        field String)),
+    `checkout_ms` Nullable(Float64)
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
@@ -322,7 +323,8 @@ CREATE TABLE chain_sessions_staging
     `tracks` Array(LowCardinality(String)),
     `invalid_fields` Array(Tuple(
         step LowCardinality(String),
-        field String))
+        field String)),
+    `checkout_ms` Nullable(Float64)
 )
 ENGINE = MergeTree
 PARTITION BY (site_id, day)
