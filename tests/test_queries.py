@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import re
 import time
@@ -17,7 +18,7 @@ from chainlens.core.settings import DEMO_CHAIN
 from chainlens.demo.returns import link_returns
 from chainlens.demo.shoppers import ShopperModel, aftercare
 from chainlens.store_access import site_parameters
-from ingestion import store, tables
+from ingestion import figures, store, tables
 from ingestion.alerts import evaluate
 from ingestion.imports import import_lines
 from ingestion.rollup import rollup
@@ -92,3 +93,28 @@ def test_each_table_stores_exactly_the_groups_its_entry_declares(filled: Any, ta
     stored = {tuple(d for d, out in zip(table.dims, row, strict=True) if out)
               for row in client.query(f"SELECT DISTINCT {broken_out} FROM {table.name}").result_rows}
     assert stored == set(table.rows)
+
+
+@pytest.mark.parametrize("site_id", ["demo", "outlet"])
+def test_latest_leavers_are_the_twenty_that_ended_last(filled: Any, site_id: str) -> None:
+    """`left`: the twenty sessions of the range that left during checkout (or at `stopped`) and ended
+    last, the latest first (ties by session id)."""
+    client, sites = filled
+    site = sites[site_id]
+    end = client.query("SELECT max(day) FROM chain_sessions WHERE site_id = {s:String}",
+                       parameters={"s": site_id}).result_rows[0][0]
+    seen = 0
+    for device in ("all", "mobile"):
+        for stopped in ("", site.checkout_steps[1]):
+            p = figures.parameters(site, start=end - dt.timedelta(days=6), end=end, stopped=stopped, device=device)
+            got = [(r["session_id"], r["ended_at"]) for r in figures.rows(client, "left", p)]
+            want = client.query("""
+                SELECT session_id, ended_at FROM chain_sessions
+                WHERE site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}
+                  AND ({device:String} = 'all' OR device = {device:String}) AND abandoned_at != ''
+                  AND if({stopped:String} = '', has({checkout:Array(String)}, abandoned_at),
+                         abandoned_at = {stopped:String})
+                ORDER BY ended_at DESC, session_id LIMIT 20""", parameters=p).result_rows
+            assert got == [tuple(r) for r in want], (device, stopped)
+            seen += len(got)
+    assert seen >= 40

@@ -10,4 +10,4 @@ WHERE site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}
   AND ({segment:String} = {all:String} OR segment = {segment:String}) AND abandoned_at != ''
   AND if({stopped:String} = '', has({checkout:Array(String)}, abandoned_at),
          abandoned_at = {stopped:String})
-ORDER BY ended_at DESC LIMIT 20
+ORDER BY ended_at DESC, session_id LIMIT 20
