@@ -7,6 +7,8 @@
 -- field its latest `left` report names. diff = the abandonment of the sessions with an error on
 -- the field minus that of the sessions that touched it without one, with its 95% Newcombe
 -- interval (chainlens_diff_*); orders_lost = sessions_with_error × diff.
+-- The days' sessions are the join's left side: a join builds its hash table from its right
+-- side, which is then the few sessions with form reports rather than every session.
 INSERT INTO form_fields_daily_staging (site_id, day, step, form, field, device, sessions_touched, sessions_left_here,
     median_ms, errors, sessions_with_error, corrections, autofilled, abandoned_with_error,
     abandoned_without_error, diff, diff_low, diff_high, orders_lost)
@@ -27,34 +29,38 @@ SELECT site_id, day, step, form, field, cut AS device, count() AS sessions_touch
     sessions_with_error * diff AS orders_lost
 FROM
 (
-    SELECT session_id, step, form, field, sum(ms) AS ms, sum(errors) AS errors,
-        sum(corrections) AS corrections, max(autofilled) AS autofilled
-    FROM
-    (
-        SELECT session_id, step, props['form'] AS form, props['field'] AS field,
-            toFloat64OrZero(props['ms']) AS ms, toUInt32OrZero(props['errors']) AS errors,
-            toUInt32OrZero(props['corrections']) AS corrections, props['autofilled'] = '1' AS autofilled
-        FROM events
-        WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
-            AND type = 'track' AND name = 'form_field'
-        LIMIT 1 BY event_id
-    )
-    GROUP BY session_id, step, form, field
-) AS f
-LEFT JOIN
-(
-    SELECT session_id, step, props['form'] AS form, max(props['outcome'] = 'submitted') AS submitted,
-        argMaxIf(props['last_field'], ts, props['outcome'] = 'left') AS last_field
-    FROM events
-    WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
-        AND type = 'track' AND name = 'form_report'
-    GROUP BY session_id, step, form
-) AS g USING (session_id, step, form)
-INNER JOIN
-(
     SELECT session_id, site_id, day, device, furthest
     FROM chain_sessions_staging
     WHERE site_id = {site:String} AND day IN {days:Array(Date)}
-) AS s USING (session_id)
+) AS s
+INNER JOIN
+(
+    SELECT *
+    FROM
+    (
+        SELECT session_id, step, form, field, sum(ms) AS ms, sum(errors) AS errors,
+            sum(corrections) AS corrections, max(autofilled) AS autofilled
+        FROM
+        (
+            SELECT session_id, step, props['form'] AS form, props['field'] AS field,
+                toFloat64OrZero(props['ms']) AS ms, toUInt32OrZero(props['errors']) AS errors,
+                toUInt32OrZero(props['corrections']) AS corrections, props['autofilled'] = '1' AS autofilled
+            FROM events
+            WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
+                AND type = 'track' AND name = 'form_field'
+            LIMIT 1 BY event_id
+        )
+        GROUP BY session_id, step, form, field
+    ) AS f
+    LEFT JOIN
+    (
+        SELECT session_id, step, props['form'] AS form, max(props['outcome'] = 'submitted') AS submitted,
+            argMaxIf(props['last_field'], ts, props['outcome'] = 'left') AS last_field
+        FROM events
+        WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)}
+            AND type = 'track' AND name = 'form_report'
+        GROUP BY session_id, step, form
+    ) AS g USING (session_id, step, form)
+) AS fg USING (session_id)
 ARRAY JOIN [s.device, {all:String}] AS cut
 GROUP BY site_id, day, step, form, field, cut
