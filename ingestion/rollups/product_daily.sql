@@ -5,6 +5,8 @@
 -- checkout step), purchased (on the last chain step); units and revenue from the purchase
 -- events' items, each order once (by its id, else by the event) and each of its lines once.
 -- By device and segment and their 'all' totals, over the sessions chain_sessions holds.
+-- The days' sessions are the join's left side: a join builds its hash table from its right
+-- side, which is then the sessions with items rather than every session.
 INSERT INTO product_daily_staging (site_id, day, item_id, device, segment, item_name, viewed, carted,
     checkout_abandoned, purchased, units, revenue)
 SELECT site_id, day, item_id, cut.1 AS device, cut.2 AS segment, max(name) AS item_name,
@@ -19,6 +21,12 @@ FROM
         countIf(in_checkout AND has({checkout:Array(String)}, abandoned_at)) AS a,
         countIf(bought) AS b, sum(units) AS u, sum(revenue) AS r
     FROM
+    (
+        SELECT session_id, site_id, day, abandoned_at, device, segment
+        FROM chain_sessions_staging
+        WHERE site_id = {site:String} AND day IN {days:Array(Date)}
+    ) AS s
+    INNER JOIN
     (
         SELECT session_id, item.1 AS item_id, max(item.2) AS item_name, max(step = {product:String}) AS viewed,
             max(step = {cart:String}) AS carted, max(has({checkout:Array(String)}, step)) AS in_checkout,
@@ -41,13 +49,7 @@ FROM
         ARRAY JOIN items AS item, amounts AS amount, arrayEnumerate(items) AS line
         WHERE item.1 != ''
         GROUP BY session_id, item_id
-    ) AS products
-    INNER JOIN
-    (
-        SELECT session_id, site_id, day, abandoned_at, device, segment
-        FROM chain_sessions_staging
-        WHERE site_id = {site:String} AND day IN {days:Array(Date)}
-    ) AS s USING (session_id)
+    ) AS products USING (session_id)
     GROUP BY site_id, day, item_id, device, segment
 )
 ARRAY JOIN cuts AS cut
