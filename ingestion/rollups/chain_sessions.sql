@@ -158,9 +158,14 @@ FROM
                 -- the shop's own pages are not a source (a session that began after a pause)
                 if(domainWithoutWWW(argMin(referrer, ts)) = domainWithoutWWW(argMin(url, ts)), '',
                    domainWithoutWWW(argMin(referrer, ts))) AS referrer_host,
-                -- the landing: the session's first page view (its first event without one)
-                argMinIf(mapFilter((k, v) -> k IN ('utm_source', 'utm_medium', 'utm_campaign', 'utm_term',
-                                                   'utm_content', 'click_id'), props), ts, type = 'page') AS landing,
+                -- the landing: the session's first page view (its first event without one); its campaign
+                -- keys, kept from the page views that carry one (a map in every event's copy costs more)
+                minIf(ts, type = 'page') AS landing_at,
+                mapFilter((k, v) -> k IN ('utm_source', 'utm_medium', 'utm_campaign', 'utm_term', 'utm_content',
+                                          'click_id'),
+                          arrayFirst(e -> e.1 = landing_at, groupArrayIf((ts, props), type = 'page'
+                              AND hasAny(mapKeys(props), ['utm_source', 'utm_medium', 'utm_campaign', 'utm_term',
+                                                          'utm_content', 'click_id']))).2) AS landing,
                 path(if(countIf(type = 'page') = 0, argMin(url, ts), argMinIf(url, ts, type = 'page')))
                     AS landing_path,
                 argMin(step, ts) AS landing_step,
