@@ -119,9 +119,11 @@ def snapshot(client: Client) -> str:
 
 def restore_missing(client: Client) -> list[str]:
     """Recreate, from ingestion/schema/current.sql, any table the migrations made that is gone
-    (dropped by hand, say): a missing table would otherwise stop every rollup. Returns the names."""
+    (dropped by hand, say): a missing table would otherwise stop every rollup. Returns the names.
+    Staging copies are left to `match_staging`, which makes them on every store, a new one too."""
     present = {r[0] for r in client.query("SELECT name FROM system.tables WHERE database = currentDatabase()")
                .result_rows}
+    present |= {f"{table}_staging" for table in tables.NAMES}
     restored = []
     for statement in statements((resources.files("ingestion") / "schema" / SNAPSHOT).read_text()):
         name = re.search(r"CREATE TABLE (\w+)", statement)
