@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_current_sql_is_what_a_fresh_store_has(db: Any) -> None:
+    """`db` is a new store, made from current.sql: it has what the file says, functions included."""
     written = (ROOT / "ingestion" / "schema" / "current.sql").read_text()
     assert store.snapshot(db) == written, "the schema changed: run `make schema` and commit current.sql"
+    versions = [r[0] for r in db.query("SELECT version FROM schema_version ORDER BY version").result_rows]
+    assert versions == [v for v, _, _ in store.migrations()]
+    assert db.query("SELECT round(chainlens_diff_low(30, 100, 20, 200), 3)").result_rows == [(0.105,)]
 
 
 def test_a_dropped_table_comes_back_and_rollups_run(db: Any, settings: Any) -> None:
@@ -30,13 +34,23 @@ def test_a_dropped_table_comes_back_and_rollups_run(db: Any, settings: Any) -> N
     rollup(db, settings, now=dt.datetime.now(dt.UTC))  # fails on a missing table
 
 
+def in_own_process(code: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """Run `code` with sys.argv[1] a store of its own: the engine opens one path per process."""
+    return subprocess.run([sys.executable, "-c", code, f"chdb://{path}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=True)
+
+
+def test_the_migrations_from_nothing_leave_what_current_sql_says(tmp_path: Path) -> None:
+    done = in_own_process("import sys; from ingestion import store; c = store.connect(sys.argv[1]); "
+                          "store.ensure_schema(c, step_by_step=True); sys.stdout.write(store.snapshot(c))",
+                          tmp_path / "db")
+    assert done.stdout == (ROOT / "ingestion" / "schema" / "current.sql").read_text(), "run `make schema`"
+
+
 def test_a_new_store_warns_of_nothing(tmp_path: Path) -> None:
-    # A store of its own, in a process of its own: the engine opens one path per process.
-    code = ("import logging, sys; from ingestion import store; logging.basicConfig(level=logging.INFO); "
-            "store.ensure_schema(store.connect(sys.argv[1]))")
-    done = subprocess.run([sys.executable, "-c", code, f"chdb://{tmp_path}/db"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, check=True)
-    assert "schema migrated" in done.stderr
+    done = in_own_process("import logging, sys; from ingestion import store; logging.basicConfig(level=logging.INFO); "
+                          "store.ensure_schema(store.connect(sys.argv[1]))", tmp_path / "db")
+    assert "schema created" in done.stderr
     assert "WARNING" not in done.stderr, done.stderr
 
 
