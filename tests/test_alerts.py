@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -141,9 +140,15 @@ async def test_the_webhook_receives_the_payload_with_retries(aiohttp_server: Any
     app = web.Application()
     app.router.add_post("/hook", hook)
     server = await aiohttp_server(app)
+    settings = from_mapping(make_config(tmp_path, sites=[site_config(alerts={"baseline_days": 7})]))
+    client = store.connect(settings.store.dsn)
+    store.ensure_schema(client)
     now = at(15)
-    settings, client = await asyncio.to_thread(filled_store, tmp_path, now=now, jump_hours=8, seed=11)
-    found = await asyncio.to_thread(evaluate, client, settings.sites[0], now=now)
+    end = (now - dt.timedelta(minutes=30)).replace(minute=0)
+    past = [end - dt.timedelta(hours=i) for i in range(1, 8 * 24)]
+    hourly(client, [h for h in past if h < end - dt.timedelta(hours=6)], reached=20, abandoned=4)
+    hourly(client, [h for h in past if h >= end - dt.timedelta(hours=6)], reached=20, abandoned=13)
+    found = evaluate(client, settings.sites[0], now=now, timeout_s=1800)
     assert await deliver(found, str(server.make_url("/hook")))
     assert calls[0] == 2
     (payload,) = received
