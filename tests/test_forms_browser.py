@@ -6,6 +6,7 @@ fields")."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -37,9 +38,9 @@ FORM = """
   <button>Continue</button>
 </form>"""
 # What the shoppers type: none of it may be stored, in any column of any table.
-TYPED = {"email": "maren.k@example.net", "address": "12 Privet Drive", "zip": "54321",
+TYPED = {"email": "maren.k@example.net", "address": "12 Privet Drive", "zip": "04321",
          "phone": "+49 170 5550123"}
-BAD_ZIPS = ("5432", "abcde")
+BAD_ZIPS = ("0432", "abcde")  # leading zeros: never a JSON number
 
 
 @pytest.fixture(scope="module")
@@ -157,13 +158,19 @@ def test_five_shoppers_at_a_checkout_form(env: dict[str, Any]) -> None:
 
     # No typed value anywhere: every column of every table, and the collector's log.
     tables = [r["name"] for r in srv.sql("SELECT name FROM system.tables WHERE database = currentDatabase()")]
-    needles = "[" + ", ".join(f"'{v}'" for v in [*TYPED.values(), *BAD_ZIPS]) + "]"
+    typed = standing_alone([*TYPED.values(), *BAD_ZIPS])
     for table in tables:
-        (hit,) = srv.sql(f"SELECT count() AS n FROM {table} WHERE "
-                         f"multiSearchAny(formatRowNoNewline('JSONEachRow', *), {needles})")
+        (hit,) = srv.sql(f"SELECT count() AS n FROM {table} "
+                         f"WHERE match(formatRowNoNewline('JSONEachRow', *), '{typed}')")
         assert hit["n"] == 0, table
-    log = srv.log.read_text()
-    assert not any(v in log for v in [*TYPED.values(), *BAD_ZIPS])
+    assert not re.search(typed, srv.log.read_text())
+
+
+def standing_alone(values: list[str]) -> str:
+    """A pattern for any of `values` as a value of its own: not inside a longer word or number,
+    where a four-digit zip turns up by chance (in a timestamp, a UUID, a duration)."""
+    escaped = ("".join(f"[{c}]" if c in ".+*?()|^$" else c for c in v) for v in values)
+    return f"(^|[^0-9A-Za-z.-])({'|'.join(escaped)})([^0-9A-Za-z.-]|$)"
 
 
 def test_the_add_on_never_throws_into_the_page(env: dict[str, Any]) -> None:
