@@ -99,7 +99,7 @@ def _holds_only_schema_version(client: Client) -> bool:
 def _create_from_snapshot(client: Client) -> int:
     """Make every function and table of ingestion/schema/current.sql, and record the migrations it
     holds as applied; its version."""
-    text = (resources.files("ingestion") / "schema" / SNAPSHOT).read_text()
+    text = _snapshot_text()
     found = re.search(r"^-- schema version (\d+)$", text, flags=re.M)
     if not found:
         return 0
@@ -126,7 +126,11 @@ def match_staging(client: Client) -> None:
             client.command(f"CREATE TABLE {table}_staging AS {table}")
 
 
-SNAPSHOT = "current.sql"  # ingestion/schema/current.sql: every table as a fresh store has it
+SNAPSHOT = "current.sql"  # ingestion/schema/current.sql: every function and table, at its version
+
+
+def _snapshot_text() -> str:
+    return (resources.files("ingestion") / "schema" / SNAPSHOT).read_text()
 
 
 def snapshot(client: Client) -> str:
@@ -160,7 +164,7 @@ def restore_missing(client: Client) -> list[str]:
                .result_rows}
     present |= {f"{table}_staging" for table in tables.NAMES}
     restored = []
-    for statement in statements((resources.files("ingestion") / "schema" / SNAPSHOT).read_text()):
+    for statement in statements(_snapshot_text()):
         name = re.search(r"CREATE TABLE (\w+)", statement)
         if name and name.group(1) not in present:
             client.command(statement)

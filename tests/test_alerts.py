@@ -88,15 +88,22 @@ def hourly(client: Any, hours: list[dt.datetime], *, reached: int, abandoned: in
                   column_names=["site_id", "day", "hour", "step", "device", "reached", "abandoned"])
 
 
+def abandonment_jumped(client: Any, now: dt.datetime) -> dt.datetime:
+    """A week of hours at 20% abandonment at checkout.shipping, the last six of them at 65%, all
+    before the hour half an hour before `now`, which it returns."""
+    end = (now - dt.timedelta(minutes=30)).replace(minute=0)
+    past = [end - dt.timedelta(hours=i) for i in range(1, 8 * 24)]
+    hourly(client, [h for h in past if h < end - dt.timedelta(hours=6)], reached=20, abandoned=4)
+    hourly(client, [h for h in past if h >= end - dt.timedelta(hours=6)], reached=20, abandoned=13)
+    return end
+
+
 def test_an_episode_opens_once_and_resolves_when_the_step_is_back_to_normal(tmp_path: Path) -> None:
     settings = from_mapping(make_config(tmp_path, sites=[site_config(alerts={"baseline_days": 7})]))
     client = store.connect(settings.store.dsn)
     store.ensure_schema(client)
     site, now = settings.sites[0], at(12)
-    end = (now - dt.timedelta(minutes=30)).replace(minute=0)
-    past = [end - dt.timedelta(hours=i) for i in range(1, 8 * 24)]
-    hourly(client, [h for h in past if h < end - dt.timedelta(hours=6)], reached=20, abandoned=4)
-    hourly(client, [h for h in past if h >= end - dt.timedelta(hours=6)], reached=20, abandoned=13)
+    end = abandonment_jumped(client, now)
     found = evaluate(client, site, now=now, timeout_s=1800)
     assert ("checkout.shipping", "all", "abandonment") in opened(found)
     # Seven hours on, the step is back to 20%: the short windows' episodes resolve, once each.
@@ -144,10 +151,7 @@ async def test_the_webhook_receives_the_payload_with_retries(aiohttp_server: Any
     client = store.connect(settings.store.dsn)
     store.ensure_schema(client)
     now = at(15)
-    end = (now - dt.timedelta(minutes=30)).replace(minute=0)
-    past = [end - dt.timedelta(hours=i) for i in range(1, 8 * 24)]
-    hourly(client, [h for h in past if h < end - dt.timedelta(hours=6)], reached=20, abandoned=4)
-    hourly(client, [h for h in past if h >= end - dt.timedelta(hours=6)], reached=20, abandoned=13)
+    abandonment_jumped(client, now)
     found = evaluate(client, settings.sites[0], now=now, timeout_s=1800)
     assert await deliver(found, str(server.make_url("/hook")))
     assert calls[0] == 2
