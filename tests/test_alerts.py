@@ -23,11 +23,17 @@ DAY = 86_400_000
 H = 3_600_000
 
 
-def filled_store(tmp: Path, *, now: dt.datetime, jump_hours: float | None, seed: int) -> tuple[Any, Any]:
-    """Eight days of the shopper model up to `now`; the shipping cost jumps `jump_hours` before it."""
+def alert_store(tmp: Path) -> tuple[Any, Any]:
+    """A new store for one site whose alerts compare with a week's baseline, and its settings."""
     settings = from_mapping(make_config(tmp, sites=[site_config(alerts={"baseline_days": 7})]))
     client = store.connect(settings.store.dsn)
     store.ensure_schema(client)
+    return settings, client
+
+
+def filled_store(tmp: Path, *, now: dt.datetime, jump_hours: float | None, seed: int) -> tuple[Any, Any]:
+    """Eight days of the shopper model up to `now`; the shipping cost jumps `jump_hours` before it."""
+    settings, client = alert_store(tmp)
     end = int(now.timestamp() * 1000)
     model = ShopperModel(seed=seed, change_at_ms=None if jump_hours is None else end - int(jump_hours * H))
     sessions = model.sessions(start_ms=end - 8 * DAY, end_ms=end, count=8 * 1500)
@@ -99,9 +105,7 @@ def abandonment_jumped(client: Any, now: dt.datetime) -> dt.datetime:
 
 
 def test_an_episode_opens_once_and_resolves_when_the_step_is_back_to_normal(tmp_path: Path) -> None:
-    settings = from_mapping(make_config(tmp_path, sites=[site_config(alerts={"baseline_days": 7})]))
-    client = store.connect(settings.store.dsn)
-    store.ensure_schema(client)
+    settings, client = alert_store(tmp_path)
     site, now = settings.sites[0], at(12)
     end = abandonment_jumped(client, now)
     found = evaluate(client, site, now=now, timeout_s=1800)
@@ -119,9 +123,7 @@ def test_an_episode_opens_once_and_resolves_when_the_step_is_back_to_normal(tmp_
 
 
 def test_a_step_that_nobody_reaches_any_more_is_an_alert(tmp_path: Path) -> None:
-    settings = from_mapping(make_config(tmp_path, sites=[site_config(alerts={"baseline_days": 7})]))
-    client = store.connect(settings.store.dsn)
-    store.ensure_schema(client)
+    settings, client = alert_store(tmp_path)
     now = at(9)
     end = (now - dt.timedelta(minutes=30)).replace(minute=0)
     past = [end - dt.timedelta(hours=i) for i in range(1, 8 * 24)]
@@ -147,9 +149,7 @@ async def test_the_webhook_receives_the_payload_with_retries(aiohttp_server: Any
     app = web.Application()
     app.router.add_post("/hook", hook)
     server = await aiohttp_server(app)
-    settings = from_mapping(make_config(tmp_path, sites=[site_config(alerts={"baseline_days": 7})]))
-    client = store.connect(settings.store.dsn)
-    store.ensure_schema(client)
+    settings, client = alert_store(tmp_path)
     now = at(15)
     abandonment_jumped(client, now)
     found = evaluate(client, settings.sites[0], now=now, timeout_s=1800)
