@@ -53,10 +53,7 @@ class Table:
         return tuple(dict.fromkeys(re.findall(r"\{(\w+):", self.source)))
 
     def sql(self, site: Site) -> str:
-        text = self.source
-        if "/*SEGMENTS*/" in text:
-            text = text.replace("/*SEGMENTS*/", segment_conditions(site))
-        return text
+        return self.source.replace("/*SEGMENTS*/", segment_conditions(site)).replace("/*ENTRIES*/", step_entries(site))
 
 
 def every(*dims: str) -> tuple[tuple[str, ...], ...]:
@@ -110,6 +107,13 @@ def segment_conditions(site: Site) -> str:
     """The site's own segments as multiIf arguments, in order (checked by the settings, and
     by the store in rollup.check_segments)."""
     return "".join(f"({segment.where}), '{segment.name}',\n        " for segment in site.segments)
+
+
+def step_entries(site: Site) -> str:
+    """Each chain step's first time in a session as (step, epoch ms, 0 if never), one minIf per
+    step: cheaper than collecting the session's visits and sorting them (BENCHMARKS.md)."""
+    return ", ".join(f"(chain[{i}], minIf(toUnixTimestamp64Milli(ts), step = chain[{i}]))"
+                     for i in range(1, len(site.chain) + 1))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@
 -- events come at or after its first) to a day past the last (sessions are assumed to last less
 -- than a day).
 -- The segment is the first of the site's [[sites.segments]] whose `where` holds (put in
--- place of the SEGMENTS marker by ingestion/rollup.py), then the built-ins ("Behavior segments").
+-- place of the SEGMENTS marker by ingestion/tables.py), then the built-ins ("Behavior segments").
 INSERT INTO chain_sessions_staging (site_id, day, session_id, anon_id, started_at, ended_at, device, visitor,
     steps, entered, furthest_index, furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds,
     detail_views, fast_track_views, events, transitions, ms_before_abandon, revenue, currency, source,
@@ -127,13 +127,10 @@ FROM
                 toDate(started_at, {tz:String}) AS day,
                 argMin(device, ts) AS device,
                 if(argMin(session_number, ts) <= 1, 'new', 'returning') AS visitor,
-                -- steps by first entry: the visits sorted by step and time, each step's first kept (a sort,
-                -- so a long session stays cheap), then in time order; equal times keep chain order
-                arraySort(p -> (p.1, p.2), groupArrayIf((step, toUnixTimestamp64Milli(ts)), has(chain, step)))
-                    AS visits,
-                arraySort(p -> (p.2, indexOf(chain, p.1)),
-                          arrayFilter((p, i) -> i = 1 OR p.1 != visits[i - 1].1, visits, arrayEnumerate(visits)))
-                    AS ordered,
+                -- steps by first entry: each chain step's first time (one minIf per step, put in place of
+                -- the ENTRIES marker by ingestion/tables.py; 0 when not reached), then in time order; equal
+                -- times keep chain order
+                arraySort(p -> (p.2, indexOf(chain, p.1)), arrayFilter(p -> p.2 != 0, [/*ENTRIES*/])) AS ordered,
                 arraySort(groupUniqArrayIf((step, name), type = 'obstacle' AND has(chain, step))) AS obstacles,
                 -- docs/metrics.md "Fast Track In Stock": the site's product step, props and days ([sites.fast_track])
                 -- (the props of the product step's events only: a lookup in every event's props costs more)
