@@ -163,7 +163,8 @@ FROM
                           arrayFirst(e -> e.1 = landing_at, groupArrayIf((ts, props), type = 'page'
                               AND hasAny(mapKeys(props), ['utm_source', 'utm_medium', 'utm_campaign', 'utm_term',
                                                           'utm_content', 'click_id']))).2) AS landing,
-                path(if(countIf(type = 'page') = 0, argMin(url, ts), argMinIf(url, ts, type = 'page')))
+                -- (one argMin: a page view's time sorts before any other event's, by 10^14 ms)
+                path(argMin(url, toUnixTimestamp64Milli(ts) + if(type = 'page', 0, 100000000000000)))
                     AS landing_path,
                 argMin(step, ts) AS landing_step,
                 uniqExactIf(event_id, type = 'page') AS pages,
