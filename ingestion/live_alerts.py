@@ -188,12 +188,13 @@ def _at(q: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
 
 
 def _cusum(increments: np.ndarray) -> np.ndarray:
-    path = np.empty(len(increments))
-    s = 0.0
-    for i, w in enumerate(increments):
-        s = max(0.0, s + w)
-        path[i] = s
-    return path
+    """The one-sided CUSUM path: s = max(0, s + w) at each minute, from 0. Over Python floats
+    (a third of the time of numpy scalars, the same bits)."""
+    path, s = [], 0.0
+    for w in increments.tolist():
+        s = s + w if s + w > 0.0 else 0.0
+        path.append(s)
+    return np.array(path)
 
 
 def _since(path: np.ndarray) -> int:

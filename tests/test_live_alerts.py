@@ -141,7 +141,8 @@ def test_the_cause_ranking_names_the_planted_factor_first() -> None:
                                                 "11 of 12 on Safari (usually 20.0%)")
 
 
-@pytest.mark.slow  # a simulated week, minute by minute
+@pytest.mark.slow  # a simulated week, minute by minute: 60-120 s here, hence its own guard
+@pytest.mark.timeout(360)
 def test_steady_traffic_judged_every_minute_for_a_week_raises_nothing(history: Any) -> None:
     settings, client = history
     site = settings.sites[0]
