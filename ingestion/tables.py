@@ -111,7 +111,8 @@ def segment_conditions(site: Site) -> str:
 
 def step_entries(site: Site) -> str:
     """Each chain step's first time in a session as (step, epoch ms, 0 if never), one minIf per
-    step: cheaper than collecting the session's visits and sorting them (BENCHMARKS.md)."""
+    step of the SQL's `chain` (the site's chain, a parameter): cheaper than collecting the
+    session's visits and sorting them (BENCHMARKS.md)."""
     return ", ".join(f"(chain[{i}], minIf(toUnixTimestamp64Milli(ts), step = chain[{i}]))"
                      for i in range(1, len(site.chain) + 1))
 
