@@ -24,7 +24,8 @@ texts = st.one_of(st.none(), st.text(max_size=70), st.sampled_from(list(SITE.cha
 values = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False),
                    st.text(max_size=300))
 events = st.fixed_dictionaries(
-    {"id": st.one_of(st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()), st.text(max_size=5)),
+    {"id": st.one_of(st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()), st.text(max_size=5),
+                     st.text("0123456789abcdef-g\n", min_size=36, max_size=36)),  # a UUID's length, not always one
      "type": st.sampled_from(["page", "step", "obstacle", "track", "identify", "other"]),
      "ts": st.one_of(st.integers(NOW - 9 * 86_400_000, NOW + 60_000), st.floats(NOW - 86_400_000, NOW),
                      st.booleans()),
@@ -89,3 +90,18 @@ def test_a_typical_beacon_takes_the_fast_path() -> None:
     got = rows.fast_rows(envelope.events, site=SITE, client=CLIENT, received_ms=NOW, sent_at=NOW)
     assert got == [slow(orjson.loads(body)["events"][0], NOW)]
     assert got[0].event_id == "5b0e8f3a-7c1a-4bb4-9a55-111111111111" and got[0].value == 12.5
+
+
+def test_an_id_of_a_uuids_length_that_is_none_is_refused_by_name() -> None:
+    # The decoder checks an id's length; the characters of a request's ids are checked at once.
+    good = {"type": "step", "ts": NOW, "sid": "s", "step": "cart"}
+    for bad in ("0000abcd-0000-4000-8000-00000000000g", "0000abcd-0000-4000-8000-0000000\n0000",
+                "0000abcd00000-4000-8000-000000000000"):
+        batch = [{**good, "id": "5b0e8f3a-7c1a-4bb4-9a55-111111111111"}, {**good, "id": bad}]
+        body = orjson.dumps({"site": "demo", "sent_at": NOW, "events": batch})
+        envelope = decoding.decode(body)
+        assert envelope is not None and len(bad) == 36
+        assert rows.fast_rows(envelope.events, site=SITE, client=CLIENT, received_ms=NOW, sent_at=NOW) is None
+        intake = rows.build_rows(batch, site=SITE, client=CLIENT, received_ms=NOW, sent_at=NOW, source="e")
+        assert len(intake.rows) == 1 and intake.errors == [
+            {"index": 1, "error": "id: not a UUID", "code": "invalid", "field": "id"}]

@@ -26,6 +26,6 @@ def campaign_props(url: str) -> dict[str, str]:
 
 def scrub_url(url: str, scrub: bool) -> str:
     """Privacy by default: query strings and fragments can carry e-mails and tokens."""
-    if not scrub or not url:
+    if not scrub or not url or ("?" not in url and "#" not in url):  # most URLs: nothing to cut
         return url
     return url.split("?", 1)[0].split("#", 1)[0]

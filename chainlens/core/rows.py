@@ -28,6 +28,7 @@ from chainlens.core.fields import (
     SERVER_SOURCES,
     SKEW_TOLERANCE_MS,
     Client,
+    ids_valid,
     is_number,
     number_from,
 )
@@ -163,6 +164,8 @@ def validate_event(raw: Any, *, site: Site, client: Client, received_ms: int, se
 def fast_rows(events: list[Any], *, site: Site, client: Client, received_ms: int, sent_at: int | None,
               age_limit: bool = True, source: str = "e") -> list[EventRow] | None:
     """Rows of decoded, typed events when every one passes the cross-field check, else None."""
+    if not ids_valid([e.id for e in events]):
+        return None
     shift = clock_shift(received_ms, sent_at)
     dropped: list[tuple[str, str, Any]] = []
     try:

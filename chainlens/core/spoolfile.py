@@ -59,13 +59,13 @@ def frame(payload: bytes) -> bytes:
     return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-_encode = msgspec.json.Encoder().encode
+_encode_lines = msgspec.json.Encoder().encode_lines
 
 
 def rows_body(rows: Sequence[Any]) -> bytes:
     """Rows (EventRow, RejectedRow: array-like structs) as `JSONCompactEachRow` lines, the form
-    the store ingests."""
-    return b"\n".join([_encode(r) for r in rows])
+    the store ingests, without the last line break: one encoder call for them all."""
+    return _encode_lines(rows)[:-1]
 
 
 def encode_payload(kind: bytes, received_ms: int, count: int, body: bytes | bytearray) -> bytes:
