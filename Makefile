@@ -60,6 +60,7 @@ docs: $(STAMP)
 		p.write_text(p.read_text() + f.markdown())'
 
 bench: $(STAMP)
+	$(BIN)/python bench/accept.py
 	$(BIN)/python bench/collector.py
 	$(BIN)/python bench/rollup.py
 
