@@ -13,6 +13,10 @@ Parameters: `parameters` below, one vocabulary for the figures and the cookbook.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
@@ -52,6 +56,47 @@ def parameters(site: Site, *, start: dt.date, end: dt.date, stopped: str = "", d
 def rows(client: Client, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     result = client.query(QUERIES[name], parameters=params)
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+Rows = list[dict[str, Any]]
+Job = tuple[str, dict[str, Any]]  # a figure's name and its parameters
+
+
+def fetch(clients: Sequence[Client], jobs: Mapping[str, Job],
+          then: Mapping[str, tuple[str, Callable[[Rows], Job]]] | None = None) -> dict[str, Rows]:
+    """Each job's rows, by its key. `then[key] = (other, make)`: once `key`'s rows are in,
+    `make(rows)` is the job of `other`, run before the jobs still waiting. With several clients
+    (connections to one store), each runs one query at a time and takes the next job when it is
+    done: the engine runs them at once, and half of a small query's time is its analysis, which
+    one query cannot spread over the cores. List the slowest jobs first."""
+    follow = then or {}
+    waiting, results = deque(jobs.items()), {}
+    lock, failed = threading.Lock(), [False]
+
+    def work(client: Client) -> None:
+        while True:
+            with lock:
+                if failed[0] or not waiting:
+                    return
+                key, (name, params) = waiting.popleft()
+            try:
+                got = rows(client, name, params)
+            except BaseException:
+                failed[0] = True  # the other clients stop after their query
+                raise
+            with lock:
+                results[key] = got
+                if key in follow:
+                    other, make = follow[key]
+                    waiting.appendleft((other, make(got)))
+
+    if len(clients) == 1:
+        work(clients[0])
+        return results
+    with ThreadPoolExecutor(len(clients), thread_name_prefix="figures") as pool:
+        for done in [pool.submit(work, client) for client in clients]:
+            done.result()  # the first error, if any
+    return results
 
 
 GENERATED = "<!-- Below: generated from ingestion/queries/ by `make docs`; tests/test_docs.py checks it. -->"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
 from chainlens.core.settings import Site
-from ingestion.figures import ALL, DEVICES, parameters, rows
+from ingestion.figures import ALL, DEVICES, Job, Rows, fetch, parameters
 
 
 def days_available(client: Client, site: Site) -> tuple[dt.date | None, dt.date | None]:
@@ -18,54 +19,80 @@ def days_available(client: Client, site: Site) -> tuple[dt.date | None, dt.date 
     return row[0], row[1]
 
 
-def report(client: Client, site: Site, *, start: dt.date, end: dt.date, stopped: str = "",
+def report(clients: Client | Sequence[Client], site: Site, *, start: dt.date, end: dt.date, stopped: str = "",
            device: str = ALL, segment: str = ALL) -> dict[str, Any]:
+    """The dashboard's figures; with several clients (connections to one store), their queries
+    run at once (ingestion/figures.py, `fetch`)."""
+    clients = [clients] if isinstance(clients, Client) else list(clients)
     p = parameters(site, start=start, end=end, stopped=stopped, device=device, segment=segment)
     # The previous period of the same length, for the headline's changes.
     before = parameters(site, start=start - (end - start) - dt.timedelta(days=1), end=start - dt.timedelta(days=1),
                         device=device, segment=segment)
-    return {
-        "headline": rows(client, "headline", p)[0], "headline_before": rows(client, "headline", before)[0],
-        "previous": [before["start"].isoformat(), before["end"].isoformat()],
-        "left": rows(client, "left", p), "stopped": stopped,
-        "abandoned_products": rows(client, "abandoned_products", p), "min_sample": site.obstacle_min_sample,
-        "device": device, "devices": list(DEVICES), "checkout_by_day": rows(client, "checkout_by_day", p),
-        "checkout_by_day_before": rows(client, "checkout_by_day", before),
-        "site": site.id, "start": start.isoformat(), "end": end.isoformat(), "funnel": rows(client, "funnel", p),
-        "checkout": rows(client, "checkout", p), "timing": rows(client, "timing", p),
-        "obstacles": rows(client, "obstacles", p), "fast_track": rows(client, "fast_track", p)[0],
-        "alerts": rows(client, "alerts", p), "cart_abandonment": rows(client, "cart", p)[0]["cart_abandonment"],
-        "segment": segment, "segment_names": site.segment_names, "segments": rows(client, "segments", p),
-        "checkout_by_segment": side_by_side(rows(client, "checkout_by_segment", p)),
-        "landing": rows(client, "landing", p), "campaigns": rows(client, "campaigns", p),
-        "fulfillment": rows(client, "fulfillment", p)[0], "fulfillment_by_day": rows(client, "fulfillment_by_day", p),
-        "return_reasons": rows(client, "return_reasons", p), "satisfaction": rows(client, "satisfaction", p),
-        "interventions": rows(client, "interventions", p), "act_min_sample": site.intervene.min_sample,
-        "breakdowns": breakdowns(client, p, before),
-        "products": compared(client, "products", p, before, "item_id", ("viewed", "purchased")),
-        "search": compared(client, "search", p, before, "term", ("searches", "conversion_rate")),
-        "form_fields": rows(client, "form_fields", p),
-        "repeat": rows(client, "repeat", p), "revival": rows(client, "revival", p),
+    # Each key's figure and parameters, the slowest first (bench/dashboard.py lists them), and
+    # those whose previous period is asked for the values they show early, so that it can be.
+    jobs: dict[str, Job] = {
+        "landing": ("landing", p), "left": ("left", p), "obstacles": ("obstacles", p), "timing": ("timing", p),
+        "breakdown": ("breakdown", p), "products": ("products", p), "search": ("search", p),
+        "form_fields": ("form_fields", p), "headline": ("headline", p), "headline_before": ("headline", before),
+        "revival": ("revival", p), "checkout": ("checkout", p), "fast_track": ("fast_track", p),
+        "interventions": ("interventions", p), "repeat": ("repeat", p),
+        "checkout_by_day": ("checkout_by_day", p), "checkout_by_day_before": ("checkout_by_day", before),
+        "campaigns": ("campaigns", p), "segments": ("segments", p), "fulfillment": ("fulfillment", p),
+        "fulfillment_by_day": ("fulfillment_by_day", p), "satisfaction": ("satisfaction", p),
+        "checkout_by_segment": ("checkout_by_segment", p), "abandoned_products": ("abandoned_products", p),
+        "cart": ("cart", p), "funnel": ("funnel", p), "alerts": ("alerts", p), "return_reasons": ("return_reasons", p),
     }
+    # The previous period's rows of the values shown now.
+    then: dict[str, tuple[str, Callable[[Rows], Job]]] = {
+        "breakdown": ("breakdown_before", lambda now: (
+            "breakdown", {**before, "pairs": [(r["dimension"], r["value"]) for r in now]})),
+        "products": ("products_before", lambda now: ("products", {**before, "values": [r["item_id"] for r in now]})),
+        "search": ("search_before", lambda now: ("search", {**before, "values": [r["term"] for r in now]})),
+    }
+    got = fetch(clients, jobs, then)
+    return {
+        "headline": got["headline"][0], "headline_before": got["headline_before"][0],
+        "previous": [before["start"].isoformat(), before["end"].isoformat()],
+        "left": got["left"], "stopped": stopped,
+        "abandoned_products": got["abandoned_products"], "min_sample": site.obstacle_min_sample,
+        "device": device, "devices": list(DEVICES), "checkout_by_day": got["checkout_by_day"],
+        "checkout_by_day_before": got["checkout_by_day_before"],
+        "site": site.id, "start": start.isoformat(), "end": end.isoformat(), "funnel": got["funnel"],
+        "checkout": got["checkout"], "timing": got["timing"],
+        "obstacles": got["obstacles"], "fast_track": got["fast_track"][0],
+        "alerts": got["alerts"], "cart_abandonment": got["cart"][0]["cart_abandonment"],
+        "segment": segment, "segment_names": site.segment_names, "segments": got["segments"],
+        "checkout_by_segment": side_by_side(got["checkout_by_segment"]),
+        "landing": got["landing"], "campaigns": got["campaigns"],
+        "fulfillment": got["fulfillment"][0], "fulfillment_by_day": got["fulfillment_by_day"],
+        "return_reasons": got["return_reasons"], "satisfaction": got["satisfaction"],
+        "interventions": got["interventions"], "act_min_sample": site.intervene.min_sample,
+        "breakdowns": breakdowns(got["breakdown"], got["breakdown_before"]),
+        "products": compared(got["products"], got["products_before"], "item_id", ("viewed", "purchased")),
+        "search": compared(got["search"], got["search_before"], "term", ("searches", "conversion_rate")),
+        "form_fields": got["form_fields"],
+        "repeat": got["repeat"], "revival": got["revival"],
+    }
+
+
+def _first(clients: Client | Sequence[Client]) -> Client:
+    return clients if isinstance(clients, Client) else clients[0]
 
 
 BREAKDOWNS = ("browser", "os", "referrer", "landing_source", "custom_event", "invalid_field")
 
 
-def compared(client: Client, name: str, p: dict[str, Any], before: dict[str, Any], key: str,
+def compared(now: list[dict[str, Any]], earlier_rows: list[dict[str, Any]], key: str,
              kept: tuple[str, ...]) -> list[dict[str, Any]]:
     """A figure's largest rows this period, each with the `kept` figures of the same `key` in
     the previous period (`NAME_before`, None when it had none)."""
-    now = rows(client, name, p)
-    earlier = {r[key]: r for r in rows(client, name, {**before, "values": [r[key] for r in now]})}
+    earlier = {r[key]: r for r in earlier_rows}
     return [{**r, **{f"{k}_before": earlier[r[key]][k] if r[key] in earlier else None for k in kept}} for r in now]
 
 
-def breakdowns(client: Client, p: dict[str, Any], before: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def breakdowns(now: list[dict[str, Any]], earlier_rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Each dimension's largest values, with their sessions and conversion in the previous period."""
-    now = rows(client, "breakdown", p)
-    earlier = {(r["dimension"], r["value"]): r
-               for r in rows(client, "breakdown", {**before, "pairs": [(r["dimension"], r["value"]) for r in now]})}
+    earlier = {(r["dimension"], r["value"]): r for r in earlier_rows}
     out: dict[str, list[dict[str, Any]]] = {d: [] for d in BREAKDOWNS}
     for r in now:
         was = earlier.get((r["dimension"], r["value"]))
@@ -82,11 +109,11 @@ def side_by_side(rows_: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(steps.values())
 
 
-def report_range(client: Client, site: Site, start: str | None, end: str | None,
+def report_range(clients: Client | Sequence[Client], site: Site, start: str | None, end: str | None,
                  stopped: str | None = None, device: str | None = None, segment: str | None = None) -> dict[str, Any]:
     """`report` for `?from=&to=` (ISO dates; default: the last 7 rolled-up days), with the days available;
     `stopped` narrows the list of sessions that left to one checkout step."""
-    first, last = days_available(client, site)
+    first, last = days_available(_first(clients), site)
     to = dt.date.fromisoformat(end) if end else (last or dt.date.today())
     frm = dt.date.fromisoformat(start) if start else to - dt.timedelta(days=6)
     if stopped and stopped not in site.checkout_steps:
@@ -95,7 +122,7 @@ def report_range(client: Client, site: Site, start: str | None, end: str | None,
         raise ValueError(f"device: {device[:20]!r} is not one of {', '.join(DEVICES)}")
     if segment and segment not in (ALL, *site.segment_names):
         raise ValueError(f"segment: {segment[:40]!r} is not one of {', '.join(site.segment_names)}")
-    data = report(client, site, start=frm, end=to, stopped=stopped or "", device=device or ALL,
+    data = report(clients, site, start=frm, end=to, stopped=stopped or "", device=device or ALL,
                   segment=segment or ALL)
     data["available"] = [first.isoformat() if first else None, last.isoformat() if last else None]
     return data
@@ -118,8 +145,8 @@ class ReportCache:
         self._views: OrderedDict[tuple[Any, ...], tuple[Any, Site, dict[str, Any]]] = OrderedDict()
         self.hits = self.misses = 0
 
-    def report(self, client: Client, site: Site, *view: str | None) -> dict[str, Any]:
-        version = client.query(VERSION, parameters={"site": site.id}).result_rows[0]
+    def report(self, clients: Client | Sequence[Client], site: Site, *view: str | None) -> dict[str, Any]:
+        version = _first(clients).query(VERSION, parameters={"site": site.id}).result_rows[0]
         key = (site.id, *view)
         kept = self._views.get(key)
         if kept is not None and kept[0] == version and kept[1] is site:  # a reload makes new sites
@@ -127,7 +154,7 @@ class ReportCache:
             self.hits += 1
             return kept[2]
         self.misses += 1
-        data = report_range(client, site, *view)
+        data = report_range(clients, site, *view)
         self._views[key] = (version, site, data)
         while len(self._views) > self.size:
             self._views.popitem(last=False)

@@ -4,7 +4,9 @@ chDB has no async client and an embedded directory has a single owner, so every
 store call of a process goes through one thread that holds the one `Client`
 (never the event loop). The connection is made lazily and re-made after a
 failure, so a server that is down at start or goes away later only delays
-loading: `ok` tells `/readyz`.
+loading: `ok` tells `/readyz`. A call that runs many queries (the dashboard's
+figures) may ask for `readers`: that client and a few more connections to the
+same store, which run its queries at once while the call holds the thread.
 """
 
 from __future__ import annotations
@@ -24,11 +26,17 @@ from ingestion import store
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# Connections that run a call's queries at once (ingestion/figures.py, `fetch`). Past the
+# cores, more still help a little: a query's analysis is single-threaded, its reading is not
+# (BENCHMARKS.md, "Round 3, the dashboard's queries at once").
+READERS = 4
+
 
 class StoreRunner:
     def __init__(self, dsn: str, *, client: Client | None = None) -> None:
         self.dsn = dsn
         self._client = client
+        self._readers: list[Client] = []
         self._schema_ready = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self.ok = False
@@ -43,6 +51,18 @@ class StoreRunner:
             store.ensure_schema(self._client)
             self._schema_ready = True
         return self._client
+
+    def readers(self) -> list[Client]:
+        """The store's client and READERS - 1 more connections to it (inside a call only)."""
+        client = self._ensure()
+        while len(self._readers) < READERS - 1:
+            self._readers.append(store.connect(self.dsn))
+        return [client, *self._readers]
+
+    def _close_readers(self) -> None:
+        readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.close()
 
     def call_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(client, …)` on the calling thread (used inside the store thread)."""
@@ -63,6 +83,7 @@ class StoreRunner:
             self.ok = False
             self.down_since = self.down_since or time.monotonic()
             self._client, self._schema_ready = None, False
+            self._close_readers()
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -76,6 +97,7 @@ class StoreRunner:
 
     async def close(self) -> None:
         def _close() -> None:
+            self._close_readers()
             if self._client is not None:
                 self._client.close()
                 self._client = None

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 import psutil
 from aiohttp import web
+from clickhouse_connect.driver.client import Client
 
 from chainlens.core import clock, metrics
 from chainlens.core.loading import reread
@@ -130,8 +131,12 @@ class StoreService:
         site = self.settings.site(query.get("site", "")) or (self.settings.sites[0] if self.settings.sites else None)
         if site is None:
             raise ValueError("no site configured")
-        return await self.runner.call(self.reports.report, site, query.get("from"), query.get("to"),
-                                      query.get("stopped"), query.get("device"), query.get("segment"))
+        return await self.runner.call(self._report, site, query.get("from"), query.get("to"), query.get("stopped"),
+                                      query.get("device"), query.get("segment"))
+
+    def _report(self, client: Client, site: Site, *view: str | None) -> dict[str, Any]:
+        """In the store thread: the view's figures, their queries run at once on the readers."""
+        return self.reports.report(self.runner.readers(), site, *view)
 
     async def forget(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """An erasure (docs/privacy.md): `site`, `what` (user, visitor or order), `key`, `dry_run`.
@@ -162,7 +167,7 @@ class StoreService:
     async def warm(self) -> None:
         """After a scheduled pass: each site's default view, so the first look after it is quick."""
         for site in self.settings.sites:
-            await self.runner.call(self.reports.report, site, None, None, None, None, None)
+            await self.runner.call(self._report, site, None, None, None, None, None)
 
 
 def run_store_process(settings: Settings, parent: int) -> None:

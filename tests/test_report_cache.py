@@ -6,8 +6,12 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from ingestion.figures import fetch, parameters
 from ingestion.report import ReportCache, report_range
 from ingestion.rollup import rollup
+from ingestion.runner import READERS, StoreRunner
 from tests.test_products_search import sessions
 from tests.test_rollups import NOW, ev, load, reset, site_settings
 
@@ -35,3 +39,26 @@ def test_a_view_is_computed_again_once_a_rollup_has_written(db: Any, tmp_path: P
     reloaded = site_settings(tmp_path).sites[0]
     cache.report(db, reloaded, None, None, None, None, None)
     assert cache.misses == 4
+
+
+def test_the_figures_on_several_connections_are_those_on_one(db: Any, tmp_path: Path) -> None:
+    # The store process runs a view's queries on READERS connections at once (ingestion/runner.py).
+    reset(db)
+    settings = site_settings(tmp_path)
+    site = settings.sites[0]
+    load(db, settings, sessions())
+    rollup(db, settings, now=NOW)
+    runner = StoreRunner(f"chdb://{db.path}", client=db)
+    readers = runner.readers()
+    assert len(readers) == READERS and readers[0] is db
+    try:
+        for view in ((None, None), (None, None, None, "mobile")):
+            one, several = report_range(db, site, *view), report_range(readers, site, *view)
+            assert one == several and one["search"] and one["landing"]
+        # A failing query fails the view; the other connections stop after theirs.
+        p = parameters(site, start=NOW.date() - dt.timedelta(days=6), end=NOW.date())
+        jobs = {"headline": ("headline", p), "nope": ("no_such_figure", p), "left": ("left", p)}
+        with pytest.raises(KeyError):
+            fetch(readers, jobs)
+    finally:
+        runner._close_readers()
