@@ -13,7 +13,10 @@ machine state:
   ClickHouse). Every request carries fresh event ids (a Lua counter). Prints req/s,
 events/s, p50/p99 latency, CPU per request and per event, fsyncs/s and RSS, with
 128 connections; the p99 at 80% of the maximum rate, with 32 and 128 connections,
-comes from wrk's `delay()` pacing (closed-loop, so it understates queueing).
+comes from wrk's `delay()` pacing (closed-loop, so it understates queueing), twice:
+with independent arrivals (exponential waits, as from many browsers; the target)
+and in lockstep (equal waits, so the connections of one group commit send again
+together: bursts no real traffic has, printed to show what bursts cost).
 """
 
 from __future__ import annotations
@@ -44,12 +47,16 @@ local n = 0
 local tid = 0
 local events_per = tonumber(os.getenv("BENCH_EVENTS") or "1")
 local pace = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+local independent = os.getenv("BENCH_ARRIVALS") == "independent"
 local ts = os.time() * 1000
 setup = function(thread) thread:set("tid", math.random(0, 0xffffff)) end
 init = function(args) tid = tid end
 delay = function()  -- a fractional pace in ms, dithered between the two whole ms around it
-  local base = math.floor(pace)
-  if math.random() < pace - base then return base + 1 end
+  local wait = pace
+  -- Independent shoppers: an exponential wait of the same mean, so arrivals are a Poisson stream.
+  if independent then wait = -math.log(1 - math.random()) * pace end
+  local base = math.floor(wait)
+  if math.random() < wait - base then return base + 1 end
   return base
 end
 request = function()
@@ -161,8 +168,8 @@ def children(pid: int) -> list[int]:
 
 
 def wrk(url: str, lua: Path, *, seconds: int, events: int, connections: int = CONNECTIONS,
-        delay_ms: float = 0) -> dict:
-    env = {**os.environ, "BENCH_EVENTS": str(events), "BENCH_DELAY_MS": str(delay_ms)}
+        delay_ms: float = 0, arrivals: str = "lockstep") -> dict:
+    env = {**os.environ, "BENCH_EVENTS": str(events), "BENCH_DELAY_MS": str(delay_ms), "BENCH_ARRIVALS": arrivals}
     out = subprocess.run(
         ["taskset", "-c", "0", ensure_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
          "-s", str(lua), url],
@@ -248,16 +255,20 @@ def profile(url: str, lua: Path, pid: int, *, seconds: int, work: Path, events: 
         print(f"  {label:<76} {count / samples * per_request:7.1f} µs  {count / samples:6.1%}")
 
 
-def paced(url: str, lua: Path, *, seconds: int, connections: int, target: float) -> dict:
+def paced(url: str, lua: Path, *, seconds: int, connections: int, target: float, arrivals: str) -> dict:
     """A run paced to `target` req/s: each connection waits between its requests (closed loop,
-    so the pace is corrected after short trials until one lands within 3% of it)."""
+    so the pace is corrected after short trials until one lands within 3% of it).
+
+    `independent`: each wait is drawn from an exponential distribution, so the connections send
+    like shoppers' browsers, each on its own. `lockstep`: every wait is the same, so connections
+    answered by one group commit send their next requests together, in bursts."""
     delay = connections * 1000 / target
     for _ in range(4):
-        trial = wrk(url, lua, seconds=2, events=1, connections=connections, delay_ms=delay)
+        trial = wrk(url, lua, seconds=2, events=1, connections=connections, delay_ms=delay, arrivals=arrivals)
         if abs(trial["rps"] / target - 1) < 0.03:
             break
         delay = max(0.0, delay - (connections / trial["rps"] - connections / target) * 1000)
-    return wrk(url, lua, seconds=seconds, events=1, connections=connections, delay_ms=delay)
+    return wrk(url, lua, seconds=seconds, events=1, connections=connections, delay_ms=delay, arrivals=arrivals)
 
 
 def main() -> None:
@@ -345,10 +356,12 @@ def main() -> None:
     # p99 at 80% of the maximum single-event rate, with few and with many connections.
     top = statistics.median(r["rps"] for r in singles)
     tails = {}
-    for connections in (32, CONNECTIONS):
-        r = paced(url, lua, seconds=args.seconds, connections=connections, target=0.8 * top)
-        tails[connections] = r
-        line(f"chainlens serve, paced, {connections} connections", r, f"  ({r['rps'] / top:.0%} of the maximum)")
+    for arrivals in ("independent", "lockstep"):
+        for connections in (32, CONNECTIONS):
+            r = paced(url, lua, seconds=args.seconds, connections=connections, target=0.8 * top, arrivals=arrivals)
+            tails[arrivals, connections] = r
+            line(f"chainlens serve, paced, {arrivals}, {connections} connections", r,
+                 f"  ({r['rps'] / top:.0%} of the maximum)")
     serve.send_signal(signal.SIGTERM)
     serve.wait(120)
     print()
@@ -356,8 +369,9 @@ def main() -> None:
           f"({', '.join(f'{x:.2f}' for x in ratios)}) (target >= 0.65)")
     print(f"the bare handler + spool (a durable ack and nothing else): {statistics.median(durables):.2f}x median")
     print(f"50-event beacons: {statistics.median(fifties):,.0f} events/s median (target >= 150,000)")
-    for connections, r in tails.items():
-        print(f"p99 at {r['rps'] / top:.0%} load, {connections} connections: {r['p99']:.2f} ms (target <= 10 ms)")
+    for (arrivals, connections), r in tails.items():
+        target = " (target <= 10 ms)" if arrivals == "independent" else ", arrivals in bursts"
+        print(f"p99 at {r['rps'] / top:.0%} load, {connections} connections: {r['p99']:.2f} ms{target}")
     shutil.rmtree(work, ignore_errors=True)
 
 

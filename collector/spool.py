@@ -1,12 +1,13 @@
 """The accept path's write-ahead spool: append rows, fsync, then answer.
 
 Group commit: a request adds its rows to the waiting batch and waits. At the end
-of the event-loop turn the batch is written as one frame per table (events,
-rejected) with one `write`, and its `fdatasync` runs on the spool's sync thread
-while the loop goes on reading requests; those form the next batch, written as
-soon as the sync ends. Requests arriving together share both system calls, a
-slow disk grows the batches instead of stalling the loop, and the loader reads
-one frame per commit, not one per request. Every request is answered only after
+of the event-loop turn the batch goes to the spool's sync thread, which writes it
+as one frame per table (events, rejected) with one `write` and runs its
+`fdatasync` while the loop goes on reading requests; those form the next batch,
+which the sync thread takes as soon as the sync ends, without waiting for a turn
+of the loop. Requests arriving together share both system calls, a slow disk
+grows the batches instead of stalling the loop, and the loader reads one frame
+per commit, not one per request. Every request is answered only after
 the fdatasync that covers its bytes. The file format is in
 `chainlens.core.spoolfile`.
 """
@@ -16,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,19 @@ class _Rows:
         return encode_payload(kind, self.oldest_ms, self.count, self.body)
 
 
+class _Batch:
+    """The requests waiting for the next commit: their rows and their futures."""
+
+    __slots__ = ("events", "rejected", "waiters")
+
+    def __init__(self) -> None:
+        self.events, self.rejected = _Rows(), _Rows()
+        self.waiters: list[asyncio.Future[None]] = []
+
+    def waiting_bytes(self) -> int:
+        return len(self.events.body) + len(self.rejected.body)
+
+
 class SpoolWriter:
     def __init__(self, root: Path, writer: str, *, max_bytes: int, segment_bytes: int = 64 << 20) -> None:
         self.root, self.dir = root, root / writer
@@ -69,9 +84,12 @@ class SpoolWriter:
         self.fsyncs = 0
         self._fd = -1
         self._offset = 0
-        self._events, self._rejected = _Rows(), _Rows()  # the waiting batch
-        self._waiters: list[asyncio.Future[None]] = []
-        self._syncing: asyncio.Future[None] | None = None  # the fdatasync in flight
+        # Shared by the loop and the sync thread, under the lock: the waiting batch, whether
+        # the sync thread is at work, and whether the loop has asked it to start.
+        self._lock = threading.Lock()
+        self._batch = _Batch()
+        self._busy = self._starting = False
+        self._draining: Future[None] | None = None  # the sync thread's run, while it works
         self._sync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-sync")
         self._scanned_bytes = 0
         self._scanned_at = 0.0
@@ -100,51 +118,65 @@ class SpoolWriter:
         """Spool a request's rows and return once they are on disk; SpoolFull when they cannot be."""
         events = rows_body(rows) if rows else b""
         refused = rows_body(rejected) if rejected else b""
-        waiting = len(self._events.body) + len(self._rejected.body)
+        waiting = self._batch.waiting_bytes()
         if self.used_bytes() + waiting + len(events) + len(refused) + 2 * FRAME_BYTES > self.max_bytes:
             raise SpoolFull("spool is at collector.spool_max_bytes")
         loop = asyncio.get_running_loop()
-        if not self._waiters and self._syncing is None:
-            loop.call_soon(self._commit)
-        if rows:
-            self._events.add(events, len(rows), received_ms)
-        if rejected:
-            self._rejected.add(refused, len(rejected), received_ms)
         # One future per request: a cancelled request cancels its own wait, never the commit.
         waiter = loop.create_future()
-        self._waiters.append(waiter)
+        with self._lock:
+            batch = self._batch
+            if rows:
+                batch.events.add(events, len(rows), received_ms)
+            if rejected:
+                batch.rejected.add(refused, len(rejected), received_ms)
+            batch.waiters.append(waiter)
+            start = not self._busy and not self._starting
+            self._starting |= start
+        if start:  # at the end of this loop turn, so that its requests share the commit
+            loop.call_soon(self._start, loop)
         await waiter
 
-    def _commit(self) -> None:
-        """Write the waiting batch and hand its fdatasync to the sync thread."""
-        if self._syncing is not None or not self._waiters:
-            return  # the sync in flight commits the waiting batch when it ends
-        waiters, self._waiters = self._waiters, []
-        data = self._events.frame(EVENTS) + self._rejected.frame(REJECTED)
-        self._events, self._rejected = _Rows(), _Rows()
-        try:
-            self._write(data)
-        except SpoolFull as exc:
-            self._fail(waiters, exc)
-            return
-        except OSError as exc:
-            self._fail(waiters, SpoolFull(f"write failed: {exc}"))
-            return
-        self._syncing = asyncio.get_running_loop().run_in_executor(self._sync_thread, os.fdatasync, self._fd)
-        self._syncing.add_done_callback(lambda done: self._synced(done, waiters))
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._starting = False
+            if self._busy or not self._batch.waiters:
+                return
+            self._busy = True
+        self._draining = self._sync_thread.submit(self._drain, loop)
 
-    def _synced(self, done: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
-        self._syncing = None
-        exc = done.exception()
-        if exc is not None:
-            self._fail(waiters, SpoolFull(f"fsync failed: {exc}"))
-        else:
-            self.fsyncs += 1
-            metrics.count(metrics.FSYNCS)
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-        self._commit()  # what arrived during the sync
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the sync thread: write and fdatasync batches until none waits. The batch that
+        gathered during a sync is written as soon as it ends, without a turn of the loop."""
+        while True:
+            with self._lock:
+                batch, self._batch = self._batch, _Batch()
+                if not batch.waiters:
+                    self._busy = False
+                    return
+            failure: Exception | None = None
+            try:
+                self._write(batch.events.frame(EVENTS) + batch.rejected.frame(REJECTED))
+            except SpoolFull as exc:
+                failure = exc
+            except OSError as exc:
+                failure = SpoolFull(f"write failed: {exc}")
+            else:
+                try:
+                    os.fdatasync(self._fd)
+                except OSError as exc:
+                    failure = SpoolFull(f"fsync failed: {exc}")
+            loop.call_soon_threadsafe(self._answer, batch.waiters, failure)
+
+    def _answer(self, waiters: list[asyncio.Future[None]], failure: Exception | None) -> None:
+        if failure is not None:
+            self._fail(waiters, failure)
+            return
+        self.fsyncs += 1
+        metrics.count(metrics.FSYNCS)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _write(self, data: bytes) -> None:
         if self._offset >= self.segment_bytes:
@@ -174,12 +206,13 @@ class SpoolWriter:
         self._open_next()
 
     async def close(self) -> None:
-        while True:  # each sync ends by committing what waited for it
-            if self._syncing is None:
-                self._commit()
-            if self._syncing is None:
+        loop = asyncio.get_running_loop()
+        while True:  # each run of the sync thread ends only when no batch waits
+            self._start(loop)
+            if self._draining is None or self._draining.done():
                 break
-            await asyncio.wait([self._syncing])
+            await asyncio.wrap_future(self._draining)
+        await asyncio.sleep(0)  # the answers the sync thread handed to the loop
         if self._fd >= 0:
             os.fdatasync(self._fd)
             os.close(self._fd)

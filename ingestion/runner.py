@@ -59,7 +59,8 @@ class StoreRunner:
             self._readers.append(store.connect(self.dsn))
         return [client, *self._readers]
 
-    def _close_readers(self) -> None:
+    def close_readers(self) -> None:
+        """The extra connections `readers` made are closed; the store's client stays open."""
         readers, self._readers = self._readers, []
         for reader in readers:
             reader.close()
@@ -83,7 +84,7 @@ class StoreRunner:
             self.ok = False
             self.down_since = self.down_since or time.monotonic()
             self._client, self._schema_ready = None, False
-            self._close_readers()
+            self.close_readers()
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -97,7 +98,7 @@ class StoreRunner:
 
     async def close(self) -> None:
         def _close() -> None:
-            self._close_readers()
+            self.close_readers()
             if self._client is not None:
                 self._client.close()
                 self._client = None

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chainlens.core.settings import Settings
 from ingestion.figures import fetch, parameters
 from ingestion.report import ReportCache, report_range
 from ingestion.rollup import rollup
@@ -16,12 +17,18 @@ from tests.test_products_search import sessions
 from tests.test_rollups import NOW, ev, load, reset, site_settings
 
 
-def test_a_view_is_computed_again_once_a_rollup_has_written(db: Any, tmp_path: Path) -> None:
+@pytest.fixture
+def rolled_up(db: Any, tmp_path: Path) -> Settings:
+    """The store holding the search-and-products sessions, rolled up."""
     reset(db)
     settings = site_settings(tmp_path)
-    site = settings.sites[0]
     load(db, settings, sessions())
     rollup(db, settings, now=NOW)
+    return settings
+
+
+def test_a_view_is_computed_again_once_a_rollup_has_written(db: Any, tmp_path: Path, rolled_up: Settings) -> None:
+    settings, site = rolled_up, rolled_up.sites[0]
     cache = ReportCache()
     first = cache.report(db, site, None, None, None, None, None)
     assert cache.report(db, site, None, None, None, None, None) is first and (cache.hits, cache.misses) == (1, 1)
@@ -41,13 +48,9 @@ def test_a_view_is_computed_again_once_a_rollup_has_written(db: Any, tmp_path: P
     assert cache.misses == 4
 
 
-def test_the_figures_on_several_connections_are_those_on_one(db: Any, tmp_path: Path) -> None:
+def test_the_figures_on_several_connections_are_those_on_one(db: Any, rolled_up: Settings) -> None:
     # The store process runs a view's queries on READERS connections at once (ingestion/runner.py).
-    reset(db)
-    settings = site_settings(tmp_path)
-    site = settings.sites[0]
-    load(db, settings, sessions())
-    rollup(db, settings, now=NOW)
+    site = rolled_up.sites[0]
     runner = StoreRunner(f"chdb://{db.path}", client=db)
     readers = runner.readers()
     assert len(readers) == READERS and readers[0] is db
@@ -61,4 +64,4 @@ def test_the_figures_on_several_connections_are_those_on_one(db: Any, tmp_path: 
         with pytest.raises(KeyError):
             fetch(readers, jobs)
     finally:
-        runner._close_readers()
+        runner.close_readers()

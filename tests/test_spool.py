@@ -82,6 +82,34 @@ async def test_requests_that_arrive_during_a_sync_wait_for_the_next_one(tmp_path
     assert all(answered[f"b{n}"] >= second_end for n in range(5))
 
 
+async def test_the_next_commit_starts_when_a_sync_ends_even_while_the_loop_is_busy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    starts: list[float] = []
+    real = os.fdatasync
+
+    def slow_sync(fd: int) -> None:
+        starts.append(time.monotonic())
+        time.sleep(0.1)
+        real(fd)
+
+    monkeypatch.setattr(spool_module.os, "fdatasync", slow_sync)
+    spool = SpoolWriter(tmp_path, "w0", max_bytes=1 << 30)
+    spool.open()
+    first = asyncio.create_task(spool.append(1, [["a"]]))
+    await asyncio.sleep(0.02)  # the first sync is under way
+    second = asyncio.create_task(spool.append(2, [["b"]]))
+    await asyncio.sleep(0)  # the second request is in the waiting batch
+    busy_from = time.monotonic()
+    time.sleep(0.5)  # the loop is busy with other requests for longer than the sync
+    busy_until = time.monotonic()
+    await asyncio.gather(first, second)
+    commits = list(starts)
+    await spool.close()
+    assert len(commits) == 2
+    assert busy_from < commits[1] < busy_until, "the second commit waited for a turn of the loop"
+    assert [rows for *_, rows in frames(tmp_path)] == [[["a"]], [["b"]]]
+
+
 async def test_a_failed_sync_fails_its_requests_and_the_next_ones_go_on(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     real, calls = os.fdatasync, []
