@@ -6,7 +6,9 @@ store call of a process goes through one thread that holds the one `Client`
 failure, so a server that is down at start or goes away later only delays
 loading: `ok` tells `/readyz`. A call that runs many queries (the dashboard's
 figures) may ask for `readers`: that client and a few more connections to the
-same store, which run its queries at once while the call holds the thread.
+same store, which run its queries at once while the call holds the thread. A
+pass that must not wait behind the others (the live early warning behind a
+rollup) runs on a runner `beside` it: its own thread and connection.
 """
 
 from __future__ import annotations
@@ -32,25 +34,39 @@ T = TypeVar("T")
 READERS = 4
 
 
+class StoreNotReady(Exception):
+    """A runner beside another was called before that one made the store's schema."""
+
+
 class StoreRunner:
-    def __init__(self, dsn: str, *, client: Client | None = None) -> None:
+    def __init__(self, dsn: str, *, client: Client | None = None, after: StoreRunner | None = None,
+                 name: str = "store") -> None:
         self.dsn = dsn
         self._client = client
         self._readers: list[Client] = []
         self._schema_ready = False
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._after = after  # the runner that makes the schema, when this one runs beside it
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self.ok = False
         self.last_error = ""
         self.errors = 0
         self.down_since: float | None = None
 
     def _ensure(self) -> Client:
+        if self._after is not None and not self._after._schema_ready:
+            raise StoreNotReady("the store's schema is not made yet")
         if self._client is None:
             self._client = store.connect(self.dsn)
         if not self._schema_ready:
-            store.ensure_schema(self._client)
+            if self._after is None:
+                store.ensure_schema(self._client)
             self._schema_ready = True
         return self._client
+
+    def beside(self, name: str) -> StoreRunner:
+        """A runner with its own thread and connection to the same store, whose calls do not wait
+        behind this one's; they start once this runner has made the schema (StoreNotReady before)."""
+        return StoreRunner(self.dsn, after=self, name=name)
 
     def readers(self) -> list[Client]:
         """The store's client and READERS - 1 more connections to it (inside a call only)."""

@@ -13,7 +13,7 @@ from chainlens.core import clock
 from chainlens.core.settings import Settings, is_embedded
 from ingestion import alerts, lease, lifecycle, live_alerts
 from ingestion.rollup import rollup
-from ingestion.runner import StoreRunner
+from ingestion.runner import StoreNotReady, StoreRunner
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,8 @@ async def live(current: Callable[[], Settings], runner: StoreRunner, stopping: a
                now: Callable[[], dt.datetime] = clock.now) -> None:
     """The live early warning: every `live_every_s` (the shortest of the sites'), each site with
     `[sites.alerts] live` is judged on its open sessions at the process's `now`, and what opens or
-    resolves is sent to its webhook at once (docs/metrics.md, "Live early warning")."""
+    resolves is sent to its webhook at once (docs/metrics.md, "Live early warning"). `runner` is
+    one beside the store's (StoreRunner.beside), so that a pass does not wait behind a rollup."""
     if not current().rollup.enabled:
         return  # the nodes that run the rollups run the live pass
     detector = live_alerts.Detector()
@@ -136,6 +137,8 @@ async def live(current: Callable[[], Settings], runner: StoreRunner, stopping: a
             try:
                 found = await runner.call(detector.evaluate, site, now=now(),
                                           timeout_s=settings.rollup.session_timeout_s)
+            except StoreNotReady:
+                break  # the store process is still making the schema: the next interval
             except Exception:
                 log.exception("live early warning failed; retrying at the next interval", extra={"site": site.id})
                 continue

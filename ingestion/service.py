@@ -65,14 +65,16 @@ class StoreService:
         cfg = self.settings.collector
         self.loader = Loader(Path(cfg.spool_dir), self.runner, interval=cfg.flush_interval_s)
         stopping = asyncio.Event()
+        live = self.runner.beside("store-live")  # a warning is not held up by a rollup or a load
         tasks = [asyncio.create_task(self.loader.run(stopping), name="loader"),
                  asyncio.create_task(schedule.scheduled(lambda: self.settings, self.runner, self.rollup_lock, stopping,
                                                         after=self.warm), name="rollups"),
-                 asyncio.create_task(schedule.live(lambda: self.settings, self.runner, stopping), name="live")]
+                 asyncio.create_task(schedule.live(lambda: self.settings, live, stopping), name="live")]
         yield
         # Cleanup runs after the accept side has closed its spool: drain it into the store.
         stopping.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await live.close()
         await self.runner.close()
 
     def reload(self) -> None:
