@@ -154,17 +154,19 @@ class SpoolWriter:
                 if not batch.waiters:
                     self._busy = False
                     return
+            # Whatever fails fails this batch's requests (503), never the thread: a stuck sync
+            # thread would leave every later request waiting.
             failure: Exception | None = None
             try:
                 self._write(batch.events.frame(EVENTS) + batch.rejected.frame(REJECTED))
             except SpoolFull as exc:
                 failure = exc
-            except OSError as exc:
+            except Exception as exc:
                 failure = SpoolFull(f"write failed: {exc}")
             else:
                 try:
                     os.fdatasync(self._fd)
-                except OSError as exc:
+                except Exception as exc:
                     failure = SpoolFull(f"fsync failed: {exc}")
             loop.call_soon_threadsafe(self._answer, batch.waiters, failure)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +17,9 @@ from aiohttp import ClientSession, web
 from chainlens.core.loading import from_mapping
 from chainlens.core.spoolfile import rows_body
 from chainlens.demo import traffic
-from ingestion import live_alerts, live_causes, schedule, store
+from ingestion import live_alerts, live_causes, store
 from ingestion.alerts import deliver, list_alerts_query
 from ingestion.rollup import rollup
-from ingestion.runner import StoreRunner
 from tests.conftest import ORIGIN, make_config, site_config, wait_for
 
 T0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)  # a Monday: fifteen days of history from here
@@ -269,35 +266,3 @@ async def test_a_real_serve_warns_its_webhook_within_a_minute(tmp_path: Path, se
     entered, moved, expected = int(cells[0]), int(cells[1]), float(cells[2])
     assert entered > 0 and moved < 0.75 * expected  # broken for the last 25 of its 60 minutes
 
-
-async def test_the_live_pass_runs_while_the_stores_thread_is_busy(db: Any, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """A rollup or a load holds the store's thread for seconds; the live pass has its own."""
-    settings = from_mapping(make_config(tmp_path, sites=[site_config(alerts={"live_every_s": 1})]))
-    runner = StoreRunner(f"chdb://{db.path}", client=db)
-    passes: list[tuple[str, float]] = []
-    real = live_alerts.Detector.evaluate
-
-    def evaluate(self: live_alerts.Detector, client: Any, *args: Any, **kwargs: Any) -> Any:
-        passes.append((threading.current_thread().name, time.monotonic()))
-        return real(self, client, *args, **kwargs)
-
-    monkeypatch.setattr(live_alerts.Detector, "evaluate", evaluate)
-    await runner.call(lambda client: None)  # the schema is made
-    busy_from = time.monotonic()
-    busy = asyncio.create_task(runner.call(lambda client: time.sleep(4)))  # a long rollup
-    lane, stopping = runner.beside("store-live"), asyncio.Event()
-    live = asyncio.create_task(schedule.live(lambda: settings, lane, stopping))
-    try:
-        async def ran() -> bool:
-            return bool(passes)
-
-        await wait_for(ran, timeout=3.5, what="a live pass while the store's thread sleeps")
-        assert not busy.done()
-        await busy
-    finally:
-        stopping.set()
-        await live
-        await lane.close()
-    name, at = passes[0]
-    assert name.startswith("store-live") and at - busy_from < 4

@@ -1,0 +1,49 @@
+"""The store process's runners (ingestion/runner.py): a pass beside the store's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chainlens.core.loading import from_mapping
+from ingestion import live_alerts, schedule
+from ingestion.runner import StoreRunner
+from tests.conftest import make_config, site_config, wait_for
+
+
+async def test_the_live_pass_runs_while_the_stores_thread_is_busy(db: Any, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rollup or a load holds the store's thread for seconds; the live pass has its own."""
+    settings = from_mapping(make_config(tmp_path, sites=[site_config(alerts={"live_every_s": 1})]))
+    runner = StoreRunner(f"chdb://{db.path}", client=db)
+    passes: list[tuple[str, float]] = []
+    real = live_alerts.Detector.evaluate
+
+    def evaluate(self: live_alerts.Detector, client: Any, *args: Any, **kwargs: Any) -> Any:
+        passes.append((threading.current_thread().name, time.monotonic()))
+        return real(self, client, *args, **kwargs)
+
+    monkeypatch.setattr(live_alerts.Detector, "evaluate", evaluate)
+    await runner.call(lambda client: None)  # the schema is made
+    busy_from = time.monotonic()
+    busy = asyncio.create_task(runner.call(lambda client: time.sleep(4)))  # a long rollup
+    lane, stopping = runner.beside("store-live"), asyncio.Event()
+    live = asyncio.create_task(schedule.live(lambda: settings, lane, stopping))
+    try:
+        async def ran() -> bool:
+            return bool(passes)
+
+        await wait_for(ran, timeout=3.5, what="a live pass while the store's thread sleeps")
+        assert not busy.done()
+        await busy
+    finally:
+        stopping.set()
+        await live
+        await lane.close()
+    name, at = passes[0]
+    assert name.startswith("store-live") and at - busy_from < 4
