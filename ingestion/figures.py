@@ -71,18 +71,18 @@ def fetch(clients: Sequence[Client], jobs: Mapping[str, Job],
     one query cannot spread over the cores. List the slowest jobs first."""
     follow = then or {}
     waiting, results = deque(jobs.items()), {}
-    lock, failed = threading.Lock(), [False]
+    lock, failed = threading.Lock(), threading.Event()
 
     def work(client: Client) -> None:
         while True:
             with lock:
-                if failed[0] or not waiting:
+                if failed.is_set() or not waiting:
                     return
                 key, (name, params) = waiting.popleft()
             try:
                 got = rows(client, name, params)
             except BaseException:
-                failed[0] = True  # the other clients stop after their query
+                failed.set()  # the other clients stop after their query
                 raise
             with lock:
                 results[key] = got

@@ -19,29 +19,27 @@ def days_available(client: Client, site: Site) -> tuple[dt.date | None, dt.date 
     return row[0], row[1]
 
 
+# The report's queries by key, the slowest first (bench/dashboard.py lists them), and those
+# whose previous period is asked for the values they show early, so that it can be. A key's
+# figure is its name; `NAME_before` is that figure over the previous period.
+FIGURES = (
+    "landing", "left", "obstacles", "timing", "breakdown", "products", "search", "form_fields", "headline",
+    "headline_before", "revival", "checkout", "fast_track", "interventions", "repeat", "checkout_by_day",
+    "checkout_by_day_before", "campaigns", "segments", "fulfillment", "fulfillment_by_day", "satisfaction",
+    "checkout_by_segment", "abandoned_products", "cart", "funnel", "alerts", "return_reasons",
+)
+
+
 def report(clients: Client | Sequence[Client], site: Site, *, start: dt.date, end: dt.date, stopped: str = "",
            device: str = ALL, segment: str = ALL) -> dict[str, Any]:
     """The dashboard's figures; with several clients (connections to one store), their queries
     run at once (ingestion/figures.py, `fetch`)."""
-    clients = [clients] if isinstance(clients, Client) else list(clients)
     p = parameters(site, start=start, end=end, stopped=stopped, device=device, segment=segment)
     # The previous period of the same length, for the headline's changes.
     before = parameters(site, start=start - (end - start) - dt.timedelta(days=1), end=start - dt.timedelta(days=1),
                         device=device, segment=segment)
-    # Each key's figure and parameters, the slowest first (bench/dashboard.py lists them), and
-    # those whose previous period is asked for the values they show early, so that it can be.
-    jobs: dict[str, Job] = {
-        "landing": ("landing", p), "left": ("left", p), "obstacles": ("obstacles", p), "timing": ("timing", p),
-        "breakdown": ("breakdown", p), "products": ("products", p), "search": ("search", p),
-        "form_fields": ("form_fields", p), "headline": ("headline", p), "headline_before": ("headline", before),
-        "revival": ("revival", p), "checkout": ("checkout", p), "fast_track": ("fast_track", p),
-        "interventions": ("interventions", p), "repeat": ("repeat", p),
-        "checkout_by_day": ("checkout_by_day", p), "checkout_by_day_before": ("checkout_by_day", before),
-        "campaigns": ("campaigns", p), "segments": ("segments", p), "fulfillment": ("fulfillment", p),
-        "fulfillment_by_day": ("fulfillment_by_day", p), "satisfaction": ("satisfaction", p),
-        "checkout_by_segment": ("checkout_by_segment", p), "abandoned_products": ("abandoned_products", p),
-        "cart": ("cart", p), "funnel": ("funnel", p), "alerts": ("alerts", p), "return_reasons": ("return_reasons", p),
-    }
+    jobs: dict[str, Job] = {key: (key.removesuffix("_before"), before if key.endswith("_before") else p)
+                            for key in FIGURES}
     # The previous period's rows of the values shown now.
     then: dict[str, tuple[str, Callable[[Rows], Job]]] = {
         "breakdown": ("breakdown_before", lambda now: (
@@ -49,7 +47,7 @@ def report(clients: Client | Sequence[Client], site: Site, *, start: dt.date, en
         "products": ("products_before", lambda now: ("products", {**before, "values": [r["item_id"] for r in now]})),
         "search": ("search_before", lambda now: ("search", {**before, "values": [r["term"] for r in now]})),
     }
-    got = fetch(clients, jobs, then)
+    got = fetch(_listed(clients), jobs, then)
     return {
         "headline": got["headline"][0], "headline_before": got["headline_before"][0],
         "previous": [before["start"].isoformat(), before["end"].isoformat()],
@@ -75,8 +73,8 @@ def report(clients: Client | Sequence[Client], site: Site, *, start: dt.date, en
     }
 
 
-def _first(clients: Client | Sequence[Client]) -> Client:
-    return clients if isinstance(clients, Client) else clients[0]
+def _listed(clients: Client | Sequence[Client]) -> list[Client]:
+    return [clients] if isinstance(clients, Client) else list(clients)
 
 
 BREAKDOWNS = ("browser", "os", "referrer", "landing_source", "custom_event", "invalid_field")
@@ -113,7 +111,7 @@ def report_range(clients: Client | Sequence[Client], site: Site, start: str | No
                  stopped: str | None = None, device: str | None = None, segment: str | None = None) -> dict[str, Any]:
     """`report` for `?from=&to=` (ISO dates; default: the last 7 rolled-up days), with the days available;
     `stopped` narrows the list of sessions that left to one checkout step."""
-    first, last = days_available(_first(clients), site)
+    first, last = days_available(_listed(clients)[0], site)
     to = dt.date.fromisoformat(end) if end else (last or dt.date.today())
     frm = dt.date.fromisoformat(start) if start else to - dt.timedelta(days=6)
     if stopped and stopped not in site.checkout_steps:
@@ -146,7 +144,7 @@ class ReportCache:
         self.hits = self.misses = 0
 
     def report(self, clients: Client | Sequence[Client], site: Site, *view: str | None) -> dict[str, Any]:
-        version = _first(clients).query(VERSION, parameters={"site": site.id}).result_rows[0]
+        version = _listed(clients)[0].query(VERSION, parameters={"site": site.id}).result_rows[0]
         key = (site.id, *view)
         kept = self._views.get(key)
         if kept is not None and kept[0] == version and kept[1] is site:  # a reload makes new sites

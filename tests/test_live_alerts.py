@@ -265,4 +265,3 @@ async def test_a_real_serve_warns_its_webhook_within_a_minute(tmp_path: Path, se
     cells = [c.split("<")[0] for c in row.split("<td>")[1:4]]
     entered, moved, expected = int(cells[0]), int(cells[1]), float(cells[2])
     assert entered > 0 and moved < 0.75 * expected  # broken for the last 25 of its 60 minutes
-
