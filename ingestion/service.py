@@ -50,6 +50,9 @@ class StoreService:
 
     def __init__(self, settings: Settings, runner: StoreRunner, *, token: str = "") -> None:
         self.settings, self.runner, self.token = settings, runner, token
+        # The dashboard's figures, its live panel, the idle thresholds and exports read on a
+        # thread and connections of their own: a rollup or a load does not hold a page up.
+        self.reads = runner.beside("store-reads")
         self.loader: Loader | None = None
         self.rollup_lock = asyncio.Lock()
         self.reloads, self.reload_attempts, self.reload_error = 0, 0, ""
@@ -75,6 +78,7 @@ class StoreService:
         stopping.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await live.close()
+        await self.reads.close()
         await self.runner.close()
 
     def reload(self) -> None:
@@ -100,7 +104,7 @@ class StoreService:
         metrics.STORE_UP.set(1 if ok else 0)
         return {
             "store_ok": ok,
-            "store_errors": runner.errors,
+            "store_errors": runner.errors + self.reads.errors,
             "last_error": last_error,
             "backlog_bytes": backlog,
             "oldest_unloaded_age_s": age,
@@ -124,21 +128,22 @@ class StoreService:
         return site
 
     async def live(self, site_id: str) -> dict[str, Any]:
-        return await self.runner.call(live_state, self.settings, self._site(site_id))
+        return await self.reads.call(live_state, self.settings, self._site(site_id))
 
     async def idle_ms(self, site_id: str) -> dict[str, float]:
-        return dict(await self.runner.call(idle_thresholds, self._site(site_id)))
+        return dict(await self.reads.call(idle_thresholds, self._site(site_id)))
 
     async def report(self, query: Mapping[str, str]) -> dict[str, Any]:
         site = self.settings.site(query.get("site", "")) or (self.settings.sites[0] if self.settings.sites else None)
         if site is None:
             raise ValueError("no site configured")
-        return await self.runner.call(self._report, site, query.get("from"), query.get("to"), query.get("stopped"),
+        return await self.reads.call(self._report, site, query.get("from"), query.get("to"), query.get("stopped"),
                                       query.get("device"), query.get("segment"))
 
     def _report(self, client: Client, site: Site, *view: str | None) -> dict[str, Any]:
-        """In the store thread: the view's figures, their queries run at once on the readers."""
-        return self.reports.report(self.runner.readers(), site, *view)
+        """In the reads' thread (the cache's only user): the view's figures, their queries run at
+        once on the readers."""
+        return self.reports.report(self.reads.readers(), site, *view)
 
     async def forget(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """An erasure (docs/privacy.md): `site`, `what` (user, visitor or order), `key`, `dry_run`.
@@ -155,7 +160,7 @@ class StoreService:
 
     async def export(self, request: Mapping[str, Any]) -> list[dict[str, Any]]:
         site = self._site(str(request.get("site", "")))
-        return await self.runner.call(lambda c: list(lifecycle.export(c, site, str(request.get("what", "")),
+        return await self.reads.call(lambda c: list(lifecycle.export(c, site, str(request.get("what", "")),
                                                                       str(request.get("key", "")))))
 
     async def _drained(self, wait_s: float = 60) -> None:
@@ -169,7 +174,7 @@ class StoreService:
     async def warm(self) -> None:
         """After a scheduled pass: each site's default view, so the first look after it is quick."""
         for site in self.settings.sites:
-            await self.runner.call(self._report, site, None, None, None, None, None)
+            await self.reads.call(self._report, site, None, None, None, None, None)
 
 
 def run_store_process(settings: Settings, parent: int) -> None:
