@@ -113,14 +113,14 @@ def main() -> None:
             print(f"  {name:24} {len(asset):>9,} B, {len(gzip.compress(asset)):>8,} B gzipped (cached a day)")
     for reader in readers[1:]:
         reader.close()
-    asyncio.run(during_rollup(week, dt.date.fromisoformat(data["end"]), args.runs))  # closes the client
+    asyncio.run(during_rollup(week, dt.date.fromisoformat(data["end"]), args.runs))
+    client.close()
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 
 
 async def during_rollup(week: Any, day: dt.date, runs: int) -> None:
-    """The view (figures, not from the cache) asked 0.2 s into a rollup of `day`; then the
-    week's client is closed."""
+    """The view (figures, not from the cache) asked 0.2 s into a rollup of `day`."""
     runner = StoreRunner(week.settings.store.dsn, client=week.client)
     service = StoreService(week.settings, runner)
     site = week.settings.sites[0]

@@ -125,6 +125,7 @@ async def beside_rollup(client, settings, site, now: dt.datetime, beside: bool) 
     await rolling
     if beside:
         await lane.close()
+    await runner.close()  # the client is the caller's, and stays open
     return answered, time.monotonic() - started
 
 

@@ -43,6 +43,7 @@ class StoreRunner:
                  name: str = "store") -> None:
         self.dsn = dsn
         self._client = client
+        self._lent = client  # a client given by the caller, who closes it (`close` leaves it open)
         self._readers: list[Client] = []
         self._schema_ready = False
         self._after = after  # the runner that makes the schema, when this one runs beside it
@@ -113,11 +114,12 @@ class StoreRunner:
             log.warning("store unreachable at start; accepting into the spool", extra={"error": str(exc)})
 
     async def close(self) -> None:
+        """The thread stops; the connections this runner made are closed, a lent client is not."""
         def _close() -> None:
             self.close_readers()
-            if self._client is not None:
+            if self._client is not None and self._client is not self._lent:
                 self._client.close()
-                self._client = None
+            self._client = None
         await asyncio.get_running_loop().run_in_executor(self._pool, _close)
         self._pool.shutdown(wait=True)
 

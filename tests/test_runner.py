@@ -51,8 +51,10 @@ async def test_the_live_pass_runs_while_the_stores_thread_is_busy(db: Any, tmp_p
         stopping.set()
         await live
         await lane.close()
+        await runner.close()
     name, at = passes[0]
     assert name.startswith("store-live") and at - busy_from < 4
+    assert db.query("SELECT 1").result_rows == [(1,)]  # a runner's close leaves a lent client open
 
 
 async def test_the_dashboard_answers_while_the_stores_thread_is_busy(db: Any, tmp_path: Path) -> None:
@@ -75,5 +77,6 @@ async def test_the_dashboard_answers_while_the_stores_thread_is_busy(db: Any, tm
     finally:
         await busy
         await service.reads.close()
+        await service.runner.close()
     assert orjson.dumps(page) == orjson.dumps(truth)  # as the page gets them (NaN is not NaN)
     assert "site" in live and isinstance(idle, dict)
