@@ -19,6 +19,7 @@ from chainlens.core.rows import validate_event
 from chainlens.core.settings import ConfigError, Settings
 from chainlens.core.spoolfile import rows_body
 from ingestion import store
+from ingestion.report import report_range
 from ingestion.rollup import rollup
 from ingestion.tables import NAMES as TABLES
 from tests import reference as ref
@@ -374,6 +375,37 @@ def test_segments_landing_and_campaigns_by_hand(db: Any, tmp_path: Path) -> None
     spring = campaigns[("news", "email", "spring")]
     assert (spring["sessions"], spring["carts"], spring["orders"], spring["revenue"]) == (1, 1, 1, {"": 80.0})
     assert campaigns[("all", "all", "all")]["cart_abandonment"] == pytest.approx(2 / 3)
+
+
+def test_money_is_summed_to_the_cent_in_every_table_and_figure(db: Any, tmp_path: Path) -> None:
+    """In floats 0.1 + 0.2 is 0.30000000000000004, and the last bits of a longer sum depend on the
+    order the engine adds in; a sum of money is rounded to the cent (docs/metrics.md, "Orders and
+    revenue"), so it is 0.3 in every table and figure, and the same in every pass."""
+    reset(db)
+    for extra in ("customers", "repeat_purchase_daily"):
+        db.command(f"TRUNCATE TABLE {extra}")
+    settings = from_mapping(make_config(tmp_path, sites=[site_config(intervene={"steps": ["checkout.shipping"]})]))
+    landing = "https://shop.example/?utm_source=news&utm_medium=email&utm_campaign=spring"
+    events = []
+    for sid, price in (("P", 0.1), ("Q", 0.2)):  # one visitor, two orders, each after an accepted offer
+        events += [ev(sid, 0, "page", "discover", url=landing, anon="v-1"), ev(sid, 1, "page", "cart", anon="v-1"),
+                   ev(sid, 2, "page", "checkout.shipping", anon="v-1"),
+                   ev(sid, 3, "track", "checkout.shipping", "intervention", anon="v-1",
+                      props={"trigger": "exit_intent", "arm": "treatment"}),
+                   ev(sid, 4, "track", "checkout.shipping", "intervention_outcome", anon="v-1",
+                      props={"outcome": "accepted", "offer": "FREESHIP", "cost": price}),
+                   ev(sid, 5, "step", "purchase", value=price, order_id="o-" + sid, anon="v-1")]
+    load(db, settings, events)
+    rollup(db, settings, now=NOW)
+    spring = table(db, "campaign_daily", "source = 'news' AND campaign = 'spring' AND device = 'all'")
+    assert [r["revenue"] for r in spring] == [{"": 0.3}]
+    assert [r["revenue"] for r in table(db, "customers")] == [{"": 0.3}]
+    treated = table(db, "intervention_daily", "arm = 'treatment' AND trigger = 'all' AND device = 'all'")
+    assert [(r["revenue"], r["offer_cost"]) for r in treated] == [(0.3, 0.3)]
+    figures = report_range(db, settings.sites[0], None, None)
+    assert [r["revenue"] for r in figures["campaigns"] if r["source"] == "news"] == [{"": 0.3}]
+    assert [r["offer_cost"] for r in figures["interventions"] if r["trigger"] == "all"] == [0.3]
+    assert figures["headline"]["revenue"] == 0.3
 
 
 def test_a_segment_the_store_cannot_type_stops_the_rollup_naming_it(db: Any, tmp_path: Path) -> None:

@@ -4,10 +4,11 @@
 --   2. else the one user id its visitor was identified with in any session (a visitor seen with
 --      two or more user ids, a shared device, links to none of them);
 --   3. else its visitor id. An order with neither (a session without a visitor id) has none.
--- Revenue is summed by currency; order_ids lists the customer's orders.
+-- Revenue is summed by currency, to the cent; order_ids lists the customer's orders.
 INSERT INTO customers_staging (site_id, customer, first_order_at, last_order_at, orders, revenue, order_ids)
 SELECT {site:String} AS site_id, customer, min(purchased_at) AS first_order_at, max(purchased_at) AS last_order_at,
-    count() AS orders, sumMapIf(map(currency, value), has_value) AS revenue,
+    count() AS orders,
+    mapApply((c, v) -> (c, round(v, 2)), sumMapIf(map(currency, value), has_value)) AS revenue,  -- to the cent
     arraySort(groupArray(order_id)) AS order_ids
 FROM
 (

@@ -7,8 +7,8 @@ INSERT INTO intervention_daily_staging (site_id, day, step, trigger, arm, device
 WITH arms AS
 (
     SELECT s.site_id AS site_id, s.day AS day, r.step AS step, cut.1 AS trig, r.arm AS arm, cut.2 AS dev,
-        count() AS n, countIf(r.accepted) AS acc, countIf(s.purchased) AS buy, sum(s.revenue) AS rev,
-        sum(r.cost) AS cost
+        count() AS n, countIf(r.accepted) AS acc, countIf(s.purchased) AS buy, round(sum(s.revenue), 2) AS rev,
+        round(sum(r.cost), 2) AS cost  -- money to the cent (docs/metrics.md, "Orders and revenue")
     FROM
     (
         SELECT session_id,
@@ -16,9 +16,9 @@ WITH arms AS
             argMinIf(props['trigger'], ts, name = 'intervention') AS trigger,
             argMinIf(props['arm'], ts, name = 'intervention') AS arm,
             countIf(name = 'intervention_outcome' AND props['outcome'] = 'accepted') > 0 AS accepted,
-            -- each accepted offer once (a retried copy has the same id)
-            arraySum(arrayMap(c -> c.2, groupUniqArrayIf((event_id, toFloat64OrZero(props['cost'])),
-                name = 'intervention_outcome' AND props['outcome'] = 'accepted'))) AS cost
+            -- each accepted offer once (a retried copy has the same id), added in one order
+            arraySum(arrayMap(c -> c.2, arraySort(groupUniqArrayIf((event_id, toFloat64OrZero(props['cost'])),
+                name = 'intervention_outcome' AND props['outcome'] = 'accepted')))) AS cost
         FROM events
         WHERE site_id = {site:String} AND NOT is_bot AND type = 'track'
           AND name IN ('intervention', 'intervention_outcome')
