@@ -167,7 +167,12 @@ def test_segments_landing_pages_and_campaigns_on_the_dashboard(demo: dict[str, A
             r = rows.get((c[0], segment))
             assert text == ("–" if r is None else f"{float(r['abandonment_rate']):.1%} of {r['reached']}")
     # The model's jobs show: decisive shoppers leave at the shipping cost less than researchers do.
-    ship = {seg: float(rows[("checkout.shipping", seg)]["abandonment_rate"]) for seg in ("decisive", "researcher")}
+    # Over the five days: which sessions fall on one calendar day depends on the hour the test
+    # runs, and a day can hold too few researchers at that step to tell.
+    ship = {r["segment"]: int(r["abandoned"]) / int(r["reached"]) for r in srv.sql(
+        "SELECT segment, sum(reached) AS reached, sum(abandoned) AS abandoned FROM checkout_abandonment_daily "
+        "WHERE step = 'checkout.shipping' AND device = 'all' AND visitor = 'all' "
+        "AND segment IN ('decisive', 'researcher') GROUP BY segment")}
     assert ship["decisive"] < ship["researcher"], ship
     # Landing pages, as landing_engagement_daily holds them.
     landing = {r["landing_path"]: r for r in srv.sql(

@@ -260,12 +260,19 @@ def test_the_store_process_yields_cpu_and_disk_to_the_accept_workers(serve_facto
     assert len(workers) == 2
     assert store.nice() == 19 and store.ionice().ioclass == psutil.IOPRIO_CLASS_IDLE
     # The engine's threads inherit it, but for the one ClickHouse raises itself to read its
-    # memory use on time (MemoryWorker, idle between reads).
-    threads = {t.id: (os.getpriority(os.PRIO_PROCESS, t.id), Path(f"/proc/{store.pid}/task/{t.id}/comm").read_text())
-               for t in store.threads()}
-    assert len(threads) > 5
-    higher = {name.strip(): nice for nice, name in threads.values() if nice != 19 and name.strip() != "MemoryWorker"}
-    assert not higher, higher  # thread name: its niceness
+    # memory use on time (MemoryWorker, idle between reads). That thread may be seen raised
+    # before it has its name (as BgSchPool, on a busy machine): a thread above 19 under another
+    # name fails the test only if it stays so.
+    def higher() -> dict[str, int]:
+        threads = {t.id: (os.getpriority(os.PRIO_PROCESS, t.id), Path(f"/proc/{store.pid}/task/{t.id}/comm")
+                          .read_text().strip()) for t in store.threads()}
+        assert len(threads) > 5
+        return {name: nice for nice, name in threads.values() if nice != 19 and name != "MemoryWorker"}
+
+    deadline = time.monotonic() + 10
+    while higher() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not higher(), higher()  # thread name: its niceness
     assert all(w.nice() == 0 and w.ionice().ioclass != psutil.IOPRIO_CLASS_IDLE for w in workers)
     assert srv.stop() == 0
 
