@@ -30,8 +30,9 @@ $(JS_STAMP): $(STAMP) Makefile
 demo: $(STAMP) $(JS_STAMP)
 	$(BIN)/chainlens demo
 
+# Every test, on two cores; a module's tests stay in one process (its store is opened once).
 test: $(STAMP) $(JS_STAMP) chromium lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The fast loop: lint, then the tests that start no `chainlens serve` process and no browser.
 check: $(STAMP) $(JS_STAMP) lint
