@@ -138,7 +138,7 @@ class StoreService:
         if site is None:
             raise ValueError("no site configured")
         return await self.reads.call(self._report, site, query.get("from"), query.get("to"), query.get("stopped"),
-                                      query.get("device"), query.get("segment"))
+                                     query.get("device"), query.get("segment"))
 
     def _report(self, client: Client, site: Site, *view: str | None) -> dict[str, Any]:
         """In the reads' thread (the cache's only user): the view's figures, their queries run at
@@ -161,7 +161,7 @@ class StoreService:
     async def export(self, request: Mapping[str, Any]) -> list[dict[str, Any]]:
         site = self._site(str(request.get("site", "")))
         return await self.reads.call(lambda c: list(lifecycle.export(c, site, str(request.get("what", "")),
-                                                                      str(request.get("key", "")))))
+                                                                     str(request.get("key", "")))))
 
     async def _drained(self, wait_s: float = 60) -> None:
         deadline = time.monotonic() + wait_s

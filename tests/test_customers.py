@@ -77,8 +77,6 @@ def history() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 def test_customers_and_repeat_purchases_by_hand(db: Any, tmp_path: Path) -> None:
     reset(db)
-    for extra in ("customers", "repeat_purchase_daily"):
-        db.command(f"TRUNCATE TABLE {extra}")
     settings = site_settings(tmp_path)
     browser, reports = history()
     load_raw(db, settings, browser)

@@ -270,9 +270,9 @@ def test_the_store_process_yields_cpu_and_disk_to_the_accept_workers(serve_facto
         return {name: nice for nice, name in threads.values() if nice != 19 and name != "MemoryWorker"}
 
     deadline = time.monotonic() + 10
-    while higher() and time.monotonic() < deadline:
+    while (found := higher()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not higher(), higher()  # thread name: its niceness
+    assert not found, found  # thread name: its niceness
     assert all(w.nice() == 0 and w.ionice().ioclass != psutil.IOPRIO_CLASS_IDLE for w in workers)
     assert srv.stop() == 0
 
