@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from rollup import rolled_up_week  # noqa: E402  (bench/rollup.py)
+from rollup import asked_during, rolled_up_week  # noqa: E402  (bench/rollup.py)
 
 from collector import dashboard  # noqa: E402
 from ingestion import figures as figures_module  # noqa: E402
@@ -137,14 +137,10 @@ async def during_rollup(week: Any, day: dt.date, runs: int) -> None:
     rolled: list[float] = []
     for _ in range(max(1, runs // 2)):
         for name, ask in ways.items():
-            t = time.perf_counter()
-            rolling = asyncio.create_task(runner.call(rollup, week.settings, now=week.now, since=day, until=day))
-            await asyncio.sleep(0.2)
-            asked = time.perf_counter()
-            await ask()
-            answered[name].append(time.perf_counter() - asked)
-            await rolling
-            rolled.append(time.perf_counter() - t)
+            waited, took = await asked_during(
+                runner, lambda c: rollup(c, week.settings, now=week.now, since=day, until=day), ask)
+            answered[name].append(waited)
+            rolled.append(took)
     print(f"\nthe view asked 0.2 s into a rollup of {day} (rollup {min(rolled):.1f}–{max(rolled):.1f} s),"
           " answered after:")
     for name, times in answered.items():

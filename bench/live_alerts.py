@@ -52,6 +52,9 @@ from aiohttp import ClientSession, web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from rollup import asked_during  # noqa: E402  (bench/rollup.py)
 
 from chainlens.core.loading import from_mapping  # noqa: E402
 from chainlens.core.spoolfile import rows_body  # noqa: E402
@@ -116,17 +119,13 @@ async def beside_rollup(client, settings, site, now: dt.datetime, beside: bool) 
     runner = StoreRunner(settings.store.dsn, client=client)
     await runner.call(lambda c: None)
     lane = runner.beside("live") if beside else runner
-    started = time.monotonic()
-    rolling = asyncio.create_task(runner.call(lambda c: rollup(c, settings, now=now, since=START.date())))
-    await asyncio.sleep(0.2)
-    asked = time.monotonic()
-    await lane.call(live_alerts.Detector().evaluate, site, now=now, timeout_s=settings.rollup.session_timeout_s)
-    answered = time.monotonic() - asked
-    await rolling
+    waited = await asked_during(runner, lambda c: rollup(c, settings, now=now, since=START.date()),
+                                lambda: lane.call(live_alerts.Detector().evaluate, site, now=now,
+                                                  timeout_s=settings.rollup.session_timeout_s))
     if beside:
         await lane.close()
     await runner.close()  # the client is the caller's, and stays open
-    return answered, time.monotonic() - started
+    return waited
 
 
 def false_alarms(client, settings, site, carts: int, days: int) -> tuple[int, int]:

@@ -20,6 +20,7 @@ embedded store with INSERT … SELECT, then times:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import re
 import resource
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from chainlens.core.loading import from_mapping  # noqa: E402
 from chainlens.store_access import site_parameters  # noqa: E402
 from ingestion import store  # noqa: E402
 from ingestion.rollup import rollup  # noqa: E402
+from ingestion.runner import StoreRunner  # noqa: E402
 from ingestion.tables import NAMES as TABLES  # noqa: E402
 
 GENERATE = """
@@ -198,6 +201,20 @@ def rolled_up_week(sessions: int, keep: Path | None, prefix: str) -> Week:
     rollup(client, settings, now=now)
     print(f"{total:,} events in {sessions:,} sessions over 7 days, rolled up in {time.monotonic() - t:.1f} s")
     return Week(client, settings, now, work)
+
+
+async def asked_during(runner: StoreRunner, work: Callable[[Any], object],
+                       ask: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    """How long a call waits behind a rollup: (seconds until `ask()` answered, asked 0.2 s into
+    `work` on `runner`'s thread; the seconds `work` took)."""
+    started = time.perf_counter()
+    working = asyncio.create_task(runner.call(work))
+    await asyncio.sleep(0.2)
+    asked = time.perf_counter()
+    await ask()
+    answered = time.perf_counter() - asked
+    await working
+    return answered, time.perf_counter() - started
 
 
 class PeakRss:

@@ -6,9 +6,9 @@ store call of a process goes through one thread that holds the one `Client`
 failure, so a server that is down at start or goes away later only delays
 loading: `ok` tells `/readyz`. A call that runs many queries (the dashboard's
 figures) may ask for `readers`: that client and a few more connections to the
-same store, which run its queries at once while the call holds the thread. A
-pass that must not wait behind the others (the live early warning behind a
-rollup) runs on a runner `beside` it: its own thread and connection.
+same store, which run its queries at once while the call holds the thread.
+Calls that must not wait behind a rollup or a load (the live early warning, the
+dashboard's reads) run on a runner `beside` it: its own thread and connections.
 """
 
 from __future__ import annotations

@@ -50,8 +50,9 @@ class StoreService:
 
     def __init__(self, settings: Settings, runner: StoreRunner, *, token: str = "") -> None:
         self.settings, self.runner, self.token = settings, runner, token
-        # The dashboard's figures, its live panel, the idle thresholds and exports read on a
-        # thread and connections of their own: a rollup or a load does not hold a page up.
+        # Beside the store's thread, so that a rollup or a load holds neither up: the live early
+        # warning, and the dashboard's figures, its live panel, the idle thresholds and exports.
+        self.warnings = runner.beside("store-live")
         self.reads = runner.beside("store-reads")
         self.loader: Loader | None = None
         self.rollup_lock = asyncio.Lock()
@@ -68,18 +69,16 @@ class StoreService:
         cfg = self.settings.collector
         self.loader = Loader(Path(cfg.spool_dir), self.runner, interval=cfg.flush_interval_s)
         stopping = asyncio.Event()
-        live = self.runner.beside("store-live")  # a warning is not held up by a rollup or a load
         tasks = [asyncio.create_task(self.loader.run(stopping), name="loader"),
                  asyncio.create_task(schedule.scheduled(lambda: self.settings, self.runner, self.rollup_lock, stopping,
                                                         after=self.warm), name="rollups"),
-                 asyncio.create_task(schedule.live(lambda: self.settings, live, stopping), name="live")]
+                 asyncio.create_task(schedule.live(lambda: self.settings, self.warnings, stopping), name="live")]
         yield
         # Cleanup runs after the accept side has closed its spool: drain it into the store.
         stopping.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await live.close()
-        await self.reads.close()
-        await self.runner.close()
+        for runner in (self.warnings, self.reads, self.runner):
+            await runner.close()
 
     def reload(self) -> None:
         """SIGHUP: read the settings file again (chainlens/core/loading.py, `reload`)."""
@@ -104,7 +103,7 @@ class StoreService:
         metrics.STORE_UP.set(1 if ok else 0)
         return {
             "store_ok": ok,
-            "store_errors": runner.errors + self.reads.errors,
+            "store_errors": runner.errors + self.warnings.errors + self.reads.errors,
             "last_error": last_error,
             "backlog_bytes": backlog,
             "oldest_unloaded_age_s": age,
