@@ -162,7 +162,6 @@ PARAMETERS: dict[str, Callable[[Pass], Any]] = {
     "researcher_searches": lambda p: p.site.behavior.researcher_searches,
     "returning_from": lambda p: p.days[0] - dt.timedelta(days=p.site.behavior.returning_days),
     "last": lambda p: p.site.chain[-1],
-    "after": lambda p: sorted(p.site.after_steps),
     "shipped": _after_step("shipped"),
     "delivered": _after_step("delivered"),
     "returned": _after_step("returned"),

@@ -20,7 +20,7 @@ from chainlens.core.settings import ConfigError, Settings
 from chainlens.core.spoolfile import rows_body
 from ingestion import store
 from ingestion.report import report_range
-from ingestion.rollup import rollup
+from ingestion.rollup import rebuild_days, rollup
 from ingestion.tables import NAMES as TABLES
 from tests import reference as ref
 from tests.conftest import make_config, site_config
@@ -375,6 +375,28 @@ def test_segments_landing_and_campaigns_by_hand(db: Any, tmp_path: Path) -> None
     spring = campaigns[("news", "email", "spring")]
     assert (spring["sessions"], spring["carts"], spring["orders"], spring["revenue"]) == (1, 1, 1, {"": 80.0})
     assert campaigns[("all", "all", "all")]["cart_abandonment"] == pytest.approx(2 / 3)
+
+
+def test_a_day_rebuilt_alone_keeps_a_visitors_earlier_cart(db: Any, tmp_path: Path) -> None:
+    # docs/metrics.md "Behavior segments": W leaves a cart in the morning, comes back at 23:58 on
+    # the order-tracking page and browses on past midnight. The session is that day's (its first
+    # event), so rebuilding the day alone, as a forget does, must still see the morning's cart.
+    reset(db)
+    settings = site_settings(tmp_path)
+    day = dt.date(2026, 3, 8)
+    midnight = int(dt.datetime(2026, 3, 8, tzinfo=dt.UTC).timestamp() * 1000)
+    load(db, settings, [
+        ev("W1", 600, "page", "discover", anon="w", base=midnight),
+        ev("W1", 610, "page", "cart", anon="w", base=midnight),
+        ev("W2", 1438, "page", "tracking_viewed", anon="w", base=midnight),
+        ev("W2", 1445, "page", "select", anon="w", base=midnight),
+    ])
+    rollup(db, settings, now=NOW)
+    whole = {r["session_id"]: (r["day"], r["earlier_cart"], r["segment"]) for r in table(db, "chain_sessions")}
+    assert whole == {"W1": (day, False, "browser"), "W2": (day, True, "returning_to_finish")}
+    rebuild_days(db, settings.sites[0], [day], timeout_s=settings.rollup.session_timeout_s, now=NOW)
+    alone = {r["session_id"]: (r["day"], r["earlier_cart"], r["segment"]) for r in table(db, "chain_sessions")}
+    assert alone == whole
 
 
 def test_money_is_summed_to_the_cent_in_every_table_and_figure(db: Any, tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ FROM
         invalid_fields, checkout_ms,
         -- docs/metrics.md "Behavior segments": an earlier session of the visitor reached the cart
         -- step without a purchase, in these days (a window over a narrow pass: the session, its
-        -- visitor, start and whether it left a cart) or the returning_days before them
+        -- visitor, start and whether it left a cart; over the same events as the pass below, so a
+        -- session has one start and one day in both) or the returning_days before them
         anon_id != '' AND (session_id IN (
                                SELECT session_id FROM (
                                    SELECT session_id, max(left_cart) OVER (PARTITION BY anon_id ORDER BY started_at
@@ -55,8 +56,7 @@ FROM
                                                AS left_cart
                                        FROM events
                                        WHERE site_id = {site:String} AND NOT is_bot AND ts >= {lo:DateTime64(3)}
-                                           AND ts < {hi:DateTime64(3)} AND NOT has({after:Array(String)}, step)
-                                           AND NOT startsWith(session_id, 'order:')
+                                           AND ts < {hi:DateTime64(3)} AND NOT startsWith(session_id, 'order:')
                                        GROUP BY session_id
                                        HAVING day IN {days:Array(Date)} AND anon_id != ''
                                            AND max(ts) < {closed_before:DateTime64(3)}
