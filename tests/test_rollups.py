@@ -391,12 +391,15 @@ def test_a_day_rebuilt_alone_keeps_a_visitors_earlier_cart(db: Any, tmp_path: Pa
         ev("W2", 1438, "page", "tracking_viewed", anon="w", base=midnight),
         ev("W2", 1445, "page", "select", anon="w", base=midnight),
     ])
+
+    def sessions() -> dict[str, tuple[dt.date, bool, str]]:
+        return {r["session_id"]: (r["day"], r["earlier_cart"], r["segment"]) for r in table(db, "chain_sessions")}
+
     rollup(db, settings, now=NOW)
-    whole = {r["session_id"]: (r["day"], r["earlier_cart"], r["segment"]) for r in table(db, "chain_sessions")}
+    whole = sessions()
     assert whole == {"W1": (day, False, "browser"), "W2": (day, True, "returning_to_finish")}
     rebuild_days(db, settings.sites[0], [day], timeout_s=settings.rollup.session_timeout_s, now=NOW)
-    alone = {r["session_id"]: (r["day"], r["earlier_cart"], r["segment"]) for r in table(db, "chain_sessions")}
-    assert alone == whole
+    assert sessions() == whole
 
 
 def test_money_is_summed_to_the_cent_in_every_table_and_figure(db: Any, tmp_path: Path) -> None:
