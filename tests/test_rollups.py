@@ -402,6 +402,19 @@ def test_a_day_rebuilt_alone_keeps_a_visitors_earlier_cart(db: Any, tmp_path: Pa
     assert sessions() == whole
 
 
+def test_a_session_started_at_the_same_time_is_not_earlier(db: Any, tmp_path: Path) -> None:
+    # docs/metrics.md "Behavior segments": an earlier session started before this one. X1 and X2,
+    # one visitor's, start at the same millisecond (two tabs); X1 leaves a cart. Neither is the
+    # other's earlier session, whichever order the store meets them in.
+    reset(db)
+    settings = site_settings(tmp_path)
+    load(db, settings, [
+        ev("X1", 0, "page", "discover", anon="x"), ev("X1", 5, "page", "cart", anon="x"),
+        ev("X2", 0, "step", "discover", anon="x"),
+    ])
+    rollup(db, settings, now=NOW)
+    assert {r["session_id"]: r["earlier_cart"] for r in table(db, "chain_sessions")} == {"X1": False, "X2": False}
+
 def test_money_is_summed_to_the_cent_in_every_table_and_figure(db: Any, tmp_path: Path) -> None:
     """In floats 0.1 + 0.2 is 0.30000000000000004, and the last bits of a longer sum depend on the
     order the engine adds in; a sum of money is rounded to the cent (docs/metrics.md, "Orders and

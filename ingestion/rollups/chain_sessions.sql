@@ -47,8 +47,11 @@ FROM
         -- session has one start and one day in both) or the returning_days before them
         anon_id != '' AND (session_id IN (
                                SELECT session_id FROM (
-                                   SELECT session_id, max(left_cart) OVER (PARTITION BY anon_id ORDER BY started_at
-                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
+                                   -- sessions that started earlier, to the millisecond (not one that started
+                                   -- at the same time, whichever order the window meets them in)
+                                   SELECT session_id, max(left_cart) OVER (PARTITION BY anon_id
+                                       ORDER BY toUnixTimestamp64Milli(started_at)
+                                       RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
                                    FROM (
                                        SELECT session_id, argMin(anon_id, ts) AS anon_id, min(ts) AS started_at,
                                            toDate(started_at, {tz:String}) AS day,
