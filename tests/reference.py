@@ -112,14 +112,21 @@ def sessions(events: list[Ev], *, chain: list[str], tz: str, now_ms: int, timeou
     return out
 
 
-# docs/metrics.md "Behavior segments", with the default thresholds and the site's own segments
-# as (name, Python predicate) pairs standing for their `where`.
+def abandoned_obstacles(s: Session, chain: list[str]) -> list[str]:
+    """docs/metrics.md "Abandonment": the kinds of the obstacles met on the step the session left at."""
+    left_at = "" if s.purchased or s.furthest_index == 0 else chain[s.furthest_index - 1]
+    return sorted(kind for step, kind in s.obstacles if step == left_at)
+
+
 def checkout_ms(s: Session, *, cart: str, last_checkout: str) -> float | None:
     """docs/metrics.md "Checkout time": entering the last checkout step minus entering the cart."""
     if cart not in s.entered or last_checkout not in s.entered:
         return None
     return float(s.entered[last_checkout] - s.entered[cart])
 
+
+# docs/metrics.md "Behavior segments", with the default thresholds and the site's own segments
+# as (name, Python predicate) pairs standing for their `where`.
 
 def segment(ss: list[Session], chain: list[str], *, cart: str = "cart",
             own: tuple[tuple[str, Callable[[Session], bool]], ...] = ()) -> None:

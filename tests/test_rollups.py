@@ -266,6 +266,8 @@ def test_every_figure_matches_the_definitions(db: Any, tmp_path: Path, events: l
         (tuple(getattr(s, f) for f in fields) for s in ss), key=repr), "per-session landing, campaign and segment"
     assert sorted((r["checkout_ms"] for r in got), key=repr) == sorted(
         (ref.checkout_ms(s, cart="cart", last_checkout=CHAIN[-2]) for s in ss), key=repr), "checkout time"
+    assert sorted((r["session_id"], sorted(r["abandoned_obstacles"])) for r in got) == sorted(
+        (s.id, ref.abandoned_obstacles(s, CHAIN)) for s in ss), "obstacles on the step left at"
     _same({(r["day"], r["step"], r["step_index"], r["device"], r["visitor"], r["segment"]):
            (r["sessions_reached"], r["sessions_purchased"]) for r in table(db, "chain_daily", segment=None)},
           ref.chain_daily(ss, CHAIN))

@@ -2,7 +2,7 @@
 -- their path and obstacles: no personal data (docs/metrics.md, "Abandonment").
 SELECT session_id, device, visitor, source, started_at, ended_at, abandoned_at, steps,
        arrayMap(t -> toUnixTimestamp64Milli(t) - toUnixTimestamp64Milli(started_at), entered) AS at_ms,
-       arrayFilter((k, s) -> s = abandoned_at, obstacle_kinds, obstacle_steps) AS obstacles_there,
+       abandoned_obstacles AS obstacles_there,
        arrayMap((s, k) -> concat(s, ': ', k), obstacle_steps, obstacle_kinds) AS obstacles
 FROM chain_sessions
 WHERE site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}

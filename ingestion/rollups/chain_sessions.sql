@@ -16,7 +16,7 @@ INSERT INTO chain_sessions_staging (site_id, day, session_id, anon_id, started_a
     detail_views, fast_track_views, events, transitions, ms_before_abandon, revenue, currency, source,
     medium, campaign, term, content, click_id, referrer_host, landing_path, pages, product_views, searches,
     cart_value, first_interaction_ms, clicks_to_goal, earlier_cart, segment, orders_value_unknown, browser, os,
-    referrer_page, tracks, invalid_fields, checkout_ms)
+    referrer_page, tracks, invalid_fields, checkout_ms, abandoned_obstacles)
 SELECT
     site_id, day, session_id, anon_id, started_at, ended_at, device, visitor, steps, entered, furthest_index,
     furthest, purchased, abandoned_at, obstacle_steps, obstacle_kinds, detail_views, fast_track_views, events,
@@ -31,7 +31,7 @@ SELECT
         product_views >= {researcher_views:UInt32} OR searches >= {researcher_searches:UInt32}, 'researcher',
         earlier_cart, 'returning_to_finish',
         'browser') AS segment,
-    orders_value_unknown, browser, os, referrer_page, tracks, invalid_fields, checkout_ms
+    orders_value_unknown, browser, os, referrer_page, tracks, invalid_fields, checkout_ms, abandoned_obstacles
 FROM
 (
     SELECT
@@ -40,7 +40,7 @@ FROM
         fast_track_views, events, transitions, ms_before_abandon, revenue, currency, source, medium, campaign,
         term, content, click_id, referrer_host, landing_path, pages, product_views, searches, cart_value,
         first_interaction_ms, clicks_to_goal, orders_value_unknown, browser, os, referrer_page, tracks,
-        invalid_fields, checkout_ms,
+        invalid_fields, checkout_ms, abandoned_obstacles,
         -- docs/metrics.md "Behavior segments": an earlier session of the visitor reached the cart
         -- step without a purchase, in these days (a window over a narrow pass: the session, its
         -- visitor, start and whether it left a cart; over the same events as the pass below, so a
@@ -82,6 +82,8 @@ FROM
             if(purchased, '', furthest) AS abandoned_at,
             arrayMap(o -> o.1, obstacles) AS obstacle_steps,
             arrayMap(o -> o.2, obstacles) AS obstacle_kinds,
+            -- docs/metrics.md "Abandonment": the obstacles met on the step the session left at
+            arrayMap(o -> o.2, arrayFilter(o -> o.1 = abandoned_at, obstacles)) AS abandoned_obstacles,
             detail_views, fast_track_views, events,
             -- docs/metrics.md "Step timing": consecutive steps by first entry, backward moves included
             arrayMap(i -> (steps[i], steps[i + 1],
