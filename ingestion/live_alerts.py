@@ -61,7 +61,7 @@ GROUP BY step, device, h
 # Each session's first entry at each chain step in the scanned range (docs/metrics.md, "Sessions").
 ENTRIES = """
 SELECT session_id, argMin(device, ts) AS device,
-       minMapIf([step], [toUnixTimestamp64Milli(ts)], has({chain:Array(String)}, step)) AS first_entry
+       minMapIf([step], [toUnixTimestamp64Milli(ts)], step IN {chain:Array(String)}) AS first_entry
 FROM events
 WHERE site_id = {site:String} AND NOT is_bot AND source != 'import' AND NOT startsWith(session_id, 'order:')
     AND ts >= {lo:DateTime64(3)} AND ts <= {now:DateTime64(3)}

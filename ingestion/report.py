@@ -173,7 +173,7 @@ def idle_thresholds(client: Client, site: Site) -> dict[str, float]:
         return {step: float(site.intervene.idle_s) * 1000 for step in steps}
     result = client.query("""
         SELECT abandoned_at, count(), quantileExactInclusive(0.5)(ms_before_abandon) FROM chain_sessions
-        WHERE site_id = {site:String} AND day >= today() - {days:UInt32} AND has({steps:Array(String)}, abandoned_at)
+        WHERE site_id = {site:String} AND day >= today() - {days:UInt32} AND abandoned_at IN {steps:Array(String)}
         GROUP BY abandoned_at""", parameters={"site": site.id, "days": IDLE_DAYS, "steps": steps})
     medians = {step: float(ms) for step, n, ms in result.result_rows if n >= IDLE_MIN_SAMPLE and ms}
     return {step: medians.get(step, IDLE_DEFAULT_MS) for step in steps}

@@ -8,6 +8,5 @@ FROM chain_sessions
 WHERE site_id = {site:String} AND day BETWEEN {start:Date} AND {end:Date}
   AND ({device:String} = {all:String} OR device = {device:String})
   AND ({segment:String} = {all:String} OR segment = {segment:String}) AND abandoned_at != ''
-  AND if({stopped:String} = '', has({checkout:Array(String)}, abandoned_at),
-         abandoned_at = {stopped:String})
+  AND if({stopped:String} = '', abandoned_at IN {checkout:Array(String)}, abandoned_at = {stopped:String})
 ORDER BY ended_at DESC, session_id LIMIT 20

@@ -18,7 +18,7 @@ FROM
     SELECT site_id, day, item_id,
         [(device, segment), (device, {all:String}), ({all:String}, segment), ({all:String}, {all:String})] AS cuts,
         max(item_name) AS name, countIf(viewed) AS v, countIf(carted) AS c,
-        countIf(in_checkout AND has({checkout:Array(String)}, abandoned_at)) AS a,
+        countIf(in_checkout AND abandoned_at IN {checkout:Array(String)}) AS a,
         countIf(bought) AS b, sum(units) AS u, sum(revenue) AS r
     FROM
     (
@@ -29,7 +29,7 @@ FROM
     INNER JOIN
     (
         SELECT session_id, item.1 AS item_id, max(item.2) AS item_name, max(step = {product:String}) AS viewed,
-            max(step = {cart:String}) AS carted, max(has({checkout:Array(String)}, step)) AS in_checkout,
+            max(step = {cart:String}) AS carted, max(step IN {checkout:Array(String)}) AS in_checkout,
             max(step = {last:String}) AS bought,
             -- a purchase's lines, each once: (order, line number, units, price × units)
             groupUniqArrayIf((order_key, line, ifNull(amount.2, 1), amount.1 * ifNull(amount.2, 1)),
