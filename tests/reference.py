@@ -127,7 +127,6 @@ def checkout_ms(s: Session, *, cart: str, last_checkout: str) -> float | None:
 
 # docs/metrics.md "Behavior segments", with the default thresholds and the site's own segments
 # as (name, Python predicate) pairs standing for their `where`.
-
 def segment(ss: list[Session], chain: list[str], *, cart: str = "cart",
             own: tuple[tuple[str, Callable[[Session], bool]], ...] = ()) -> None:
     for s in ss:
