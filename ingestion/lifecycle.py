@@ -100,12 +100,15 @@ def _mentions(x: str) -> str:
 
 
 # Where a person's rows are, table by table: the row-level tables (the daily tables count
-# people and name nobody; they are rebuilt instead). A rejected payload is an event as sent,
-# a whole refused body (its `events`), a dropped field's note, or text that is not JSON,
-# searched for the ids as quoted strings.
+# people and name nobody; they are rebuilt instead). `order_events` is a copy of the events that
+# name an order (ingestion/store.py, COPIES): removed with them, not exported twice. A rejected
+# payload is an event as sent, a whole refused body (its `events`), a dropped field's note, or
+# text that is not JSON, searched for the ids as quoted strings.
+_THEIR_EVENTS = ("site_id = {site:String} AND (session_id IN {sessions:Array(String)} "
+                 "OR order_id IN {orders:Array(String)})")
 ROW_TABLES: dict[str, str] = {
-    "events": "site_id = {site:String} AND (session_id IN {sessions:Array(String)} "
-              "OR order_id IN {orders:Array(String)})",
+    "events": _THEIR_EVENTS,
+    "order_events": _THEIR_EVENTS,
     "events_rejected": "site_id = {site:String} AND if(isValidJSON(payload), "
                        f"{_mentions('payload')} OR arrayExists(e -> {_mentions('e')}, "
                        "JSONExtractArrayRaw(payload, 'events')), "
@@ -189,9 +192,9 @@ def export(client: Client, site: Site, kind: str, key: str) -> Iterator[dict[str
     person = find(client, site, kind, key)
     params = _parameters(client, person)
     order = {"events": "ts, event_id", "events_rejected": "received_at", "chain_sessions": "started_at",
-             "chain_orders": "day, order_id", "customers": "customer"}
-    for table, where in ROW_TABLES.items():
-        result = client.query(f"SELECT * FROM {table} WHERE {where} ORDER BY {order[table]}", parameters=params)
+             "chain_orders": "day, order_id", "customers": "customer"}  # every row-level table but the copy
+    for table, by in order.items():
+        result = client.query(f"SELECT * FROM {table} WHERE {ROW_TABLES[table]} ORDER BY {by}", parameters=params)
         for values in result.result_rows:
             yield {"table": table, "row": dict(zip(result.column_names, values, strict=True))}
 
@@ -205,6 +208,7 @@ def expire(client: Client, site: Site, *, now: dt.datetime) -> dict[str, int]:
     rules = []
     if raw:
         rules += [("events", "toDate(ts, {tz:String}) < {raw:Date}"),
+                  ("order_events", "toDate(ts, {tz:String}) < {raw:Date}"),
                   ("events_rejected", "toDate(received_at, {tz:String}) < {raw:Date}")]
     if sessions:  # (customers are rebuilt from chain_orders at every pass: their old orders go with it)
         rules += [("chain_sessions", "day < {sessions:Date}"), ("chain_orders", "day < {sessions:Date}")]

@@ -147,13 +147,13 @@ def _after_purchase_days(
         orders_touched = answers_touched = "1"
     else:
         params["watermark"] = state[0]
-        orders_touched = ("order_id IN (SELECT order_id FROM events WHERE site_id = {site:String} "
-                          "AND order_id != '' AND received_at > {watermark:DateTime64(3)})")
+        orders_touched = ("order_id IN (SELECT order_id FROM order_events WHERE site_id = {site:String} "
+                          "AND received_at > {watermark:DateTime64(3)})")
         answers_touched = f"(received_at > {{watermark:DateTime64(3)}} OR {orders_touched})"
     orders = client.query(f"""
         SELECT DISTINCT day FROM (
-            SELECT toDate(min(ts), {{tz:String}}) AS day FROM events
-            WHERE site_id = {{site:String}} AND step = {{last:String}} AND order_id != '' AND {orders_touched}
+            SELECT toDate(min(ts), {{tz:String}}) AS day FROM order_events
+            WHERE site_id = {{site:String}} AND step = {{last:String}} AND {orders_touched}
             GROUP BY order_id)
         WHERE day BETWEEN {{first:Date}} AND {{until:Date}}""", parameters=params).result_rows
     answers = client.query(f"""

@@ -152,24 +152,37 @@ def snapshot(client: Client) -> str:
     parts += [re.sub(r"^CREATE FUNCTION ", "CREATE OR REPLACE FUNCTION ", f) + ";" for f in functions]
     for name in names:
         text = client.query(f"SHOW CREATE TABLE {_ident(name)}").result_rows[0][0]
+        if text.startswith("CREATE MATERIALIZED VIEW "):  # it names its target and source in the database
+            text = re.sub(rf"\b{re.escape(database)}\.(\w+)", r"\1", text)
         parts.append(text.replace(f"CREATE TABLE {database}.", "CREATE TABLE ", 1) + ";")
     return "\n\n".join(parts) + "\n"
 
 
+# A table that a materialized view keeps as a copy of some events (its migration says why), and
+# that view: when either is made anew, the copy is filled again from `events`.
+COPIES = {"order_events": "order_events_mv"}
+
+
 def restore_missing(client: Client) -> list[str]:
     """Recreate, from ingestion/schema/current.sql, any table the migrations made that is gone
-    (dropped by hand, say): a missing table would otherwise stop every rollup. Returns the names.
-    Staging copies are left to `match_staging`, which makes them on every store, a new one too."""
+    (dropped by hand, say): a missing table would otherwise stop every rollup, and a missing view
+    would leave its copy short of every event loaded since (`COPIES`). Returns the names. Staging
+    copies are left to `match_staging`, which makes them on every store, a new one too."""
     present = {r[0] for r in client.query("SELECT name FROM system.tables WHERE database = currentDatabase()")
                .result_rows}
     present |= {f"{table}_staging" for table in tables.NAMES}
     restored = []
     for statement in statements(_snapshot_text()):
-        name = re.search(r"CREATE TABLE (\w+)", statement)
+        name = re.search(r"CREATE (?:TABLE|MATERIALIZED VIEW) (\w+)", statement)
         if name and name.group(1) not in present:
             client.command(statement)
             restored.append(name.group(1))
             log.warning("recreated a missing table", extra={"table": name.group(1)})
+    for copy, view in COPIES.items():
+        if copy in restored or view in restored:  # what it missed while gone; a row copied twice is one row
+            select = client.query("SELECT as_select FROM system.tables WHERE database = currentDatabase() "
+                                  "AND name = {view:String}", parameters={"view": view}).result_rows[0][0]
+            client.command(f"INSERT INTO {copy} {select}")
     return restored
 
 

@@ -134,7 +134,8 @@ async def daily_tables(shop: Any) -> dict[str, list[tuple]]:
 async def test_forget_a_user_leaves_no_trace_and_the_tables_equal_a_recompute(shop: Any) -> None:
     mine, others = await person_and_crowd(shop)
     ids = [USER, PHONE, LAPTOP, "sess-fgt-laptop", "sess-fgt-again", "sess-fgt-phone", ORDER]
-    assert set(await traces(shop, ids)) >= {"events", "events_rejected", "chain_sessions", "chain_orders"}
+    assert set(await traces(shop, ids)) >= {"events", "order_events", "events_rejected", "chain_sessions",
+                                            "chain_orders"}
     counted = await daily_tables(shop)
 
     # A dry run says what would go, and removes nothing.
@@ -142,8 +143,9 @@ async def test_forget_a_user_leaves_no_trace_and_the_tables_equal_a_recompute(sh
                            headers=SECRET)
     dry = await resp.json()
     assert resp.status == 200 and dry["dry_run"] and dry["sessions"] == 3 and dry["orders"] == 1
-    assert dry["rows"] == {"events": len(mine), "events_rejected": 3, "chain_sessions": 3, "chain_orders": 1,
-                           "customers": 1}
+    # (order_events: the purchase and the back office's three reports about it)
+    assert dry["rows"] == {"events": len(mine), "order_events": 4, "events_rejected": 3, "chain_sessions": 3,
+                           "chain_orders": 1, "customers": 1}
     assert (await shop.rows("SELECT count() FROM events"))[0][0] == len(mine) + len(others)
 
     # Without the site's secret: refused.
@@ -209,6 +211,7 @@ async def test_export_holds_everything_stored_about_the_person(shop: Any) -> Non
     by_table: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         by_table.setdefault(line["table"], []).append(line["row"])
+    assert set(by_table) == {"events", "events_rejected", "chain_sessions", "chain_orders", "customers"}  # no copy
     assert {str(r["event_id"]) for r in by_table["events"]} == mine
     assert {r["session_id"] for r in by_table["chain_sessions"]} == {"sess-fgt-laptop", "sess-fgt-again",
                                                                       "sess-fgt-phone"}
@@ -244,7 +247,7 @@ async def test_retention_removes_old_rows_and_keeps_the_daily_tables(aiohttp_cli
     # Raw events kept 10 days: the old ones go, their sessions stay (chain_sessions keeps them).
     kept = dataclasses.replace(settings.sites[0], keep_raw_days=10)
     removed = await runner.call(lifecycle.expire, kept, now=dt.datetime.now(dt.UTC))
-    assert removed == {"events": sum(map(len, old))}
+    assert removed == {"events": sum(map(len, old)), "order_events": sum(1 for s in old if s[-1].get("order_id"))}
     (first,) = await runner.call(lambda c: c.query("SELECT min(ts) FROM events").result_rows[0])
     assert first.replace(tzinfo=dt.UTC) > dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
     # A rollup over the old days, as `chainlens rollup --since` asks, leaves their daily rows as

@@ -35,7 +35,7 @@ M = 60_000
 
 
 def reset(client: Any) -> None:
-    for table in ("events", "rollup_state", *TABLES, *(f"{t}_staging" for t in TABLES)):
+    for table in ("events", "order_events", "rollup_state", *TABLES, *(f"{t}_staging" for t in TABLES)):
         client.command(f"TRUNCATE TABLE {table}")
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import subprocess
 import sys
+import uuid
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -76,3 +77,51 @@ def test_a_staging_copy_that_lags_its_table_is_made_anew(db: Any) -> None:
     db.command("ALTER TABLE chain_sessions_staging DROP COLUMN orders_value_unknown")  # as before migration 012
     store.ensure_schema(db)
     assert store.snapshot(db) == (ROOT / "ingestion" / "schema" / "current.sql").read_text()
+
+
+def _order_event(db: Any, site: str, order_id: str, step: str = "purchase") -> str:
+    event_id = str(uuid.uuid4())
+    db.command("INSERT INTO events (site_id, event_id, session_id, type, step, ts, order_id) VALUES "
+               "({site:String}, {id:UUID}, 's-1', 'step', {step:String}, now64(3), {order:String})",
+               parameters={"site": site, "id": event_id, "step": step, "order": order_id})
+    return event_id
+
+
+def _copied(db: Any, site: str) -> set[str]:
+    return {r[0] for r in db.query("SELECT toString(event_id) FROM order_events WHERE site_id = {site:String}",
+                                   parameters={"site": site}).result_rows}
+
+
+def test_the_events_that_name_an_order_are_copied_and_a_lost_copy_is_made_whole(db: Any) -> None:
+    site = "copies"
+    named = {_order_event(db, site, "o-1"), _order_event(db, site, "o-1", "shipped")}
+    _order_event(db, site, "")  # an event that names no order is not copied
+    assert _copied(db, site) == named
+    # The view dropped by hand: what loads meanwhile is not copied until the store is opened again.
+    db.command("DROP TABLE order_events_mv")
+    named.add(_order_event(db, site, "o-2"))
+    assert store.restore_missing(db) == ["order_events_mv"]
+    named.add(_order_event(db, site, "o-3"))
+    assert _copied(db, site) == named
+    # The copy dropped: made anew and filled from the events (the view is gone with its target's data).
+    db.command("DROP TABLE order_events_mv")
+    db.command("DROP TABLE order_events")
+    assert store.restore_missing(db) == ["order_events", "order_events_mv"]
+    named.add(_order_event(db, site, "o-4"))
+    assert _copied(db, site) == named
+    assert store.snapshot(db) == (ROOT / "ingestion" / "schema" / "current.sql").read_text()
+
+
+def test_the_order_events_migration_copies_the_events_already_stored(tmp_path: Path) -> None:
+    """A store at version 25 holds 30 events, 20 of them naming an order; after the migration the
+    copy holds each of those once."""
+    done = in_own_process(
+        "import sys; from ingestion import store; c = store.connect(sys.argv[1]); every = store.migrations; "
+        "store.migrations = lambda: [m for m in every() if m[0] < 26]; restore = store.restore_missing; "
+        "store.restore_missing = lambda c: []; store.ensure_schema(c, step_by_step=True); "
+        "c.command(\"INSERT INTO events (site_id, event_id, session_id, type, step, ts, order_id) SELECT 'demo', "
+        "generateUUIDv4(number), 's', 'step', 'purchase', now64(3), if(number % 3 = 0, '', toString(number)) "
+        "FROM numbers(30)\"); store.migrations, store.restore_missing = every, restore; store.ensure_schema(c); "
+        "sys.stdout.write(str(c.query('SELECT count(), uniqExact(order_id) FROM order_events').result_rows))",
+        tmp_path / "db")
+    assert done.stdout == "[(20, 20)]"

@@ -44,10 +44,11 @@ FROM
                         argMaxIf(props['reason'], ts, step = {returned:String})), '') AS return_reason,
         argMaxIf(toUInt8OrNull(props['score']), ts, type = 'track' AND name = 'feedback') AS score,
         argMaxIf(props['asked_at'], ts, type = 'track' AND name = 'feedback') AS asked_at
-    FROM events
+    -- the events that name an order, in the order's sort (ingestion/schema/026_order_events.sql)
+    FROM order_events
     WHERE site_id = {site:String} AND NOT is_bot AND order_id IN (
-        SELECT order_id FROM events
-        WHERE site_id = {site:String} AND step = {last:String} AND order_id != ''
+        SELECT order_id FROM order_events
+        WHERE site_id = {site:String} AND step = {last:String}
           AND ts >= {lo:DateTime64(3)} AND ts < {hi:DateTime64(3)})
     GROUP BY site_id, order_id
     HAVING purchased_at IS NOT NULL AND day IN {days:Array(Date)}
