@@ -235,6 +235,24 @@ def step_timing(ss: list[Session]) -> dict[tuple, tuple]:
             for key, v in groups.items()}
 
 
+
+def step_moves(ss: list[Session], chain: list[str], checkout: list[str]) -> dict[tuple, tuple]:
+    """docs/metrics.md, "Live early warning" (Baseline): per checkout step entered, the UTC hour of
+    the entry and the minutes, rounded up, until the first later chain step entered at or after it;
+    (entered, moved, moved within 1 … 120 minutes) by (day, hour, step, device) and device 'all'."""
+    minutes: dict[tuple, list[int]] = defaultdict(list)
+    for s in ss:
+        for step in checkout:
+            if step not in s.entered:
+                continue
+            entry = s.entered[step]
+            later = [t for k, t in s.entered.items() if chain.index(k) > chain.index(step) and t >= entry]
+            waited = max(1, math.ceil((min(later) - entry) / 60_000)) if later else 0
+            for device in (s.device, "all"):
+                minutes[(s.day, entry // 3_600_000 * 3600, step, device)].append(waited)
+    return {key: (len(m), sum(1 for w in m if w), *(sum(1 for w in m if 0 < w <= k) for k in range(1, 121)))
+            for key, m in minutes.items()}
+
 Z95 = 1.959963984540054  # the normal quantile of 0.975
 
 

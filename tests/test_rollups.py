@@ -301,6 +301,9 @@ def test_every_figure_matches_the_definitions(db: Any, tmp_path: Path, events: l
             c: round(v, 6) for c, v in revenue.items() if v}, key
     _same({r["day"]: (r["detail_views"], r["fast_track_views"], r["rate"]) for r in table(db, "fast_track_daily")},
           ref.fast_track(ss))
+    _same({(r["day"], int(r["hour"].replace(tzinfo=dt.UTC).timestamp()), r["step"], r["device"]):
+           (r["entered"], r["moved"], *r["moved_within"]) for r in table(db, "step_moves_hourly")},
+          ref.step_moves(ss, CHAIN, CHECKOUT))
 
 
 @pytest.mark.parametrize(("k1", "n1", "k2", "n2", "low", "high"), [
