@@ -37,13 +37,18 @@ WITH arms AS
     GROUP BY site_id, day, step, trig, arm, dev
 )
 SELECT
-    a.site_id, a.day, a.step, a.trig, a.arm, a.dev, a.n, a.acc, a.buy, a.buy / a.n, a.rev, a.cost,
-    if(a.arm = 'treatment' AND h.n > 0, a.buy / a.n - h.buy / h.n, NULL) AS d,
-    if(a.arm = 'treatment' AND h.n > 0, chainlens_diff_low(a.buy, a.n, h.buy, h.n), NULL),
-    if(a.arm = 'treatment' AND h.n > 0, chainlens_diff_high(a.buy, a.n, h.buy, h.n), NULL),
-    a.n * d,
-    if(d IS NULL, NULL, a.rev - a.n * h.rev / h.n - a.cost),
-    if(a.arm = 'treatment', a.n < {act_min_sample:UInt32} OR h.n < {act_min_sample:UInt32}, NULL)
-FROM arms AS a
-LEFT JOIN (SELECT * FROM arms WHERE arm = 'holdout') AS h
-ON a.site_id = h.site_id AND a.day = h.day AND a.step = h.step AND a.trig = h.trig AND a.dev = h.dev
+    site_id, day, step, trig, arm, dev, n, acc, buy, buy / n, rev, cost,
+    if(arm = 'treatment' AND h_n > 0, buy / n - h_buy / h_n, NULL) AS d,
+    if(arm = 'treatment' AND h_n > 0, chainlens_diff_low(buy, n, h_buy, h_n), NULL),
+    if(arm = 'treatment' AND h_n > 0, chainlens_diff_high(buy, n, h_buy, h_n), NULL),
+    n * d,
+    if(d IS NULL, NULL, rev - n * h_rev / h_n - cost),
+    if(arm = 'treatment', n < {act_min_sample:UInt32} OR h_n < {act_min_sample:UInt32}, NULL)
+FROM
+(
+    -- each row beside its holdout's counts (0 without one), from the one pass over the arms
+    SELECT *, anyIf(n, arm = 'holdout') OVER cell AS h_n, anyIf(buy, arm = 'holdout') OVER cell AS h_buy,
+        anyIf(rev, arm = 'holdout') OVER cell AS h_rev
+    FROM arms
+    WINDOW cell AS (PARTITION BY site_id, day, step, trig, dev)
+)
