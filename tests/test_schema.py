@@ -6,11 +6,16 @@ import datetime as dt
 import re
 import subprocess
 import sys
+import time
 import uuid
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from chainlens.core.fields import Client
+from chainlens.core.loading import from_mapping
+from chainlens.core.rows import validate_event
+from chainlens.core.spoolfile import rows_body
 from ingestion import store, tables
 from ingestion.rollup import rollup
 
@@ -125,3 +130,20 @@ def test_the_order_events_migration_copies_the_events_already_stored(tmp_path: P
         "sys.stdout.write(str(c.query('SELECT count(), uniqExact(order_id) FROM order_events').result_rows))",
         tmp_path / "db")
     assert done.stdout == "[(20, 20)]"
+
+
+def test_a_batch_loaded_again_is_skipped_in_the_copy_too(db: Any) -> None:
+    """A load retried after a crash sends its batch again with the same token (ingestion/loader.py):
+    `events` skips it, and so does `order_events`, which its view fills."""
+    site = from_mapping({}).site("demo")
+    assert site is not None
+    now = int(time.time() * 1000)
+    raws = [{"id": str(uuid.uuid4()), "type": "step", "step": "purchase", "ts": now, "sid": "s-again", "aid": "a",
+             "order_id": "o-again", "value": 5}, {"id": str(uuid.uuid4()), "type": "page", "ts": now, "sid": "s-again"}]
+    body = rows_body([validate_event(r, site=site, client=Client(device="desktop"), received_ms=now, sent_at=None)
+                      for r in raws])
+    for _ in range(3):
+        store.insert_events(db, body, token="batch-again")
+    counts = db.query("SELECT (SELECT count() FROM events WHERE session_id = 's-again'), "
+                      "(SELECT count() FROM order_events WHERE session_id = 's-again')").result_rows
+    assert counts == [(2, 1)]

@@ -862,7 +862,7 @@ CREATE TABLE order_events
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(ts)
 ORDER BY (site_id, order_id, session_id, event_id)
-SETTINGS index_granularity = 8192;
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192;
 
 CREATE MATERIALIZED VIEW order_events_mv TO order_events
 (
