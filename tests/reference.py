@@ -235,7 +235,6 @@ def step_timing(ss: list[Session]) -> dict[tuple, tuple]:
             for key, v in groups.items()}
 
 
-
 def step_moves(ss: list[Session], chain: list[str], checkout: list[str]) -> dict[tuple, tuple]:
     """docs/metrics.md, "Live early warning" (Baseline): per checkout step entered, the UTC hour of
     the entry and the minutes, rounded up, until the first later chain step entered at or after it;
@@ -252,6 +251,7 @@ def step_moves(ss: list[Session], chain: list[str], checkout: list[str]) -> dict
                 minutes[(s.day, entry // 3_600_000 * 3600, step, device)].append(waited)
     return {key: (len(m), sum(1 for w in m if w), *(sum(1 for w in m if 0 < w <= k) for k in range(1, 121)))
             for key, m in minutes.items()}
+
 
 Z95 = 1.959963984540054  # the normal quantile of 0.975
 

@@ -108,7 +108,7 @@ def test_the_events_that_name_an_order_are_copied_and_a_lost_copy_is_made_whole(
     assert store.restore_missing(db) == ["order_events_mv"]
     named.add(_order_event(db, site, "o-3"))
     assert _copied(db, site) == named
-    # The copy dropped: made anew and filled from the events (the view is gone with its target's data).
+    # The copy dropped, and its view with it: both made anew, and the copy filled from the events.
     db.command("DROP TABLE order_events_mv")
     db.command("DROP TABLE order_events")
     assert store.restore_missing(db) == ["order_events", "order_events_mv"]
