@@ -39,6 +39,7 @@ from ingestion.runner import StoreRunner
 
 log = logging.getLogger(__name__)
 STORE_NICENESS = 19  # the lowest CPU priority (docs/architecture.md, "The load path")
+MEMORY_WORKER = "MemoryWorker"  # ClickHouse's memory-accounting threads, which keep -20
 
 
 class StoreService:
@@ -72,7 +73,8 @@ class StoreService:
         tasks = [asyncio.create_task(self.loader.run(stopping), name="loader"),
                  asyncio.create_task(schedule.scheduled(lambda: self.settings, self.runner, self.rollup_lock, stopping,
                                                         after=self.warm), name="rollups"),
-                 asyncio.create_task(schedule.live(lambda: self.settings, self.warnings, stopping), name="live")]
+                 asyncio.create_task(schedule.live(lambda: self.settings, self.warnings, stopping), name="live"),
+                 asyncio.create_task(keep_yielding(stopping), name="yield")]
         yield
         # Cleanup runs after the accept side has closed its spool: drain it into the store.
         stopping.set()
@@ -194,12 +196,37 @@ def yield_to_accept() -> None:
     cap). Called before the store opens, so the engine's own threads inherit both; threads
     started before (a numeric library's pool at import) are lowered one by one."""
     os.nice(STORE_NICENESS)
-    with contextlib.suppress(OSError):  # not Linux: the process's own niceness is what there is
-        for tid in os.listdir("/proc/self/task"):
-            os.setpriority(os.PRIO_PROCESS, int(tid), max(os.getpriority(os.PRIO_PROCESS, int(tid)),
-                                                          STORE_NICENESS))
+    lower_raised_threads()
     with contextlib.suppress(OSError, AttributeError):  # not Linux, or a kernel without I/O classes
         psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
+
+
+def lower_raised_threads() -> list[str]:
+    """Put every thread of this process above the store's niceness back to it, but the
+    engine's memory-accounting threads; return the names of those lowered. ClickHouse's
+    MemoryWorker raises itself to -20, and a thread started from a raised one inherits its
+    priority: a pool thread begun that way would run merges and queries above the accept
+    workers (docs/architecture.md, "The load path")."""
+    lowered = []
+    with contextlib.suppress(OSError):  # not Linux: the process's own niceness is what there is
+        for tid in map(int, os.listdir("/proc/self/task")):
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                if os.getpriority(os.PRIO_PROCESS, tid) >= STORE_NICENESS:
+                    continue
+                name = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+                if name != MEMORY_WORKER:
+                    os.setpriority(os.PRIO_PROCESS, tid, STORE_NICENESS)
+                    lowered.append(name)
+    return lowered
+
+
+async def keep_yielding(stopping: asyncio.Event, every_s: float = 2.0) -> None:
+    """Lower, every `every_s`, the engine's threads begun above the store's niceness."""
+    while not stopping.is_set():
+        if lowered := lower_raised_threads():
+            log.info("store threads lowered to nice %d: %s", STORE_NICENESS, ", ".join(sorted(lowered)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), every_s)
 
 
 async def _serve_store(settings: Settings) -> None:
