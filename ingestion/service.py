@@ -73,8 +73,7 @@ class StoreService:
         tasks = [asyncio.create_task(self.loader.run(stopping), name="loader"),
                  asyncio.create_task(schedule.scheduled(lambda: self.settings, self.runner, self.rollup_lock, stopping,
                                                         after=self.warm), name="rollups"),
-                 asyncio.create_task(schedule.live(lambda: self.settings, self.warnings, stopping), name="live"),
-                 asyncio.create_task(keep_yielding(stopping), name="yield")]
+                 asyncio.create_task(schedule.live(lambda: self.settings, self.warnings, stopping), name="live")]
         yield
         # Cleanup runs after the accept side has closed its spool: drain it into the store.
         stopping.set()
@@ -221,7 +220,8 @@ def lower_raised_threads() -> list[str]:
 
 
 async def keep_yielding(stopping: asyncio.Event, every_s: float = 2.0) -> None:
-    """Lower, every `every_s`, the engine's threads begun above the store's niceness."""
+    """Until `stopping`, lower every `every_s` the engine's threads begun above the store's
+    niceness: in the store process only, whose accept path runs in other processes."""
     while not stopping.is_set():
         if lowered := lower_raised_threads():
             log.info("store threads lowered to nice %d: %s", STORE_NICENESS, ", ".join(sorted(lowered)))
@@ -252,7 +252,7 @@ async def _serve_store(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, service.reload)
     log.info("store process ready", extra={"admin_port": port, "dsn_kind": settings.store.dsn.split(":")[0]})
-    await stop.wait()
+    await keep_yielding(stop)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     await runner.cleanup()
