@@ -33,6 +33,7 @@ from chainlens.core.spoolfile import (
     SUFFIX,
     encode_payload,
     fsync_dir,
+    lock_segment,
     rows_body,
     spool_bytes,
 )
@@ -103,6 +104,7 @@ class SpoolWriter:
         numbers = [int(p.stem) for p in self.dir.glob("*" + SUFFIX) if p.stem.isdigit()]
         path = self.dir / f"{max(numbers, default=0) + 1:012d}{SUFFIX}"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        lock_segment(self._fd)  # open while held: the loader never removes it under us
         fsync_dir(self.dir)  # the new file's name must survive a crash too
         self._offset = 0
 

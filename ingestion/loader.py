@@ -32,7 +32,7 @@ from chainlens.core.spoolfile import (
     REJECTED,
     Checkpoint,
     decode_rows,
-    newest_per_writer,
+    open_segments,
     read_frames,
     segments,
     spool_identity,
@@ -68,9 +68,6 @@ class Loader:
         self.max_frames, self.interval, self.max_backoff = max_frames, interval, max_backoff
         self.checkpoint = Checkpoint.load(root)
         self.identity = spool_identity(root)
-        # The loader starts before any accept worker: whatever is on disk now has no
-        # writer any more (a crashed one, or a worker index that is not coming back).
-        self._sealed_at_start = set(segments(root))
         self.inserted_rows = 0
         self.batches = 0
         self.last_batch_rows = 0
@@ -131,7 +128,7 @@ class Loader:
         if cp.pending:  # a batch that may or may not have reached the store: replay it exactly
             return self._read(cp.pending)
         paths = segments(self.root)
-        open_ = newest_per_writer(paths) - self._sealed_at_start
+        open_ = open_segments(paths)
         ranges: list[list[Any]] = []
         payloads: list[bytes] = []
         frames = 0
@@ -196,7 +193,7 @@ class Loader:
         # Recorded before any segment goes: a crash in between must never leave a pending
         # batch that names a removed segment.
         cp.save(self.root)
-        open_ = newest_per_writer(segments(self.root)) - self._sealed_at_start
+        open_ = open_segments(segments(self.root))
         removed = False
         for rel in list(cp.done):
             path = self.root / rel

@@ -23,6 +23,7 @@ from chainlens.core.refusals import rejected_row
 from chainlens.core.rows import validate_event
 from chainlens.core.spoolfile import EVENTS, REJECTED, encode_rows
 from chainlens.core.toml_writer import dump_toml
+from collector.spool import SpoolWriter
 from ingestion.loader import Loader
 from ingestion.runner import StoreRunner
 from tests.conftest import BROWSER_UA, ORIGIN, beacon, event, free_port, make_config
@@ -388,6 +389,38 @@ async def test_spools_with_the_same_segment_names_and_ranges_both_land(settings:
     assert stored == [(10,)] and kept == [(2,)]
     # The identity is the spool's for good: a restarted loader reads the same one.
     assert Loader(tmp_path / "a", runner).identity == loaders[0].identity
+    await runner.close()
+
+
+async def test_a_store_restarted_under_live_writers_never_removes_their_segments(settings: Any,
+                                                                               tmp_path: Path) -> None:
+    """The store process restarts while the accept workers go on appending: a segment it has
+    loaded to its end is still being written, and what comes after must land too."""
+    runner = StoreRunner(settings.store.dsn)
+    site, now = settings.site("demo"), int(time.time() * 1000)
+    root = tmp_path / "spool"
+    writer = SpoolWriter(root, "w0", max_bytes=1 << 30)
+    writer.open()
+    events = [event(step="cart") for _ in range(7)]
+    rows = [validate_event(e, site=site, client=Client(), received_ms=now, sent_at=None) for e in events]
+    await writer.append(now, rows[:3])
+    loader = Loader(root, runner)  # started after the writer, as a restarted store is
+    assert await loader.load_once() == 3
+    segment = root / "w0" / "000000000001.seg"
+    assert segment.exists(), "a segment its writer still holds was removed"
+    await writer.append(now, rows[3:6])
+    assert await loader.load_once() == 3
+    await writer.close()  # sealed now, and loaded to its end: the next pass that loads removes it
+    restarted = SpoolWriter(root, "w0", max_bytes=1 << 30)
+    restarted.open()
+    await restarted.append(now, rows[6:])
+    assert await loader.load_once() == 1
+    assert not segment.exists()
+    await restarted.close()
+    ids = ", ".join(f"'{e['id']}'" for e in events)
+    stored = await runner.call(lambda c: c.query(
+        f"SELECT uniqExact(event_id) FROM events WHERE event_id IN ({ids})").result_rows)
+    assert stored == [(7,)]
     await runner.close()
 
 

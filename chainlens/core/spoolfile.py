@@ -12,11 +12,13 @@ then the rows as ClickHouse `JSONCompactEachRow` lines, so the loader joins
 payloads and inserts them as they are, without touching a row. A commit holds
 every request of its event-loop turn, so a frame carries tens of requests under
 load and the loader's work per frame is shared by all their rows. A writer only
-ever appends to its newest segment and starts a new one when it restarts, so
-every segment but the newest of each writer is sealed, and so is every segment
-already on disk when the loader starts (before any writer): a bad frame in a
-sealed segment is a tail torn by a crash and is skipped; in an open one it may
-be a frame still being written, so the reader waits.
+ever appends to its newest segment, holding an exclusive `flock` on it while it
+has it open, and starts a new one when it restarts. A segment is open while its
+writer holds that lock (`open_segments`); every other is sealed, whether the
+writer moved on, stopped or was killed (the kernel releases a dead process's
+lock), and whoever restarted meanwhile: a bad frame in a sealed segment is a
+tail torn by a crash and is skipped; in an open one it may be a frame still
+being written, so the reader waits; a sealed segment fully loaded is removed.
 
 Each spool has an identity (`identity`, a random id written once, when the
 directory is first used) that goes into every deduplication token, so two
@@ -30,6 +32,7 @@ same byte ranges are re-sent with the same deduplication token.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 import uuid
@@ -136,11 +139,31 @@ def segments(root: Path) -> list[Path]:
     return sorted(p for d in root.iterdir() if d.is_dir() for p in d.glob("*" + SUFFIX))
 
 
-def newest_per_writer(paths: list[Path]) -> set[Path]:
+def open_segments(paths: list[Path]) -> set[Path]:
+    """The segments a live writer is appending to: its newest, while it holds the lock."""
     newest: dict[Path, Path] = {}
     for p in paths:
         newest[p.parent] = max(newest.get(p.parent, p), p)
-    return set(newest.values())
+    return {p for p in newest.values() if _held(p)}
+
+
+def _held(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # and with it the shared lock, if it was taken
+    return False
+
+
+def lock_segment(fd: int) -> None:
+    """The writer's hold on the segment it appends to, until it closes it."""
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def spool_bytes(root: Path) -> int:
