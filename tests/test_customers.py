@@ -75,6 +75,7 @@ def history() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return browser, [*delivery("A1", -120, late=True), *delivery("B1", -110, late=False)]
 
 
+@pytest.mark.slow  # a rollup of the history's months, day by day: `make test`
 def test_customers_and_repeat_purchases_by_hand(db: Any, tmp_path: Path) -> None:
     reset(db)
     settings = site_settings(tmp_path)

@@ -77,6 +77,7 @@ async def test_a_dashboard_whose_store_is_gone_says_so(aiohttp_client: Any, sett
     assert (await client.get("/readyz")).status == 200
 
 
+@pytest.mark.slow  # eleven runs of the command line, each opening the store: `make test`
 def test_sql_cannot_hurt_without_write_and_a_dropped_table_comes_back(tmp_path: Path) -> None:
     path = write_toml(tmp_path / "shop.toml", make_config(tmp_path))
     assert chainlens(tmp_path, "rollup", "-c", str(path)).returncode == 2  # no store yet: nothing made
@@ -94,6 +95,7 @@ def test_sql_cannot_hurt_without_write_and_a_dropped_table_comes_back(tmp_path: 
     assert chainlens(tmp_path, "sql", "EXISTS TABLE chain_daily", "--format", "TSV", "-c", str(path)).stdout == "1\n"
 
 
+@pytest.mark.slow  # the command line through a shell pipe: `make test`
 def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
     """`chainlens sql … | head -1`: the pipe closes under the command, which ends quietly."""
     path = write_toml(tmp_path / "shop.toml", make_config(tmp_path))

@@ -22,6 +22,7 @@ from tests.conftest import make_config, site_config, wait_for
 from tests.test_rollups import NOW, hand_sessions, load, reset, site_settings
 
 
+@pytest.mark.slow  # under a concurrent rollup: `make test`
 async def test_the_live_pass_runs_while_the_stores_thread_is_busy(db: Any, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A rollup or a load holds the store's thread for seconds; the live pass has its own."""
@@ -57,6 +58,7 @@ async def test_the_live_pass_runs_while_the_stores_thread_is_busy(db: Any, tmp_p
     assert db.query("SELECT 1").result_rows == [(1,)]  # a runner's close leaves a lent client open
 
 
+@pytest.mark.slow  # under a concurrent rollup: `make test`
 async def test_the_dashboard_answers_while_the_stores_thread_is_busy(db: Any, tmp_path: Path) -> None:
     """The page's figures, its live panel and the idle thresholds are read on a thread and
     connections of their own, and are the figures read on the store's client."""
