@@ -224,7 +224,7 @@ async def keep_yielding(stopping: asyncio.Event, every_s: float = 2.0) -> None:
     niceness: in the store process only, whose accept path runs in other processes."""
     while not stopping.is_set():
         if lowered := lower_raised_threads():
-            log.info("store threads lowered to nice %d: %s", STORE_NICENESS, ", ".join(sorted(lowered)))
+            log.info("store threads lowered", extra={"threads": sorted(lowered), "nice": STORE_NICENESS})
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), every_s)
 

@@ -16,9 +16,10 @@ ever appends to its newest segment, holding an exclusive `flock` on it while it
 has it open, and starts a new one when it restarts. A segment is open while its
 writer holds that lock (`open_segments`); every other is sealed, whether the
 writer moved on, stopped or was killed (the kernel releases a dead process's
-lock), and whoever restarted meanwhile: a bad frame in a sealed segment is a
-tail torn by a crash and is skipped; in an open one it may be a frame still
-being written, so the reader waits; a sealed segment fully loaded is removed.
+lock), and whichever process restarted meanwhile: a bad frame in a sealed
+segment is a tail torn by a crash and is skipped; in an open one it may be a
+frame still being written, so the reader waits; a sealed segment fully loaded
+is removed.
 
 Each spool has an identity (`identity`, a random id written once, when the
 directory is first used) that goes into every deduplication token, so two
